@@ -1,0 +1,103 @@
+// swift-tools-version: 6.2
+//
+// chatqueue: a RabbitMQ worker that answers chat completion requests through a
+// DeepSeek-compatible `/chat/completions` API.
+//
+// Layout (one folder per architectural part):
+//   CRabbitMQ, CCurl        system libraries (module map + typed shim for what Swift can't import)
+//   ChatQueueCore           pure logic: JSON, SSE parsing, validation, assembly, error mapping (no I/O)
+//   ChatQueueConfig         settings: YAML file < environment < flags, secrets from files
+//   ChatQueueAMQP           rabbitmq-c connections, frame-level delivery assembly, publishing
+//   ChatQueueHTTP           libcurl multi/easy handles driving upstream transfers
+//   ChatQueueWorker         the single-threaded event loop tying the above together
+//   ChatQueueMockUpstream   a DeepSeek-like fake API (SwiftNIO) for demos, tests and benchmarks
+//   chatqueue               the command-line executable
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6)
+]
+
+let package = Package(
+    name: "chatqueue",
+    products: [
+        .executable(name: "chatqueue", targets: ["chatqueue"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: ["YAML"]),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "ChatQueueCore",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ChatQueueConfig",
+            dependencies: [
+                "ChatQueueCore",
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ChatQueueAMQP",
+            dependencies: ["CRabbitMQ"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ChatQueueHTTP",
+            dependencies: ["CCurl"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ChatQueueWorker",
+            dependencies: [
+                "ChatQueueCore", "ChatQueueConfig", "ChatQueueAMQP", "ChatQueueHTTP",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ChatQueueMockUpstream",
+            dependencies: [
+                "ChatQueueCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "chatqueue",
+            dependencies: [
+                "ChatQueueCore", "ChatQueueConfig", "ChatQueueAMQP", "ChatQueueWorker", "ChatQueueMockUpstream",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ChatQueueCoreTests",
+            dependencies: ["ChatQueueCore", "ChatQueueConfig"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ChatQueueIntegrationTests",
+            dependencies: ["ChatQueueCore", "ChatQueueAMQP", "ChatQueueMockUpstream", "chatqueue"],
+            swiftSettings: strict
+        ),
+    ]
+)

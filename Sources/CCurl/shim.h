@@ -1,0 +1,69 @@
+// Typed wrappers for libcurl's variadic calls, which Swift cannot import.
+// curl_easy_setopt, curl_easy_getinfo and curl_multi_setopt take one argument
+// whose C type depends on the option; each wrapper fixes that type so the
+// compiler checks it on the Swift side.
+#ifndef CHATQUEUE_CCURL_SHIM_H
+#define CHATQUEUE_CCURL_SHIM_H
+
+#include <curl/curl.h>
+
+// Options that take a `long` (timeouts, flags, sizes that fit a long).
+static inline CURLcode cq_curl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// Options that take a `curl_off_t` (the *_LARGE sizes).
+static inline CURLcode cq_curl_easy_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// Options that take a C string; libcurl copies strings it is given (except
+// CURLOPT_POSTFIELDS, which the worker never uses: it uses COPYPOSTFIELDS).
+static inline CURLcode cq_curl_easy_setopt_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// Options that take an opaque pointer (CURLOPT_PRIVATE, *_DATA) or a buffer
+// (CURLOPT_COPYPOSTFIELDS).
+static inline CURLcode cq_curl_easy_setopt_pointer(CURL *handle, CURLoption option, void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// CURLOPT_HTTPHEADER: the list must outlive the transfer; the owner frees it.
+static inline CURLcode cq_curl_easy_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// CURLOPT_WRITEFUNCTION and CURLOPT_HEADERFUNCTION share this signature.
+typedef size_t (*cq_curl_data_callback)(char *data, size_t size, size_t count, void *userdata);
+static inline CURLcode cq_curl_easy_setopt_data_callback(CURL *handle, CURLoption option, cq_curl_data_callback value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+// CURLINFO_RESPONSE_CODE and other long-valued infos.
+static inline CURLcode cq_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+// CURLINFO_PRIVATE: the pointer stored with CURLOPT_PRIVATE.
+static inline CURLcode cq_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+// CURLINFO_CONTENT_TYPE and other string-valued infos (owned by libcurl).
+static inline CURLcode cq_curl_easy_getinfo_string(CURL *handle, CURLINFO info, char **value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+// curl_multi_setopt options that take a long (CURLMOPT_MAX_HOST_CONNECTIONS, ...).
+static inline CURLMcode cq_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
+// CURLMsg.data is a union; Swift can read it, but naming the member keeps the
+// intent (the result of a finished transfer) visible at the call site.
+static inline CURLcode cq_curl_msg_result(const CURLMsg *msg) {
+    return msg->data.result;
+}
+
+#endif

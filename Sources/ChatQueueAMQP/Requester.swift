@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A reply as a requester receives it.
+public struct ReceivedReply: Sendable {
+    /// The AMQP `type`: chat.completion.chunk, chat.completion or error.
+    public var type: String
+    public var correlationID: String?
+    public var contentType: String?
+    /// delivery_mode 2 (persistent) or 1.
+    public var deliveryMode: UInt8?
+    public var headers: [String: AMQPFieldValue]
+    public var body: [UInt8]
+
+    public var requestID: String? { headers["x-request-id"]?.stringValue }
+    public var seq: Int64? { headers["x-seq"]?.integerValue }
+    public var attempt: Int64? { headers["x-attempt"]?.integerValue }
+    public var isFinal: Bool { type != "chat.completion.chunk" }
+}
+
+/// The requester's side of the wire contract over a plain AMQP connection:
+/// a reply queue of its own (an exclusive server-named queue, or RabbitMQ's
+/// direct reply-to), publishing requests and reading replies. Blocking;
+/// used by `chatqueue send`, the benchmarks and the tests.
+public final class Requester {
+    public static let directReplyTo = "amq.rabbitmq.reply-to"
+
+    public let connection: AMQPConnection
+    /// What requests carry as reply_to.
+    public let replyTo: String
+    private var assembler = ContentAssembler(maxBodyBytes: 256 * 1024 * 1024)
+
+    public init(options: AMQPConnectionOptions, directReplyTo: Bool = false) throws(AMQPError) {
+        connection = try AMQPConnection(options: options)
+        if directReplyTo {
+            replyTo = Self.directReplyTo
+        } else {
+            replyTo = try connection.declareQueue("", durable: false, exclusive: true, autoDelete: true)
+        }
+        _ = try connection.consume(queue: replyTo, noAck: true, exclusive: true)
+    }
+
+    /// Publishes a request to `queue` through the default exchange, with reply_to set.
+    public func send(
+        to queue: String, body: [UInt8], correlationID: String? = nil, messageID: String? = nil,
+        contentType: String? = "application/json", headers: [(String, AMQPFieldValue)] = [], replyTo: String? = nil
+    ) throws(AMQPError) {
+        let properties = AMQPOutgoingProperties(
+            contentType: contentType, correlationID: correlationID, messageID: messageID,
+            replyTo: replyTo ?? self.replyTo, persistent: true, headers: headers)
+        try connection.publish(routingKey: queue, mandatory: false, properties: properties, body: body)
+    }
+
+    /// The next reply, or nil when none arrives within `timeout` seconds.
+    public func nextReply(timeout: Double) throws(AMQPError) -> ReceivedReply? {
+        let deadline = Self.now() + timeout
+        while true {
+            while let frame = try connection.readFrame() {
+                guard let output = try assembler.handle(frame) else { continue }
+                switch output {
+                case .message(let message):
+                    return ReceivedReply(
+                        type: message.properties.type ?? "", correlationID: message.properties.correlationID,
+                        contentType: message.properties.contentType, deliveryMode: message.properties.deliveryMode,
+                        headers: message.properties.headers, body: message.body)
+                case .method(.channelClose(let code, let text), _), .method(.connectionClose(let code, let text), _):
+                    throw AMQPError(code: .channelClosed(replyCode: code), message: text, context: "requester")
+                case .method:
+                    continue
+                }
+            }
+            let left = deadline - Self.now()
+            if left <= 0 { return nil }
+            // Wake at least every second so heartbeats are serviced by readFrame.
+            _ = connection.waitForInput(timeout: min(left, 1))
+        }
+    }
+
+    private static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
+
+extension AMQPConnection {
+    /// Blocks until the socket is readable or `timeout` seconds pass (for
+    /// blocking clients; the worker polls through libcurl instead).
+    @discardableResult
+    public func waitForInput(timeout: Double) -> Bool {
+        if hasBufferedInput { return true }
+        var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, Int32(max(0, timeout * 1000))) > 0
+    }
+}

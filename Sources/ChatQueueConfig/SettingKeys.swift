@@ -1,0 +1,316 @@
+// The configuration keys: the one place where names, defaults, allowed values and
+// documentation are written. The loader reads through these, `config/chatqueue.yaml`
+// is generated from them, and unknown-key detection checks against them.
+
+/// What every key description provides, whatever the type of its value.
+protocol DocumentedKey: Sendable {
+    /// The dotted name, as in the YAML file and in command-line overrides.
+    var name: String { get }
+    /// One or two sentences for the annotated configuration file.
+    var summary: String { get }
+    /// The default, as written in the annotated configuration file.
+    var defaultYAML: YAMLValue { get }
+    /// Whether values of this key are secrets (never logged, redacted when shown).
+    var isSecret: Bool { get }
+}
+
+/// An integer key accepting values in `range`.
+struct IntKey: DocumentedKey {
+    let name: String
+    let defaultValue: Int
+    let range: ClosedRange<Int>
+    let summary: String
+    var isSecret: Bool { false }
+    var defaultYAML: YAMLValue { .int(defaultValue) }
+
+    /// How the allowed values are described in error messages.
+    var expectation: String {
+        range.upperBound == Int.max
+            ? "an integer >= \(range.lowerBound)" : "an integer in \(range.lowerBound)...\(range.upperBound)"
+    }
+}
+
+/// A duration in seconds; fractions allowed, must be positive.
+struct SecondsKey: DocumentedKey {
+    let name: String
+    let defaultValue: Double
+    let summary: String
+    var isSecret: Bool { false }
+    var defaultYAML: YAMLValue { .number(defaultValue) }
+
+    /// The longest accepted duration (a year): keeps later conversions to
+    /// nanoseconds or timer ticks far from overflowing.
+    static let maximum: Double = 365 * 24 * 3600
+
+    var expectation: String { "a number of seconds > 0 and <= \(Int(Self.maximum))" }
+
+    func allows(_ seconds: Double) -> Bool { seconds > 0 && seconds <= Self.maximum }
+}
+
+/// A yes/no key.
+struct BoolKey: DocumentedKey {
+    let name: String
+    let defaultValue: Bool
+    let summary: String
+    var isSecret: Bool { false }
+    var defaultYAML: YAMLValue { .bool(defaultValue) }
+}
+
+/// A string key; what an empty string means is up to the key (documented in `summary`).
+struct TextKey: DocumentedKey {
+    let name: String
+    let defaultValue: String
+    let summary: String
+    var isSecret: Bool { false }
+    var defaultYAML: YAMLValue { .string(defaultValue) }
+}
+
+/// A list of strings: a YAML list, or a comma-separated string (from any layer).
+struct ListKey: DocumentedKey {
+    let name: String
+    let defaultValue: [String]
+    let summary: String
+    /// broker.url may embed a password, so the whole value is handled as a secret.
+    let isSecret: Bool
+    var defaultYAML: YAMLValue {
+        defaultValue.count == 1 ? .string(defaultValue[0]) : .list(defaultValue)
+    }
+}
+
+/// A key whose value is one of the cases of `Choice` (matched case-insensitively).
+struct ChoiceKey<Choice: RawRepresentable<String> & CaseIterable & Sendable>: DocumentedKey {
+    let name: String
+    let defaultValue: Choice
+    let summary: String
+    var isSecret: Bool { false }
+    var defaultYAML: YAMLValue { .string(defaultValue.rawValue) }
+
+    var expectation: String { "one of " + Choice.allCases.map(\.rawValue).joined(separator: ", ") }
+}
+
+/// A secret with no default, which can also come from a file.
+///
+/// Precedence: the key itself (any layer) > the file named by `fileKey` >
+/// `credentialName` in systemd's `$CREDENTIALS_DIRECTORY`.
+struct SecretKey: DocumentedKey {
+    let name: String
+    let summary: String
+    /// The key holding a path to a file containing the secret.
+    let fileKey: TextKey
+    /// The credential's file name in `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+    var credentialName: String { name }
+    var isSecret: Bool { true }
+    var defaultYAML: YAMLValue { .string("") }
+}
+
+/// The keys chatqueue understands.
+///
+/// To add a key: declare it here, add it to ``all`` (in file order), read it in
+/// `SettingsLoader`, show it in `Settings.effectiveValues`, then regenerate
+/// `config/chatqueue.yaml` (see `ConfigTemplateTests`).
+enum SettingKeys {
+    // MARK: broker
+
+    static let brokerURL = ListKey(
+        name: "broker.url",
+        defaultValue: ["amqp://guest:guest@127.0.0.1:5672/%2f"],
+        summary: """
+            RabbitMQ URL: amqp:// or amqps://user:password@host:port/vhost (vhost percent-encoded, \
+            %2f is "/"). Several, comma-separated, are tried in order.
+            """,
+        isSecret: true
+    )
+    static let brokerPasswordFile = TextKey(
+        name: "broker.password_file",
+        defaultValue: "",
+        summary: "File whose content (trailing newline trimmed) is broker.password. Empty: not used."
+    )
+    static let brokerPassword = SecretKey(
+        name: "broker.password",
+        summary: """
+            Replaces the password of every broker URL. Empty: use broker.password_file, \
+            else $CREDENTIALS_DIRECTORY/broker.password, else the URL's password (guest if none).
+            """,
+        fileKey: brokerPasswordFile
+    )
+    static let brokerHeartbeat = IntKey(
+        name: "broker.heartbeat",
+        defaultValue: 30,
+        range: 0...3600,
+        summary: "AMQP heartbeat in whole seconds (0...3600); 0 disables heartbeats."
+    )
+
+    // MARK: queue
+
+    static let queueName = TextKey(
+        name: "queue.name",
+        defaultValue: "chat.requests",
+        summary: "Queue the requests are consumed from (non-empty)."
+    )
+    static let queueDeclare = BoolKey(
+        name: "queue.declare",
+        defaultValue: true,
+        summary: "Declare the queue and its dead-letter exchange and queue at startup."
+    )
+    static let queueType = ChoiceKey<QueueType>(
+        name: "queue.type",
+        defaultValue: .quorum,
+        summary: "Type of the declared queue: quorum or classic."
+    )
+    static let queueDeadLetterExchange = TextKey(
+        name: "queue.dead_letter_exchange",
+        defaultValue: "",
+        summary: "Exchange that rejected requests are dead-lettered to. Empty: \"<queue.name>.dlx\"."
+    )
+    static let queueDeadLetterQueue = TextKey(
+        name: "queue.dead_letter_queue",
+        defaultValue: "",
+        summary: "Queue bound to the dead-letter exchange. Empty: \"<queue.name>.dead\"."
+    )
+
+    // MARK: replies
+
+    static let repliesDefaultQueue = TextKey(
+        name: "replies.default_queue",
+        defaultValue: "",
+        summary: "Queue for replies to requests that have no reply_to. Empty: none."
+    )
+
+    // MARK: worker
+
+    static let workerConcurrency = IntKey(
+        name: "worker.concurrency",
+        defaultValue: 32,
+        range: 1...65535,
+        summary: "Requests handled at once (1...65535)."
+    )
+    static let workerMaxRequestBytes = IntKey(
+        name: "worker.max_request_bytes",
+        defaultValue: 1_048_576,
+        range: 1...134_217_728,
+        summary: "Largest accepted request body in bytes (1...134217728); larger ones are rejected."
+    )
+    static let workerRequestTimeout = SecondsKey(
+        name: "worker.request_timeout",
+        defaultValue: 600,
+        summary: "Seconds a request may take, from delivery to reply."
+    )
+
+    // MARK: upstream
+
+    static let upstreamURL = TextKey(
+        name: "upstream.url",
+        defaultValue: "https://api.deepseek.com",
+        summary: "Base URL of the DeepSeek-compatible API (http:// or https://); /chat/completions is appended."
+    )
+    static let upstreamAPIKeyFile = TextKey(
+        name: "upstream.api_key_file",
+        defaultValue: "",
+        summary: "File whose content (trailing newline trimmed) is upstream.api_key. Empty: not used."
+    )
+    static let upstreamAPIKey = SecretKey(
+        name: "upstream.api_key",
+        summary: """
+            Bearer token for the API. Empty: use upstream.api_key_file, \
+            else $CREDENTIALS_DIRECTORY/upstream.api_key, else send no Authorization header.
+            """,
+        fileKey: upstreamAPIKeyFile
+    )
+    static let upstreamModels = ListKey(
+        name: "upstream.models",
+        defaultValue: [],
+        summary: "Models requests may ask for (a list, or comma-separated). Empty: any model.",
+        isSecret: false
+    )
+    static let upstreamConnectTimeout = SecondsKey(
+        name: "upstream.connect_timeout",
+        defaultValue: 10,
+        summary: "Seconds to establish the connection (TCP and TLS) to the API."
+    )
+    static let upstreamFirstByteTimeout = SecondsKey(
+        name: "upstream.first_byte_timeout",
+        defaultValue: 120,
+        summary: "Seconds from sending a request until the first response byte."
+    )
+    static let upstreamIdleTimeout = SecondsKey(
+        name: "upstream.idle_timeout",
+        defaultValue: 60,
+        summary: "Seconds a started response may go without receiving a byte."
+    )
+    static let upstreamMaxResponseBytes = IntKey(
+        name: "upstream.max_response_bytes",
+        defaultValue: 16_777_216,
+        range: 1024...Int.max,
+        summary: "Largest accepted upstream response body in bytes (>= 1024)."
+    )
+
+    // MARK: log
+
+    static let logLevel = ChoiceKey<LogLevel>(
+        name: "log.level",
+        defaultValue: .info,
+        summary: "Lowest level logged: trace, debug, info, notice, warning, error or critical."
+    )
+    static let logFormat = ChoiceKey<LogFormat>(
+        name: "log.format",
+        defaultValue: .text,
+        summary: "Log line format on stderr: text or json (one object per line)."
+    )
+
+    /// Every key, in the order of the annotated configuration file.
+    static let all: [any DocumentedKey] = [
+        brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
+        queueName, queueDeclare, queueType, queueDeadLetterExchange, queueDeadLetterQueue,
+        repliesDefaultQueue,
+        workerConcurrency, workerMaxRequestBytes, workerRequestTimeout,
+        upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamModels,
+        upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
+        logLevel, logFormat,
+    ]
+
+    /// The dotted names of ``all``.
+    static let names: Set<String> = Set(all.map(\.name))
+
+    /// The dotted names of keys whose values are secrets.
+    static let secretNames: Set<String> = Set(all.filter(\.isSecret).map(\.name))
+
+    /// Whether `name` is a key chatqueue understands.
+    ///
+    /// Families of keys (such as a future `upstreams.<name>.url`) would be matched
+    /// here by pattern, next to the exact names.
+    static func isKnown(_ name: String) -> Bool {
+        names.contains(name)
+    }
+
+    /// Whether `name` is a section holding keys, such as `worker`.
+    static func isSection(_ name: String) -> Bool {
+        names.contains { $0.hasPrefix(name + ".") }
+    }
+
+    /// The known key closest to a misspelled one, if any is close enough to suggest.
+    static func suggestion(for unknown: String) -> String? {
+        let candidates = names.map { (name: $0, distance: editDistance($0, unknown)) }
+        guard let best = candidates.min(by: { ($0.distance, $0.name) < ($1.distance, $1.name) }),
+            best.distance <= max(2, unknown.count / 4)
+        else { return nil }
+        return best.name
+    }
+}
+
+/// The Levenshtein distance between two strings, by Unicode scalars.
+private func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.unicodeScalars)
+    let b = Array(b.unicodeScalars)
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, substitution)
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

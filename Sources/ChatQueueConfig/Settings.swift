@@ -1,0 +1,171 @@
+/// The kind of queue declared for requests.
+public enum QueueType: String, Sendable, CaseIterable {
+    /// A replicated, durable quorum queue (RabbitMQ's recommended default).
+    case quorum
+    /// A classic queue, for brokers or setups without quorum queues.
+    case classic
+}
+
+/// How log lines are written to standard error.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// One human-readable line per message.
+    case text
+    /// One JSON object per line.
+    case json
+}
+
+/// The minimum severity that gets logged; the names of swift-log's levels.
+public enum LogLevel: String, Sendable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// The effective configuration of a worker.
+///
+/// Build it with ``SettingsLoader/load(configFile:environment:overrides:)``; each
+/// field is documented by its dotted key in `SettingKeys` and in `config/chatqueue.yaml`.
+public struct Settings: Sendable, Equatable {
+    /// How to reach RabbitMQ.
+    public struct Broker: Sendable, Equatable {
+        /// `broker.url`: the brokers to try, in order.
+        public var endpoints: [BrokerEndpoint]
+        /// `broker.heartbeat`: AMQP heartbeat in seconds; 0 disables heartbeats.
+        public var heartbeat: Int
+
+        public init(endpoints: [BrokerEndpoint], heartbeat: Int) {
+            self.endpoints = endpoints
+            self.heartbeat = heartbeat
+        }
+    }
+
+    /// The queue requests are consumed from.
+    public struct Queue: Sendable, Equatable {
+        /// `queue.name`
+        public var name: String
+        /// `queue.declare`: whether the worker declares the queue and its dead-letter topology.
+        public var declare: Bool
+        /// `queue.type`
+        public var type: QueueType
+        /// `queue.dead_letter_exchange`, already resolved (`<queue.name>.dlx` unless set).
+        public var deadLetterExchange: String
+        /// `queue.dead_letter_queue`, already resolved (`<queue.name>.dead` unless set).
+        public var deadLetterQueue: String
+
+        public init(name: String, declare: Bool, type: QueueType, deadLetterExchange: String, deadLetterQueue: String) {
+            self.name = name
+            self.declare = declare
+            self.type = type
+            self.deadLetterExchange = deadLetterExchange
+            self.deadLetterQueue = deadLetterQueue
+        }
+    }
+
+    /// Where replies go.
+    public struct Replies: Sendable, Equatable {
+        /// `replies.default_queue`: used when a request has no `reply_to`; nil drops such replies.
+        public var defaultQueue: String?
+
+        public init(defaultQueue: String?) {
+            self.defaultQueue = defaultQueue
+        }
+    }
+
+    /// Limits of the worker itself.
+    public struct Worker: Sendable, Equatable {
+        /// `worker.concurrency`: requests in flight at once (the AMQP prefetch).
+        public var concurrency: Int
+        /// `worker.max_request_bytes`: larger request bodies are rejected.
+        public var maxRequestBytes: Int
+        /// `worker.request_timeout`: seconds a whole request may take.
+        public var requestTimeout: Double
+
+        public init(concurrency: Int, maxRequestBytes: Int, requestTimeout: Double) {
+            self.concurrency = concurrency
+            self.maxRequestBytes = maxRequestBytes
+            self.requestTimeout = requestTimeout
+        }
+    }
+
+    /// The DeepSeek-compatible API that answers requests.
+    public struct Upstream: Sendable, Equatable {
+        /// `upstream.url`: the API base URL.
+        public var url: String
+        /// `upstream.api_key`, or from `upstream.api_key_file` or the credentials directory.
+        public var apiKey: Secret?
+        /// `upstream.models`: the allowed models; nil allows any.
+        public var models: Set<String>?
+        /// `upstream.connect_timeout`, in seconds.
+        public var connectTimeout: Double
+        /// `upstream.first_byte_timeout`, in seconds.
+        public var firstByteTimeout: Double
+        /// `upstream.idle_timeout`, in seconds.
+        public var idleTimeout: Double
+        /// `upstream.max_response_bytes`
+        public var maxResponseBytes: Int
+
+        public init(
+            url: String,
+            apiKey: Secret?,
+            models: Set<String>?,
+            connectTimeout: Double,
+            firstByteTimeout: Double,
+            idleTimeout: Double,
+            maxResponseBytes: Int
+        ) {
+            self.url = url
+            self.apiKey = apiKey
+            self.models = models
+            self.connectTimeout = connectTimeout
+            self.firstByteTimeout = firstByteTimeout
+            self.idleTimeout = idleTimeout
+            self.maxResponseBytes = maxResponseBytes
+        }
+
+        /// The chat completions endpoint: ``url`` without trailing slashes, plus `/chat/completions`.
+        public var completionsURL: String {
+            var base = Substring(url)
+            while base.hasSuffix("/") { base = base.dropLast() }
+            return base + "/chat/completions"
+        }
+    }
+
+    /// Logging.
+    public struct Log: Sendable, Equatable {
+        /// `log.level`
+        public var level: LogLevel
+        /// `log.format`
+        public var format: LogFormat
+
+        public init(level: LogLevel, format: LogFormat) {
+            self.level = level
+            self.format = format
+        }
+    }
+
+    public var broker: Broker
+    public var queue: Queue
+    public var replies: Replies
+    public var worker: Worker
+    public var upstream: Upstream
+    public var log: Log
+
+    public init(broker: Broker, queue: Queue, replies: Replies, worker: Worker, upstream: Upstream, log: Log) {
+        self.broker = broker
+        self.queue = queue
+        self.replies = replies
+        self.worker = worker
+        self.upstream = upstream
+        self.log = log
+    }
+
+    /// The settings with nothing configured: every key at its default from `SettingKeys`.
+    ///
+    /// Loaded rather than spelled out, so the key table stays the only place
+    /// defaults are written and derived values (dead-letter names) resolve the same way.
+    public static let defaults: Settings = {
+        do {
+            return try SettingsLoader.load(configFile: nil, environment: [:], overrides: [:])
+        } catch {
+            fatalError("chatqueue's built-in defaults are invalid: \(error)")
+        }
+    }()
+}

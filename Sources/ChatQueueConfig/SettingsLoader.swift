@@ -1,0 +1,125 @@
+/// Loads ``Settings`` from three layers, lowest priority first:
+///
+/// 1. the YAML file given with `--config` (optional),
+/// 2. environment variables `CHATQUEUE_<KEY>`: the dotted key upper-cased, dots as
+///    underscores (`CHATQUEUE_WORKER_MAX_REQUEST_BYTES`),
+/// 3. command-line overrides, by dotted key.
+///
+/// Then secrets not set by any layer come from their `*_file` key, then from systemd's
+/// `$CREDENTIALS_DIRECTORY`. Every key, its default and its allowed values are in
+/// `SettingKeys` and documented in `config/chatqueue.yaml`.
+public enum SettingsLoader {
+    /// The prefix of the environment variables read.
+    public static let environmentPrefix = "CHATQUEUE_"
+
+    /// The environment variable for a dotted key: `worker.concurrency` → `CHATQUEUE_WORKER_CONCURRENCY`.
+    public static func environmentVariableName(forKey key: String) -> String {
+        environmentPrefix + encodedKey(key)
+    }
+
+    /// Loads the settings.
+    ///
+    /// - Parameters:
+    ///   - configFile: path of the YAML file, or nil for none.
+    ///   - environment: usually `ProcessInfo.processInfo.environment` (passed in for tests);
+    ///     `CHATQUEUE_*` variables and `CREDENTIALS_DIRECTORY` are used.
+    ///   - overrides: values by dotted key (`worker.concurrency` → `"64"`), highest priority.
+    /// - Throws: a ``ConfigError`` naming the dotted key at fault (or `config` for the file).
+    public static func load(
+        configFile: String?,
+        environment: [String: String],
+        overrides: [String: String]
+    ) throws(ConfigError) -> Settings {
+        let layers = try ConfigLayers(configFile: configFile, environment: environment, overrides: overrides)
+        return Settings(
+            broker: try broker(from: layers),
+            queue: try queue(from: layers),
+            replies: Settings.Replies(defaultQueue: nonEmpty(try layers.text(SettingKeys.repliesDefaultQueue))),
+            worker: Settings.Worker(
+                concurrency: try layers.int(SettingKeys.workerConcurrency),
+                maxRequestBytes: try layers.int(SettingKeys.workerMaxRequestBytes),
+                requestTimeout: try layers.seconds(SettingKeys.workerRequestTimeout)
+            ),
+            upstream: try upstream(from: layers),
+            log: Settings.Log(
+                level: try layers.choice(SettingKeys.logLevel),
+                format: try layers.choice(SettingKeys.logFormat)
+            )
+        )
+    }
+
+    /// A dotted key as swift-configuration's environment provider spells it, unprefixed:
+    /// upper-cased, anything but letters and digits as `_`.
+    static func encodedKey(_ key: String) -> String {
+        String(key.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    private static func broker(from layers: ConfigLayers) throws(ConfigError) -> Settings.Broker {
+        let urlKey = SettingKeys.brokerURL
+        let urls = try layers.list(urlKey) ?? urlKey.defaultValue
+        guard !urls.isEmpty else {
+            throw layers.invalid(urlKey.name, expected: "at least one amqp:// or amqps:// URL", got: "none")
+        }
+        var endpoints: [BrokerEndpoint] = []
+        for url in urls {
+            do {
+                endpoints.append(try BrokerEndpoint(url: url, key: urlKey.name))
+            } catch {
+                throw layers.addingSource(to: error)
+            }
+        }
+        if let password = try layers.secret(SettingKeys.brokerPassword) {
+            for index in endpoints.indices { endpoints[index].password = password }
+        }
+        return Settings.Broker(endpoints: endpoints, heartbeat: try layers.int(SettingKeys.brokerHeartbeat))
+    }
+
+    private static func queue(from layers: ConfigLayers) throws(ConfigError) -> Settings.Queue {
+        let name = try layers.text(SettingKeys.queueName)
+        guard !name.isEmpty else {
+            throw layers.invalid(SettingKeys.queueName.name, expected: "a non-empty queue name", got: "\"\"")
+        }
+        return Settings.Queue(
+            name: name,
+            declare: try layers.bool(SettingKeys.queueDeclare),
+            type: try layers.choice(SettingKeys.queueType),
+            deadLetterExchange: nonEmpty(try layers.text(SettingKeys.queueDeadLetterExchange)) ?? name + ".dlx",
+            deadLetterQueue: nonEmpty(try layers.text(SettingKeys.queueDeadLetterQueue)) ?? name + ".dead"
+        )
+    }
+
+    private static func upstream(from layers: ConfigLayers) throws(ConfigError) -> Settings.Upstream {
+        let url = try layers.text(SettingKeys.upstreamURL)
+        guard isPlainHTTPURL(url) else {
+            throw layers.invalid(
+                SettingKeys.upstreamURL.name,
+                expected: "an http:// or https:// URL with a host and no user info, query or fragment",
+                got: String(reflecting: url)
+            )
+        }
+        let models = try layers.list(SettingKeys.upstreamModels) ?? SettingKeys.upstreamModels.defaultValue
+        return Settings.Upstream(
+            url: url,
+            apiKey: try layers.secret(SettingKeys.upstreamAPIKey),
+            models: models.isEmpty ? nil : Set(models),
+            connectTimeout: try layers.seconds(SettingKeys.upstreamConnectTimeout),
+            firstByteTimeout: try layers.seconds(SettingKeys.upstreamFirstByteTimeout),
+            idleTimeout: try layers.seconds(SettingKeys.upstreamIdleTimeout),
+            maxResponseBytes: try layers.int(SettingKeys.upstreamMaxResponseBytes)
+        )
+    }
+
+    /// Whether `url` is http(s) with a host, and without parts that would be lost or
+    /// leaked when `/chat/completions` is appended and the URL logged.
+    private static func isPlainHTTPURL(_ url: String) -> Bool {
+        let lowercased = url.lowercased()
+        guard let scheme = ["http://", "https://"].first(where: { lowercased.hasPrefix($0) }) else { return false }
+        let authority = url.dropFirst(scheme.count).prefix { $0 != "/" }
+        return !authority.isEmpty && !authority.hasPrefix(":") && !authority.contains("@")
+            && !url.contains { $0.isWhitespace || $0 == "?" || $0 == "#" }
+    }
+
+    private static func nonEmpty(_ text: String) -> String? {
+        text.isEmpty ? nil : text
+    }
+}

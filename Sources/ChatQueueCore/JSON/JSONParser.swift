@@ -1,0 +1,449 @@
+/// Why a JSON text was rejected.
+public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Byte offset into the input where the problem was detected.
+    public var offset: Int
+    /// What is wrong, e.g. "unterminated string".
+    public var message: String
+
+    /// An error at byte `offset`.
+    public init(offset: Int, message: String) {
+        self.offset = offset
+        self.message = message
+    }
+
+    public var description: String { "\(message) at byte offset \(offset)" }
+}
+
+extension JSONValue {
+    /// The deepest nesting of arrays and objects accepted; deeper input is
+    /// rejected so hostile bodies cannot exhaust the stack.
+    public static let maximumNestingDepth = 512
+
+    /// Parses strict RFC 8259 JSON: one value, surrounding whitespace allowed,
+    /// nothing else; invalid UTF-8 anywhere in strings is an error; lone
+    /// surrogate `\u` escapes are an error; nesting depth > 512 is an error;
+    /// duplicate keys: last wins.
+    public init(parsing bytes: UnsafeRawBufferPointer) throws(JSONParseError) {
+        var parser = JSONParser(bytes: bytes)
+        self = try parser.parseDocument()
+    }
+
+    /// Parses strict RFC 8259 JSON (same rules as the raw-buffer initializer).
+    public init(parsing bytes: [UInt8]) throws(JSONParseError) {
+        let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { buffer in
+            Result { () throws(JSONParseError) -> JSONValue in try JSONValue(parsing: buffer) }
+        }
+        self = try result.get()
+    }
+
+    /// Parses strict RFC 8259 JSON (same rules as the raw-buffer initializer).
+    /// Error offsets are relative to the start of the slice.
+    public init(parsing bytes: ArraySlice<UInt8>) throws(JSONParseError) {
+        let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { buffer in
+            Result { () throws(JSONParseError) -> JSONValue in try JSONValue(parsing: buffer) }
+        }
+        self = try result.get()
+    }
+
+    /// Parses the UTF-8 of `text` as strict RFC 8259 JSON.
+    public init(parsing text: String) throws(JSONParseError) {
+        var text = text
+        let result: Result<JSONValue, JSONParseError> = text.withUTF8 { buffer in
+            Result { () throws(JSONParseError) -> JSONValue in try JSONValue(parsing: UnsafeRawBufferPointer(buffer)) }
+        }
+        self = try result.get()
+    }
+}
+
+/// A recursive-descent parser over raw bytes. Strings without escapes are
+/// decoded straight from the input; escaped ones go through one reused
+/// scratch buffer, so parsing allocates only for the values it returns.
+struct JSONParser {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
+    private var depth = 0
+    private var scratch: [UInt8] = []
+    /// Elements of the arrays being parsed, innermost last.
+    private var valueStack: [JSONValue] = []
+    /// Members of the objects being parsed, innermost last.
+    private var memberStack: [JSONObject.Member] = []
+
+    /// Objects with more members than this get a hash index while parsing,
+    /// so duplicate-key checks stay linear on hostile input.
+    private static let indexedObjectThreshold = 16
+
+    init(bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        // Typical chat payloads nest a few levels with a handful of members;
+        // starting with room for them avoids repeated regrowth.
+        valueStack.reserveCapacity(16)
+        memberStack.reserveCapacity(32)
+    }
+
+    mutating func parseDocument() throws(JSONParseError) -> JSONValue {
+        skipWhitespace()
+        let value = try parseValue()
+        skipWhitespace()
+        guard position == bytes.count else {
+            throw failure("unexpected data after the JSON value")
+        }
+        return value
+    }
+
+    // MARK: Values
+
+    private mutating func parseValue() throws(JSONParseError) -> JSONValue {
+        guard position < bytes.count else { throw failure("unexpected end of input") }
+        switch bytes[position] {
+        case ASCII.openBrace:
+            return try parseObject()
+        case ASCII.openBracket:
+            return try parseArray()
+        case ASCII.quote:
+            return .string(try parseString())
+        case UInt8(ascii: "t"):
+            try expectKeyword("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectKeyword("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectKeyword("null")
+            return .null
+        case ASCII.minus, ASCII.zero...ASCII.nine:
+            return .number(try parseNumber())
+        default:
+            throw failure("unexpected character")
+        }
+    }
+
+    private mutating func expectKeyword(_ keyword: StaticString) throws(JSONParseError) {
+        let length = keyword.utf8CodeUnitCount
+        guard bytes.count - position >= length else { throw failure("invalid literal") }
+        let expected = UnsafeRawBufferPointer(start: keyword.utf8Start, count: length)
+        for offset in 0..<length where bytes[position + offset] != expected[offset] {
+            throw failure("invalid literal")
+        }
+        position += length
+    }
+
+    private mutating func enterContainer() throws(JSONParseError) {
+        depth += 1
+        guard depth <= JSONValue.maximumNestingDepth else {
+            throw failure("nesting depth exceeds \(JSONValue.maximumNestingDepth)")
+        }
+    }
+
+    private mutating func parseArray() throws(JSONParseError) -> JSONValue {
+        try enterContainer()
+        position += 1  // [
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == ASCII.closeBracket {
+            position += 1
+            depth -= 1
+            return .array([])
+        }
+        // Elements collect on a stack shared by all arrays and are copied out
+        // once, so each array costs one exactly sized allocation.
+        let base = valueStack.count
+        while true {
+            skipWhitespace()
+            let element = try parseValue()
+            valueStack.append(element)
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated array") }
+            let byte = bytes[position]
+            position += 1
+            if byte == ASCII.comma { continue }
+            if byte == ASCII.closeBracket { break }
+            position -= 1
+            throw failure("expected ',' or ']' in array")
+        }
+        let elements = Array(valueStack[base...])
+        valueStack.removeLast(valueStack.count - base)
+        depth -= 1
+        return .array(elements)
+    }
+
+    private mutating func parseObject() throws(JSONParseError) -> JSONValue {
+        try enterContainer()
+        position += 1  // {
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == ASCII.closeBrace {
+            position += 1
+            depth -= 1
+            return .object(JSONObject())
+        }
+        // Members collect on a shared stack like array elements do.
+        let base = memberStack.count
+        var index: [String: Int]? = nil
+        while true {
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated object") }
+            guard bytes[position] == ASCII.quote else { throw failure("expected a string key in object") }
+            let key = try parseString()
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == ASCII.colon else {
+                throw failure("expected ':' after object key")
+            }
+            position += 1
+            skipWhitespace()
+            let value = try parseValue()
+            addMember(key: key, value: value, base: base, index: &index)
+
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated object") }
+            let byte = bytes[position]
+            position += 1
+            if byte == ASCII.comma { continue }
+            if byte == ASCII.closeBrace { break }
+            position -= 1
+            throw failure("expected ',' or '}' in object")
+        }
+        let members = Array(memberStack[base...])
+        memberStack.removeLast(memberStack.count - base)
+        depth -= 1
+        return .object(JSONObject(uniqueMembers: members))
+    }
+
+    /// Pushes a member of the object whose members start at `base`. Duplicate
+    /// keys: the last value wins, at the first position. Large objects get a
+    /// hash index so hostile input can't make this quadratic.
+    private mutating func addMember(key: String, value: JSONValue, base: Int, index: inout [String: Int]?) {
+        let memberCount = memberStack.count - base
+        if index == nil, memberCount >= Self.indexedObjectThreshold {
+            var built: [String: Int] = [:]
+            built.reserveCapacity(memberCount * 2)
+            for position in base..<memberStack.count { built[memberStack[position].key] = position }
+            index = built
+        }
+        if index != nil {
+            if let existing = index![key] {
+                memberStack[existing].value = value
+            } else {
+                index![key] = memberStack.count
+                memberStack.append(JSONObject.Member(key: key, value: value))
+            }
+            return
+        }
+        let length = key.utf8.count
+        for position in base..<memberStack.count
+        where memberStack[position].key.utf8.count == length && memberStack[position].key == key {
+            memberStack[position].value = value
+            return
+        }
+        memberStack.append(JSONObject.Member(key: key, value: value))
+    }
+
+    // MARK: Numbers
+
+    /// Checks the RFC 8259 number grammar and returns the literal text:
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    private mutating func parseNumber() throws(JSONParseError) -> String {
+        let start = position
+        if bytes[position] == ASCII.minus { position += 1 }
+        guard position < bytes.count, ASCII.isDigit(bytes[position]) else {
+            throw failure("invalid number: expected a digit")
+        }
+        if bytes[position] == ASCII.zero {
+            position += 1
+        } else {
+            skipDigits()
+        }
+        if position < bytes.count, bytes[position] == ASCII.dot {
+            position += 1
+            guard position < bytes.count, ASCII.isDigit(bytes[position]) else {
+                throw failure("invalid number: expected a digit after '.'")
+            }
+            skipDigits()
+        }
+        if position < bytes.count, bytes[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
+            if position < bytes.count, bytes[position] == ASCII.plus || bytes[position] == ASCII.minus {
+                position += 1
+            }
+            guard position < bytes.count, ASCII.isDigit(bytes[position]) else {
+                throw failure("invalid number: expected a digit in the exponent")
+            }
+            skipDigits()
+        }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+    }
+
+    private mutating func skipDigits() {
+        while position < bytes.count, ASCII.isDigit(bytes[position]) { position += 1 }
+    }
+
+    // MARK: Strings
+
+    /// Parses a string starting at its opening quote.
+    private mutating func parseString() throws(JSONParseError) -> String {
+        position += 1  // opening quote
+        let start = position
+        var runStart = position  // first byte not yet copied to `scratch`
+        var hasEscapes = false
+        while true {
+            // Hot loop over plain ASCII, on locals so nothing is written back per byte.
+            var index = position
+            let end = bytes.count
+            while end - index >= 8,
+                !WordScan.needsJSONStringAttention(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            {
+                index &+= 8
+            }
+            while index < end {
+                let byte = bytes[index]
+                guard byte != ASCII.quote, byte != ASCII.backslash, byte >= 0x20, byte < 0x80 else { break }
+                index &+= 1
+            }
+            position = index
+            guard position < end else { throw failure("unterminated string") }
+            let byte = bytes[position]
+            if byte == ASCII.quote {
+                let text: String
+                if hasEscapes {
+                    scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+                    text = String(decoding: scratch, as: UTF8.self)
+                } else {
+                    text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                }
+                position += 1
+                return text
+            } else if byte == ASCII.backslash {
+                if !hasEscapes {
+                    hasEscapes = true
+                    scratch.removeAll(keepingCapacity: true)
+                }
+                scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+                try parseEscape()
+                runStart = position
+            } else if byte < 0x20 {
+                throw failure("unescaped control character in string")
+            } else {
+                position += try validatedUTF8SequenceLength()
+            }
+        }
+    }
+
+    /// Decodes the escape at `position` (a backslash) into `scratch`.
+    private mutating func parseEscape() throws(JSONParseError) {
+        guard position + 1 < bytes.count else { throw failure("unterminated string") }
+        let escaped = bytes[position + 1]
+        switch escaped {
+        case ASCII.quote, ASCII.backslash, ASCII.slash:
+            scratch.append(escaped)
+        case UInt8(ascii: "b"): scratch.append(0x08)
+        case UInt8(ascii: "f"): scratch.append(0x0C)
+        case UInt8(ascii: "n"): scratch.append(ASCII.lineFeed)
+        case UInt8(ascii: "r"): scratch.append(ASCII.carriageReturn)
+        case UInt8(ascii: "t"): scratch.append(ASCII.tab)
+        case UInt8(ascii: "u"):
+            try parseUnicodeEscape()
+            return
+        default:
+            throw failure("invalid escape sequence")
+        }
+        position += 2
+    }
+
+    /// Decodes `\uXXXX` (or a `\uD8xx\uDCxx` surrogate pair) at `position`.
+    private mutating func parseUnicodeEscape() throws(JSONParseError) {
+        let escapeStart = position
+        var scalar = try hexQuad(at: position + 2)
+        position += 6
+        if scalar >= 0xDC00 && scalar <= 0xDFFF {
+            position = escapeStart
+            throw failure("lone low surrogate in \\u escape")
+        }
+        if scalar >= 0xD800 && scalar <= 0xDBFF {
+            guard bytes.count - position >= 6,
+                bytes[position] == ASCII.backslash,
+                bytes[position + 1] == UInt8(ascii: "u")
+            else {
+                position = escapeStart
+                throw failure("lone high surrogate in \\u escape")
+            }
+            let low = try hexQuad(at: position + 2)
+            guard low >= 0xDC00 && low <= 0xDFFF else {
+                position = escapeStart
+                throw failure("lone high surrogate in \\u escape")
+            }
+            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            position += 6
+        }
+        appendUTF8(scalar)
+    }
+
+    private func hexQuad(at offset: Int) throws(JSONParseError) -> UInt32 {
+        guard bytes.count - offset >= 4 else {
+            throw JSONParseError(offset: offset, message: "incomplete \\u escape")
+        }
+        var value: UInt32 = 0
+        for index in offset..<(offset + 4) {
+            let byte = bytes[index]
+            let digit: UInt8
+            switch byte {
+            case ASCII.zero...ASCII.nine: digit = byte - ASCII.zero
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw JSONParseError(offset: index, message: "invalid hex digit in \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    private mutating func appendUTF8(_ scalar: UInt32) {
+        switch scalar {
+        case 0..<0x80:
+            scratch.append(UInt8(scalar))
+        case 0x80..<0x800:
+            scratch.append(0xC0 | UInt8(scalar >> 6))
+            scratch.append(0x80 | UInt8(scalar & 0x3F))
+        case 0x800..<0x10000:
+            scratch.append(0xE0 | UInt8(scalar >> 12))
+            scratch.append(0x80 | UInt8((scalar >> 6) & 0x3F))
+            scratch.append(0x80 | UInt8(scalar & 0x3F))
+        default:
+            scratch.append(0xF0 | UInt8(scalar >> 18))
+            scratch.append(0x80 | UInt8((scalar >> 12) & 0x3F))
+            scratch.append(0x80 | UInt8((scalar >> 6) & 0x3F))
+            scratch.append(0x80 | UInt8(scalar & 0x3F))
+        }
+    }
+
+    /// Validates the multi-byte UTF-8 sequence at `position` (Unicode Table 3-7:
+    /// no overlong forms, no surrogates, nothing above U+10FFFF) and returns its length.
+    private func validatedUTF8SequenceLength() throws(JSONParseError) -> Int {
+        let lead = bytes[position]
+        let length: Int
+        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; secondRange = 0xA0...0xBF
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; secondRange = 0x80...0x9F
+        case 0xF0: length = 4; secondRange = 0x90...0xBF
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; secondRange = 0x80...0x8F
+        default: throw failure("invalid UTF-8 in string")
+        }
+        guard bytes.count - position >= length, secondRange.contains(bytes[position + 1]) else {
+            throw failure("invalid UTF-8 in string")
+        }
+        for offset in 2..<length where bytes[position + offset] & 0xC0 != 0x80 {
+            throw failure("invalid UTF-8 in string")
+        }
+        return length
+    }
+
+    // MARK: Helpers
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count, ASCII.isWhitespace(bytes[position]) { position += 1 }
+    }
+
+    private func failure(_ message: String) -> JSONParseError {
+        JSONParseError(offset: position, message: message)
+    }
+}

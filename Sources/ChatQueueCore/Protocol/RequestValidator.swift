@@ -1,0 +1,178 @@
+/// What validation learned about a request (the body itself is forwarded
+/// byte-for-byte, never re-encoded).
+public struct ValidatedRequest: Sendable, Equatable {
+    /// The requested model.
+    public var model: String
+    /// Whether the client asked for a streamed answer (`stream: true`).
+    public var stream: Bool
+    /// How many choices were asked for (`n`, default 1).
+    public var n: Int
+
+    /// What a validated request asked for.
+    public init(model: String, stream: Bool, n: Int) {
+        self.model = model
+        self.stream = stream
+        self.n = n
+    }
+}
+
+/// Checks a chat completion request before it is sent upstream, so malformed
+/// requests fail fast (and are dead-lettered) instead of costing an API call.
+public enum RequestValidator {
+    /// The `response_format.type` values the API accepts.
+    public static let responseFormatTypes = ["text", "json_object", "json_schema"]
+
+    /// Order: content type, then JSON, then fields, then the allow-list.
+    ///
+    /// - Content type: nil, "" or application/json (case-insensitive,
+    ///   parameters like "; charset=utf-8" allowed), else unsupportedContentType.
+    /// - Body: must parse (strict JSON) else invalidJSON (with the parse error
+    ///   and offset); must be an object else invalidJSON.
+    /// - Fields: `model` required non-empty string; `messages` required array
+    ///   of >= 1 objects, each with a string `role`; checked only when present
+    ///   and not null: `stream` bool, `n` integer 1...128, `temperature` number
+    ///   0...2, `top_p` number 0...1, `max_tokens` integer >= 1,
+    ///   `response_format` object whose `type` is text, json_object or
+    ///   json_schema. All other fields pass unchecked.
+    /// - allowedModels non-nil and not containing the model → modelNotFound.
+    public static func validate(body: [UInt8], contentType: String?, allowedModels: Set<String>?) -> Result<ValidatedRequest, ChatError> {
+        if let contentType, !isJSONContentType(contentType) {
+            return .failure(.unsupportedContentType(contentType))
+        }
+
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsing: body)
+        } catch {
+            return .failure(.invalidJSON("request body is not valid JSON: \(error.message) at byte offset \(error.offset)"))
+        }
+        guard case .object(let request) = document else {
+            return .failure(.invalidJSON("request body must be a JSON object"))
+        }
+
+        let validated: ValidatedRequest
+        switch validateFields(request) {
+        case .success(let value): validated = value
+        case .failure(let error): return .failure(error)
+        }
+
+        if let allowedModels, !allowedModels.contains(validated.model) {
+            return .failure(.modelNotFound(validated.model))
+        }
+        return .success(validated)
+    }
+
+    /// Whether a content type names JSON: empty, or `application/json` with
+    /// any parameters, compared case-insensitively.
+    public static func isJSONContentType(_ contentType: String) -> Bool {
+        let bytes = Array(contentType.utf8)
+        let parametersStart = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+        var start = 0
+        var end = parametersStart
+        while start < end, ASCII.isWhitespace(bytes[start]) { start += 1 }
+        while end > start, ASCII.isWhitespace(bytes[end - 1]) { end -= 1 }
+        if start == end {
+            // Blank means "not given"; parameters without a media type are not JSON.
+            return parametersStart == bytes.count
+        }
+        let expected = "application/json".utf8
+        guard end - start == expected.count else { return false }
+        // ASCII case folding; `expected` is all lower case.
+        return zip(bytes[start..<end], expected).allSatisfy { actual, wanted in
+            actual == wanted || (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") && actual | 0x20 == wanted)
+        }
+    }
+
+    // MARK: Fields
+
+    private static func validateFields(_ request: JSONObject) -> Result<ValidatedRequest, ChatError> {
+        // model
+        let model: String
+        switch request["model"] {
+        case nil, .null?:
+            return .failure(.invalidField(param: "model", message: "model is required"))
+        case .string(let value)?:
+            guard !value.isEmpty else {
+                return .failure(.invalidField(param: "model", message: "model must not be empty"))
+            }
+            model = value
+        default:
+            return .failure(.invalidField(param: "model", message: "model must be a string"))
+        }
+
+        // messages
+        switch request["messages"] {
+        case nil, .null?:
+            return .failure(.invalidField(param: "messages", message: "messages is required"))
+        case .array(let messages)?:
+            guard !messages.isEmpty else {
+                return .failure(.invalidField(param: "messages", message: "messages must contain at least one message"))
+            }
+            for (position, message) in messages.enumerated() {
+                let param = "messages[\(position)]"
+                guard case .object(let fields) = message else {
+                    return .failure(.invalidField(param: param, message: "\(param) must be an object"))
+                }
+                guard case .string? = fields["role"] else {
+                    return .failure(.invalidField(param: "\(param).role", message: "\(param).role must be a string"))
+                }
+            }
+        default:
+            return .failure(.invalidField(param: "messages", message: "messages must be an array"))
+        }
+
+        // Optional fields: checked only when present and not null.
+        var stream = false
+        if let value = present(request["stream"]) {
+            guard let flag = value.boolValue else {
+                return .failure(.invalidField(param: "stream", message: "stream must be a boolean"))
+            }
+            stream = flag
+        }
+
+        var n = 1
+        if let value = present(request["n"]) {
+            guard let count = value.integerValue, (1...128).contains(count) else {
+                return .failure(.invalidField(param: "n", message: "n must be an integer between 1 and 128"))
+            }
+            n = count
+        }
+
+        if let value = present(request["temperature"]) {
+            guard let number = value.doubleValue, (0...2).contains(number) else {
+                return .failure(.invalidField(param: "temperature", message: "temperature must be a number between 0 and 2"))
+            }
+        }
+
+        if let value = present(request["top_p"]) {
+            guard let number = value.doubleValue, (0...1).contains(number) else {
+                return .failure(.invalidField(param: "top_p", message: "top_p must be a number between 0 and 1"))
+            }
+        }
+
+        if let value = present(request["max_tokens"]) {
+            guard let count = value.integerValue, count >= 1 else {
+                return .failure(.invalidField(param: "max_tokens", message: "max_tokens must be an integer of at least 1"))
+            }
+        }
+
+        if let value = present(request["response_format"]) {
+            guard case .object(let format) = value else {
+                return .failure(.invalidField(param: "response_format", message: "response_format must be an object"))
+            }
+            guard let type = format["type"]?.stringValue, responseFormatTypes.contains(type) else {
+                return .failure(.invalidField(
+                    param: "response_format.type",
+                    message: "response_format.type must be one of \(responseFormatTypes.joined(separator: ", "))"))
+            }
+        }
+
+        return .success(ValidatedRequest(model: model, stream: stream, n: n))
+    }
+
+    /// The value unless it is absent or JSON null.
+    private static func present(_ value: JSONValue?) -> JSONValue? {
+        guard let value, !value.isNull else { return nil }
+        return value
+    }
+}

@@ -1,0 +1,98 @@
+import CCurl
+
+/// Receives a transfer's response as libcurl delivers it, inside
+/// `CurlMulti.perform()`, on the event loop thread.
+public protocol CurlTransferDelegate: AnyObject {
+    /// One response header line, CRLF included (the status line too).
+    func transfer(_ transfer: CurlTransfer, didReceiveHeaderLine line: UnsafeRawBufferPointer)
+    /// Response body bytes. Return false to abort the transfer (it then
+    /// completes with CURLE_WRITE_ERROR).
+    func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> Bool
+}
+
+/// What a transfer needs that does not change between transfers.
+public struct CurlRequestOptions: Sendable {
+    public var url: String
+    /// Seconds for TCP + TLS connect.
+    public var connectTimeout: Double
+    /// A CA bundle replacing the system's, for an upstream with a private CA.
+    public var caFile: String?
+
+    public init(url: String, connectTimeout: Double, caFile: String? = nil) {
+        self.url = url
+        self.connectTimeout = connectTimeout
+        self.caFile = caFile
+    }
+}
+
+/// One HTTP POST, owning its easy handle. Added to a `CurlMulti` to run.
+public final class CurlTransfer {
+    let easy: UnsafeMutableRawPointer
+    public weak var delegate: CurlTransferDelegate?
+    /// Kept alive for as long as the transfer may use it.
+    private let headers: CurlHeaderList
+
+    public init(options: CurlRequestOptions, headers: CurlHeaderList, body: UnsafeRawBufferPointer) {
+        guard let easy = curl_easy_init() else { fatalError("curl_easy_init: out of memory") }
+        self.easy = easy
+        self.headers = headers
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_URL, options.url), "URL")
+        checkSetopt(cq_curl_easy_setopt_long(easy, CURLOPT_POST, 1), "POST")
+        // Size first: COPYPOSTFIELDS copies exactly that many bytes (bodies may hold NULs in theory).
+        checkSetopt(cq_curl_easy_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "POSTFIELDSIZE")
+        checkSetopt(
+            cq_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)),
+            "COPYPOSTFIELDS")
+        checkSetopt(cq_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers.list), "HTTPHEADER")
+        checkSetopt(
+            cq_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000)),
+            "CONNECTTIMEOUT_MS")
+        // The worker is single-threaded and handles its own timeouts; signals must not be used.
+        checkSetopt(cq_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
+        checkSetopt(cq_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "TCP_KEEPALIVE")
+        if let caFile = options.caFile {
+            checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_CAINFO, caFile), "CAINFO")
+        }
+        checkSetopt(cq_curl_easy_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback), "WRITEFUNCTION")
+        checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me), "WRITEDATA")
+        checkSetopt(cq_curl_easy_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, curlHeaderCallback), "HEADERFUNCTION")
+        checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, me), "HEADERDATA")
+    }
+
+    deinit { curl_easy_cleanup(easy) }
+
+    /// The HTTP status of the last response (0 before headers arrived).
+    public var responseCode: Int {
+        var code = 0
+        _ = cq_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &code)
+        return code
+    }
+
+    /// The response's Content-Type, if it had one.
+    public var contentType: String? {
+        var value: UnsafeMutablePointer<CChar>?
+        guard cq_curl_easy_getinfo_string(easy, CURLINFO_CONTENT_TYPE, &value) == CURLE_OK, let value else {
+            return nil
+        }
+        return String(cString: value)
+    }
+}
+
+private func curlWriteCallback(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
+) -> Int {
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    let length = size * count
+    guard let delegate = transfer.delegate else { return 0 }
+    return delegate.transfer(transfer, didReceive: UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+}
+
+private func curlHeaderCallback(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
+) -> Int {
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    let length = size * count
+    transfer.delegate?.transfer(transfer, didReceiveHeaderLine: UnsafeRawBufferPointer(start: data, count: length))
+    return length
+}

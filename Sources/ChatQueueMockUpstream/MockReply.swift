@@ -1,0 +1,169 @@
+// Deciding what to answer: routing, authentication, parsing and directives,
+// all before a single byte goes out. The channel handler only executes the plan.
+
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// What to send back for one request.
+enum MockReply {
+    /// A complete response (errors, `bad_response`), sent after a delay.
+    case fixed(FixedReply)
+    /// A `chat.completion` body.
+    case completion(CompletionBodyReply)
+    /// An SSE stream of `chat.completion.chunk` events.
+    case stream(StreamReply)
+}
+
+struct FixedReply {
+    var status: HTTPResponseStatus
+    var headers: [(String, String)] = []
+    var contentType: String
+    var body: String
+    var delay: TimeAmount = .zero
+}
+
+/// When bytes may go out, shared by streamed and non-streamed replies.
+struct Pacing {
+    var firstByteDelay: TimeAmount = .zero
+    var interval: TimeAmount = .zero
+    /// While waiting, send a keep-alive this often.
+    var keepalive: TimeAmount?
+    /// Send nothing but keep-alives until the client gives up.
+    var keepaliveOnly = false
+}
+
+struct CompletionBodyReply {
+    /// Leading padding lines and the JSON document.
+    var body: String
+    var pacing: Pacing
+}
+
+struct StreamReply {
+    var reply: CompletionReply
+    var steps: [StreamStep]
+    var pacing: Pacing
+    /// Add `x_mock_sent_at_ms` to every chunk as it is written.
+    var stamp: Bool
+}
+
+extension MockUpstreamState {
+    /// Paths DeepSeek serves chat completions on (with and without the OpenAI-style `/v1`).
+    static let completionPaths: Set<String> = ["/chat/completions", "/v1/chat/completions"]
+
+    /// How often keep-alives go out for `keepalive_only` when `keepalive_ms` is not given.
+    static let defaultKeepaliveInterval = TimeAmount.seconds(1)
+
+    func reply(to request: RecordedRequest) -> MockReply {
+        let path = String(request.path.prefix { $0 != "?" })
+        guard Self.completionPaths.contains(path) else {
+            return .error(404, message: "Invalid URL (\(request.method) \(path))")
+        }
+        guard request.method == "POST" else {
+            return .error(405, extraHeaders: [("Allow", "POST")])
+        }
+        if let expectedKey = self.options.requireAPIKey, Self.bearerToken(request.header("authorization")) != expectedKey {
+            return .error(401)
+        }
+
+        let object: [String: Any]
+        do {
+            guard let parsed = try ParsedJSON.parseObject(request.body) else {
+                return .error(400, message: "Failed to parse the request body as JSON: expected an object")
+            }
+            object = parsed
+        } catch {
+            // Foundation's reason ("Unexpected end of file…") without the NSError dump around it.
+            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "invalid JSON"
+            return .error(400, message: "Failed to parse the request body as JSON: \(reason)")
+        }
+
+        let chat: ChatRequest
+        do {
+            chat = try ChatRequest(object)
+        } catch {
+            return .error(error.status, message: error.message)
+        }
+        return self.reply(to: chat)
+    }
+
+    private func reply(to chat: ChatRequest) -> MockReply {
+        let directives = chat.directives
+        let delay = TimeAmount.milliseconds(Int64(directives.firstByteDelayMilliseconds))
+
+        // Count every call with a key, so tests can assert retries even without fail_first.
+        let callNumber = directives.key.map { self.countCall(key: $0) }
+        if let failFirst = directives.failFirst, (callNumber ?? 1) <= failFirst {
+            return .scriptedError(status: directives.failStatus, directives: directives, delay: delay)
+        }
+        if let status = directives.status, !(200..<300).contains(status) {
+            return .scriptedError(status: status, directives: directives, delay: delay)
+        }
+        if directives.badResponse {
+            return .fixed(FixedReply(status: .ok, contentType: "text/plain", body: "<html>oops</html>", delay: delay))
+        }
+
+        let completion = CompletionReply(
+            request: chat,
+            id: self.nextCompletionID(),
+            created: Int(Date().timeIntervalSince1970),
+            defaultWords: self.options.words
+        )
+        var pacing = Pacing(
+            firstByteDelay: delay,
+            interval: directives.intervalMilliseconds.map { .milliseconds(Int64($0)) }
+                ?? TimeAmount(self.options.chunkInterval),
+            keepalive: directives.keepaliveMilliseconds.map { .milliseconds(Int64($0)) },
+            keepaliveOnly: directives.keepaliveOnly
+        )
+        if pacing.keepaliveOnly && pacing.keepalive == nil {
+            pacing.keepalive = Self.defaultKeepaliveInterval
+        }
+
+        guard chat.stream else {
+            let padding = String(repeating: "\n", count: directives.padLines)
+            return .completion(CompletionBodyReply(body: padding + completion.completionBody.serialized, pacing: pacing))
+        }
+        let steps = directives.emptyStream ? [] : completion.streamSteps.shaped(by: directives)
+        return .stream(StreamReply(reply: completion, steps: steps, pacing: pacing, stamp: directives.stamp))
+    }
+
+    /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+    private static func bearerToken(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+}
+
+extension MockReply {
+    /// An OpenAI-shaped error for `status`, optionally with a more specific message.
+    static func error(_ status: Int, message: String? = nil, extraHeaders: [(String, String)] = []) -> MockReply {
+        var body = MockErrorBody.forStatus(status)
+        if let message { body.message = message }
+        return .fixed(
+            FixedReply(
+                status: HTTPResponseStatus(statusCode: status),
+                headers: extraHeaders,
+                contentType: "application/json",
+                body: body.json.serialized
+            )
+        )
+    }
+
+    /// The error a `status` or `fail_first` directive asked for.
+    static func scriptedError(status: Int, directives: MockDirectives, delay: TimeAmount) -> MockReply {
+        let body = directives.errorBody ?? MockErrorBody.forStatus(status).json.serialized
+        let looksLikeJSON = body.drop { $0.isWhitespace }.first.map { $0 == "{" || $0 == "[" } ?? false
+        return .fixed(
+            FixedReply(
+                status: HTTPResponseStatus(statusCode: status),
+                headers: directives.retryHeaders,
+                contentType: directives.errorContentType ?? (looksLikeJSON ? "application/json" : "text/plain"),
+                body: body,
+                delay: delay
+            )
+        )
+    }
+}

@@ -1,0 +1,68 @@
+// State shared by every connection of one mock server: what was asked, and
+// the counters that make replies unique (ids) or scripted (fail_first keys).
+
+import Foundation
+
+final class MockUpstreamState: Sendable {
+    let options: MockUpstreamOptions
+    private let ledger = Locked(Ledger())
+
+    private struct Ledger {
+        var recorded: [RecordedRequest] = []
+        var callsPerKey: [String: Int] = [:]
+        var lastCompletionID = 0
+    }
+
+    init(options: MockUpstreamOptions) {
+        self.options = options
+    }
+
+    func record(_ request: RecordedRequest) {
+        guard self.options.recordRequests else { return }
+        self.ledger.withLock { $0.recorded.append(request) }
+    }
+
+    var recordedRequests: [RecordedRequest] {
+        self.ledger.withLock { $0.recorded }
+    }
+
+    func removeRecordedRequests() {
+        self.ledger.withLock { $0.recorded.removeAll() }
+    }
+
+    /// Counts one more call carrying `key` and returns its 1-based number.
+    func countCall(key: String) -> Int {
+        self.ledger.withLock { ledger in
+            ledger.callsPerKey[key, default: 0] += 1
+            return ledger.callsPerKey[key]!
+        }
+    }
+
+    func callCount(key: String) -> Int {
+        self.ledger.withLock { $0.callsPerKey[key] ?? 0 }
+    }
+
+    func nextCompletionID() -> Int {
+        self.ledger.withLock { ledger in
+            ledger.lastCompletionID += 1
+            return ledger.lastCompletionID
+        }
+    }
+}
+
+/// A value behind a lock. Foundation's `NSLock` keeps this portable to macOS
+/// versions that lack `Synchronization.Mutex`.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return try body(&self.value)
+    }
+}

@@ -1,0 +1,58 @@
+import ChatQueueAMQP
+import ChatQueueConfig
+
+/// The worker's two connections to one broker: one consumes (deliveries,
+/// acks), the other publishes replies and receives their confirms. Kept apart
+/// so a publisher blocked by a broker alarm cannot hold up acks, and so that
+/// replies never queue behind deliveries on one socket.
+final class BrokerSession {
+    let endpoint: BrokerEndpoint
+    let consumer: AMQPConnection
+    let replies: ReplyPublisher
+    private(set) var consumerTag: String
+    var consumerAssembler: ContentAssembler
+    var publisherAssembler: ContentAssembler
+    /// The broker said connection.blocked on the publishing connection.
+    var publisherBlocked = false
+
+    var publisher: AMQPConnection { replies.connection }
+
+    /// Connects both, declares the topology when configured to, and starts consuming.
+    init(endpoint: BrokerEndpoint, settings: Settings, instanceName: String) throws(AMQPError) {
+        self.endpoint = endpoint
+        func options(_ role: String) -> AMQPConnectionOptions {
+            AMQPConnectionOptions(
+                host: endpoint.host, port: endpoint.port, vhost: endpoint.vhost, user: endpoint.user,
+                password: endpoint.password.value, tls: endpoint.tls, heartbeat: settings.broker.heartbeat,
+                connectionName: "chatqueue \(instanceName) \(role)")
+        }
+        consumer = try AMQPConnection(options: options("consumer"))
+        replies = try ReplyPublisher(connection: AMQPConnection(options: options("publisher")))
+        consumerAssembler = ContentAssembler(maxBodyBytes: settings.worker.maxRequestBytes)
+        // Returned replies are only read for their headers; their bodies need not be kept.
+        publisherAssembler = ContentAssembler(maxBodyBytes: 0)
+
+        let queue = settings.queue
+        if queue.declare {
+            try Self.declareTopology(on: consumer, queue: queue)
+        }
+        try consumer.setPrefetch(settings.worker.concurrency)
+        consumerTag = try consumer.consume(queue: queue.name)
+    }
+
+    /// The request queue with its dead-letter exchange and queue (docs/protocol.md "Topology").
+    static func declareTopology(on connection: AMQPConnection, queue: Settings.Queue) throws(AMQPError) {
+        let typeArgument: [(String, AMQPFieldValue)] = [("x-queue-type", .string(queue.type.rawValue))]
+        try connection.declareExchange(queue.deadLetterExchange, type: "fanout", durable: true)
+        try connection.declareQueue(queue.deadLetterQueue, durable: true, arguments: typeArgument)
+        try connection.bindQueue(queue.deadLetterQueue, exchange: queue.deadLetterExchange)
+        try connection.declareQueue(
+            queue.name, durable: true,
+            arguments: typeArgument + [("x-dead-letter-exchange", .string(queue.deadLetterExchange))])
+    }
+
+    /// Re-subscribes after the broker cancelled the consumer.
+    func resubscribe(queue: String) throws(AMQPError) {
+        consumerTag = try consumer.consume(queue: queue)
+    }
+}

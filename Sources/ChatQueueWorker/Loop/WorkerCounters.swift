@@ -1,0 +1,25 @@
+/// What the worker has done since it started (for logs, status and metrics).
+public struct WorkerCounters: Sendable, Equatable {
+    /// Deliveries taken from the queue.
+    public var received = 0
+    /// Requests answered with chat.completion.
+    public var succeeded = 0
+    /// Requests answered with an error reply.
+    public var failed = 0
+    /// Requests dead-lettered (invalid, or nowhere to reply).
+    public var rejected = 0
+    /// HTTP retries made.
+    public var retried = 0
+    /// Deliveries that were redeliveries (attempt > 1).
+    public var redelivered = 0
+    /// Replies the broker could not route (the requester's queue was gone).
+    public var unroutableReplies = 0
+    /// Chunks forwarded.
+    public var chunksPublished = 0
+    /// Deliveries handed back to the queue (shutdown, lost publish).
+    public var requeued = 0
+    /// Broker connections re-established after a loss.
+    public var reconnects = 0
+
+    public init() {}
+}

@@ -1,0 +1,99 @@
+import ChatQueueCore
+import ChatQueueHTTP
+import Logging
+
+/// Where an in-flight request sends the chunks it receives (the worker).
+protocol ChunkSink: AnyObject {
+    /// Publishes one chunk; returns false when it could not (the transfer is then aborted).
+    func forward(chunk: [UInt8], of request: InFlightRequest) -> Bool
+}
+
+/// One delivery being answered: its identity, its body (kept for retries),
+/// the current HTTP try and its timers. Owned by the worker's in-flight table
+/// and driven on the event loop thread.
+final class InFlightRequest: CurlTransferDelegate {
+    enum Phase: Equatable {
+        /// An HTTP try is running.
+        case calling
+        /// Waiting before the next HTTP try.
+        case waitingToRetry(until: UInt64)
+        /// The final reply is published; waiting for the broker's confirm.
+        case finalPublished
+    }
+
+    let deliveryTag: UInt64
+    let metadata: RequestMetadata
+    let address: ReplyAddress
+    let body: [UInt8]
+    let logger: Logger
+    let receivedAt: UInt64
+    var validated: ValidatedRequest?
+    var phase: Phase = .calling
+
+    /// The running HTTP try, if any.
+    var transfer: CurlTransfer?
+    var response: UpstreamResponse?
+    /// HTTP tries started for this delivery.
+    var httpTries = 0
+    /// x-seq of the next reply.
+    var nextSeq: Int64 = 0
+    /// Reject (dead-letter) instead of ack once the final reply is confirmed.
+    var rejectWhenSettled = false
+
+    /// The whole request's deadline, and the failure reported when it passes.
+    var deadline: UInt64 = .max
+    var deadlineFailure: UpstreamFailure = .requestTimeout
+    /// Per-try timers (monotonic ns), nil when not armed.
+    var firstByteDeadline: UInt64?
+    var idleDeadline: UInt64?
+    var idleTimeout: UInt64 = 0
+
+    weak var sink: ChunkSink?
+
+    init(deliveryTag: UInt64, metadata: RequestMetadata, replyTo: String, body: [UInt8], logger: Logger, now: UInt64) {
+        self.deliveryTag = deliveryTag
+        self.metadata = metadata
+        self.address = ReplyAddress(
+            replyTo: replyTo, requestID: metadata.requestID, correlationID: metadata.correlationID,
+            attempt: metadata.attempt)
+        self.body = body
+        self.logger = logger
+        self.receivedAt = now
+    }
+
+    /// The earliest timer that can fire for this request.
+    var nextTimer: UInt64 {
+        switch phase {
+        case .calling: return min(deadline, firstByteDeadline ?? .max, idleDeadline ?? .max)
+        case .waitingToRetry(let until): return min(deadline, until)
+        case .finalPublished: return .max
+        }
+    }
+
+    // MARK: CurlTransferDelegate
+
+    func transfer(_ transfer: CurlTransfer, didReceiveHeaderLine line: UnsafeRawBufferPointer) {
+        response?.headerLine(line)
+    }
+
+    func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> Bool {
+        guard response != nil, let sink else { return false }
+        var forwarded = true
+        let step = response!.receive(
+            data, status: transfer.responseCode, contentType: transfer.contentType,
+            publish: { chunk in
+                if forwarded { forwarded = sink.forward(chunk: chunk, of: self) }
+            })
+        guard forwarded else { return false }
+        switch step {
+        case .abort:
+            return false
+        case .proceed(let progress):
+            if progress {
+                firstByteDeadline = nil
+                idleDeadline = MonotonicClock.now() &+ idleTimeout
+            }
+            return true
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import ChatQueueCore
+
+/// Interprets one HTTP try's response as libcurl delivers it: decides from the
+/// status and Content-Type whether it is an event stream, a JSON document or
+/// an error body; parses events, hands each chunk to be forwarded exactly as
+/// received and feeds the assembler; and at the end says how the try ended.
+/// Pure: no I/O, unit-tested with byte sequences.
+struct UpstreamResponse {
+    enum Mode: Equatable {
+        /// Headers not complete yet.
+        case pending
+        case eventStream
+        case document
+        case errorBody
+    }
+
+    /// What the caller should do after `receive`.
+    enum Step: Equatable {
+        /// Keep going; `progress` when real data arrived (a chunk, or document
+        /// bytes other than padding), which is what the first-byte and idle
+        /// timers measure. Keep-alive comments and blank lines are no progress.
+        case proceed(progress: Bool)
+        /// Stop the transfer: the response is unusable (`failure` says why).
+        case abort
+    }
+
+    /// How the try ended.
+    enum Outcome: Equatable {
+        /// The final chat.completion body to publish.
+        case completion([UInt8])
+        case failure(UpstreamFailure)
+    }
+
+    /// How libcurl ended the transfer, reduced to what the mapping needs.
+    enum TransportResult: Equatable {
+        case ok
+        case couldNotConnect(String)
+        case connectTimedOut
+        /// Any other transport error (reset, truncated chunked encoding, ...).
+        case failed(String)
+    }
+
+    /// Error bodies are only read for their message; more is not kept.
+    static let maxErrorBodyBytes = 64 * 1024
+
+    let forwardChunks: Bool
+    let maxResponseBytes: Int
+
+    private(set) var mode: Mode = .pending
+    private(set) var status = 0
+    /// Chunks handed out for publishing.
+    private(set) var publishedChunks = 0
+    /// Data events seen (published or not).
+    private(set) var dataEvents = 0
+    private(set) var sawDone = false
+    private(set) var failure: UpstreamFailure?
+    /// Raw `Retry-After` and `retry-after-ms` header values of the response.
+    private(set) var retryAfter: String?
+    private(set) var retryAfterMilliseconds: String?
+
+    private var parser: SSEParser
+    private var assembler = CompletionAssembler()
+    private var sawFinishReason = false
+    private var sawDocumentContent = false
+    private var body: [UInt8] = []
+
+    init(forwardChunks: Bool, maxResponseBytes: Int) {
+        self.forwardChunks = forwardChunks
+        self.maxResponseBytes = maxResponseBytes
+        self.parser = SSEParser(maxEventBytes: maxResponseBytes)
+    }
+
+    /// One header line as libcurl reports it. A new status line (after a
+    /// 100 Continue or a redirect) starts the header set over.
+    mutating func headerLine(_ line: UnsafeRawBufferPointer) {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            if line.starts(with: "HTTP/".utf8) {
+                retryAfter = nil
+                retryAfterMilliseconds = nil
+            }
+            return
+        }
+        let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+        guard name == "retry-after" || name == "retry-after-ms" else { return }
+        let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingASCIIWhitespace()
+        if name == "retry-after" { retryAfter = value } else { retryAfterMilliseconds = value }
+    }
+
+    /// Body bytes. `status` and `contentType` are the response's (read by the
+    /// caller from libcurl); `publish` receives each chunk to forward.
+    mutating func receive(
+        _ data: UnsafeRawBufferPointer, status: @autoclosure () -> Int, contentType: @autoclosure () -> String?,
+        publish: ([UInt8]) -> Void
+    ) -> Step {
+        // Status and type are read once, when the body starts (each read is a libcurl call).
+        if mode == .pending { begin(status: status(), contentType: contentType()) }
+        switch mode {
+        case .pending:
+            return .proceed(progress: false)
+        case .document:
+            guard body.count + data.count <= maxResponseBytes else {
+                failure = .badResponse("response larger than \(maxResponseBytes) bytes")
+                return .abort
+            }
+            body.append(contentsOf: data)
+            if !sawDocumentContent {
+                sawDocumentContent = data.contains { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }
+            }
+            return .proceed(progress: sawDocumentContent)
+        case .errorBody:
+            let room = Self.maxErrorBodyBytes - body.count
+            if room > 0 { body.append(contentsOf: data.prefix(room)) }
+            return .proceed(progress: !data.isEmpty)
+        case .eventStream:
+            return receiveEvents(data, publish: publish)
+        }
+    }
+
+    private mutating func begin(status: Int, contentType: String?) {
+        self.status = status
+        guard status == 200 else {
+            mode = .errorBody
+            return
+        }
+        let type = contentType?.lowercased() ?? ""
+        mode = type.hasPrefix("text/event-stream") ? .eventStream : .document
+    }
+
+    private mutating func receiveEvents(_ data: UnsafeRawBufferPointer, publish: ([UInt8]) -> Void) -> Step {
+        var events = 0
+        var stop: UpstreamFailure?
+        do {
+            try parser.feed(data) { event in
+                guard stop == nil, !sawDone else { return }
+                if event.data.count == 6, event.data.elementsEqual("[DONE]".utf8) {
+                    sawDone = true
+                    return
+                }
+                let chunk: JSONValue
+                do {
+                    chunk = try JSONValue(parsing: event.data)
+                } catch let error as JSONParseError {
+                    stop = .badResponse("stream event is not JSON: \(error.message) at byte \(error.offset)")
+                    return
+                } catch {
+                    stop = .badResponse("stream event is not JSON")
+                    return
+                }
+                guard chunk.objectValue != nil else {
+                    stop = .badResponse("stream event is not a JSON object")
+                    return
+                }
+                if chunk["error"] != nil {
+                    stop = .streamError(chunk)
+                    return
+                }
+                events += 1
+                dataEvents += 1
+                if forwardChunks {
+                    publish(event.data)
+                    publishedChunks += 1
+                }
+                if !sawFinishReason, let choices = chunk["choices"]?.arrayValue {
+                    sawFinishReason = choices.contains { choice in
+                        if let reason = choice["finish_reason"], !reason.isNull { return true }
+                        return false
+                    }
+                }
+                assembler.add(chunk: chunk)
+            }
+        } catch {
+            stop = .badResponse("stream event larger than \(maxResponseBytes) bytes")
+        }
+        if let stop {
+            failure = stop
+            return .abort
+        }
+        return .proceed(progress: events > 0)
+    }
+
+    /// How the try ended, given how the transfer ended.
+    func outcome(_ transport: TransportResult) -> Outcome {
+        if let failure { return .failure(failure) }
+        switch transport {
+        case .ok:
+            break
+        case .couldNotConnect(let detail):
+            return .failure(.connectionFailed(detail))
+        case .connectTimedOut:
+            return .failure(mode == .pending ? .connectTimeout : .connectionFailed("timed out"))
+        case .failed(let detail):
+            switch mode {
+            case .pending:
+                return .failure(.connectionFailed(detail))
+            case .eventStream:
+                return .failure(.streamInterrupted(detail))
+            case .document:
+                return .failure(.connectionFailed("response interrupted: \(detail)"))
+            case .errorBody:
+                return .failure(.httpStatus(status, body: body))
+            }
+        }
+        switch mode {
+        case .pending:
+            // Headers and no body at all.
+            return .failure(status == 200 ? .badResponse("empty response body") : .httpStatus(status, body: []))
+        case .errorBody:
+            return .failure(.httpStatus(status, body: body))
+        case .document:
+            switch UpstreamBody.checkCompletion(body) {
+            case .success(let document): return .completion(Array(document))
+            case .failure(let failure): return .failure(failure)
+            }
+        case .eventStream:
+            if dataEvents == 0 { return .failure(.emptyStream) }
+            if !sawDone && !sawFinishReason {
+                return .failure(.streamInterrupted("stream ended before [DONE]"))
+            }
+            return .completion(assembler.response().serialized())
+        }
+    }
+}
+
+extension String {
+    func trimmingASCIIWhitespace() -> String {
+        let bytes = Array(utf8)
+        let isSpace = { (b: UInt8) in b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        guard let start = bytes.firstIndex(where: { !isSpace($0) }),
+            let end = bytes.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        return String(decoding: bytes[start...end], as: UTF8.self)
+    }
+}

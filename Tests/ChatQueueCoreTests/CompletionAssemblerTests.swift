@@ -1,0 +1,158 @@
+import ChatQueueCore
+import Testing
+
+/// Feeds each JSON text as one chunk and returns the assembled response.
+private func assemble(_ chunks: [String]) throws -> (response: JSONValue, assembler: CompletionAssembler) {
+    var assembler = CompletionAssembler()
+    for chunk in chunks {
+        assembler.add(chunk: try json(chunk))
+    }
+    return (assembler.response(), assembler)
+}
+
+/// A DeepSeek-style chunk for choice 0 with the given delta and finish reason.
+private func chunk(_ delta: String, finish: String = "null", extra: String = "") -> String {
+    #"{"id":"c-1","object":"chat.completion.chunk","created":1700000000,"model":"deepseek-chat","system_fingerprint":"fp_1","choices":[{"index":0,"delta":"#
+        + delta + #","logprobs":null,"finish_reason":"# + finish + "}]" + extra + "}"
+}
+
+@Suite("Completion assembly")
+struct CompletionAssemblerTests {
+    @Test func contentIsConcatenatedIntoAChatCompletion() throws {
+        let (response, assembler) = try assemble([
+            chunk(#"{"role":"assistant","content":""}"#),
+            chunk(#"{"content":"Hel"}"#),
+            chunk(#"{"content":"lo"}"#),
+            chunk(#"{"content":null}"#),
+            chunk(#"{}"#, finish: #""stop""#),
+        ])
+        #expect(assembler.chunkCount == 5)
+        let expected = #"{"id":"c-1","object":"chat.completion","created":1700000000,"model":"deepseek-chat","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}]}"#
+        #expect(response.serializedString() == expected)
+    }
+
+    @Test func reasoningContentAndContentAreKeptApart() throws {
+        let (response, _) = try assemble([
+            chunk(#"{"role":"assistant","content":null,"reasoning_content":""}"#),
+            chunk(#"{"content":null,"reasoning_content":"Think"}"#),
+            chunk(#"{"content":null,"reasoning_content":"ing."}"#),
+            chunk(#"{"content":"Answer","reasoning_content":null}"#),
+            chunk(#"{"content":"!","reasoning_content":null}"#, finish: #""stop""#),
+        ])
+        let message = response["choices"]?[0]?["message"]
+        #expect(message == ["role": "assistant", "content": "Answer!", "reasoning_content": "Thinking."])
+        #expect(message?.objectValue?.keys == ["role", "content", "reasoning_content"])
+    }
+
+    @Test func contentIsNullWhenOnlyReasoningArrived() throws {
+        let (response, _) = try assemble([
+            chunk(#"{"role":"assistant","content":null,"reasoning_content":"hmm"}"#),
+            chunk(#"{"content":null,"reasoning_content":"..."}"#, finish: #""length""#),
+        ])
+        let choice = response["choices"]?[0]
+        #expect(choice?["message"]?["content"] == .null)
+        #expect(choice?["message"]?["reasoning_content"] == "hmm...")
+        #expect(choice?["finish_reason"] == "length")
+        // And with no deltas at all: role defaults to assistant, content null, no reasoning key.
+        let (empty, _) = try assemble([chunk("{}", finish: #""stop""#)])
+        #expect(empty["choices"]?[0]?["message"] == ["role": "assistant", "content": .null])
+    }
+
+    @Test func toolCallsAreMergedByIndex() throws {
+        let (response, _) = try assemble([
+            chunk(#"{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":""}}]}"#),
+            chunk(#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}"#),
+            chunk(#"{"tool_calls":[{"index":1,"id":"call_b","function":{"name":"get_time","arguments":"{}"}}]}"#),
+            chunk(#"{"tool_calls":[{"index":0,"id":null,"type":null,"function":{"name":null,"arguments":"\"Paris\"}"}}]}"#),
+            chunk(#"{}"#, finish: #""tool_calls""#),
+        ])
+        let expected = #"{"index":0,"message":{"role":"assistant","content":null,"tool_calls":["#
+            + #"{"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},"#
+            + #"{"id":"call_b","type":"function","function":{"name":"get_time","arguments":"{}"}}"#
+            + #"]},"finish_reason":"tool_calls"}"#
+        #expect(response["choices"]?[0]?.serializedString() == expected)
+    }
+
+    @Test func toolCallsAreSortedByIndex() throws {
+        let (response, _) = try assemble([
+            chunk(#"{"tool_calls":[{"index":2,"id":"c2","function":{"name":"b","arguments":"2"}},{"index":0,"id":"c0","function":{"name":"a","arguments":"0"}}]}"#),
+            chunk(#"{"tool_calls":[{"index":2,"function":{"arguments":"!"}}]}"#),
+        ])
+        let calls = try #require(response["choices"]?[0]?["message"]?["tool_calls"]?.arrayValue)
+        #expect(calls.map { $0["id"] } == ["c0", "c2"])
+        #expect(calls[1]["function"]?["arguments"] == "2!")
+        #expect(calls[1].objectValue?.keys == ["id", "type", "function"])  // no "index"
+    }
+
+    @Test func interleavedChoicesAreSeparatedAndSorted() throws {
+        func choiceChunk(_ index: Int, _ delta: String, finish: String = "null") -> String {
+            #"{"id":"c-2","created":5,"model":"m","choices":[{"index":\#(index),"delta":\#(delta),"finish_reason":\#(finish)}]}"#
+        }
+        let (response, _) = try assemble([
+            choiceChunk(1, #"{"role":"assistant","content":"B1"}"#),
+            choiceChunk(0, #"{"role":"assistant","content":"A1"}"#),
+            choiceChunk(1, #"{"content":" B2"}"#),
+            choiceChunk(0, #"{"content":" A2"}"#),
+            choiceChunk(1, #"{}"#, finish: #""length""#),
+            choiceChunk(0, #"{}"#, finish: #""stop""#),
+        ])
+        let choices = try #require(response["choices"]?.arrayValue)
+        #expect(choices.map { $0["index"] } == [0, 1])
+        #expect(choices.map { $0["message"]?["content"] } == ["A1 A2", "B1 B2"])
+        #expect(choices.map { $0["finish_reason"] } == ["stop", "length"])
+        // No system_fingerprint key when none was sent.
+        #expect(response.objectValue?.keys == ["id", "object", "created", "model", "choices"])
+    }
+
+    @Test func usageFromTheLastChunk() throws {
+        let usage = #","usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}"#
+        let (response, _) = try assemble([
+            chunk(#"{"role":"assistant","content":"Hi"}"#, extra: #","usage":null"#),
+            chunk(#"{}"#, finish: #""stop""#, extra: usage),
+            #"{"id":"c-1","choices":[],"usage":null}"#,
+        ])
+        #expect(response["usage"] == ["prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7])
+        #expect(response.objectValue?.keys == ["id", "object", "created", "model", "system_fingerprint", "choices", "usage"])
+        // The last non-null usage wins.
+        let (twice, _) = try assemble([chunk("{}", extra: #","usage":{"total_tokens":1}"#), chunk("{}", extra: #","usage":{"total_tokens":2}"#)])
+        #expect(twice["usage"]?["total_tokens"] == 2)
+    }
+
+    @Test func finishReasonIsTheLastNonNullOne() throws {
+        let (response, _) = try assemble([
+            chunk(#"{"content":"a"}"#, finish: #""length""#),
+            chunk(#"{"content":"b"}"#, finish: #""stop""#),
+            chunk(#"{}"#, finish: "null"),
+        ])
+        #expect(response["choices"]?[0]?["finish_reason"] == "stop")
+        let (unfinished, _) = try assemble([chunk(#"{"content":"a"}"#)])
+        #expect(unfinished["choices"]?[0]?["finish_reason"] == .null)
+    }
+
+    @Test func metadataFromTheFirstNonNullValues() throws {
+        let (response, _) = try assemble([
+            #"{"id":null,"created":null,"model":null,"choices":[]}"#,
+            #"{"id":"first","created":1.7e9,"model":"deepseek-reasoner","system_fingerprint":null,"choices":[]}"#,
+            #"{"id":"second","created":2,"model":"other","system_fingerprint":"fp","choices":[]}"#,
+        ])
+        #expect(response["id"] == "first")
+        #expect(response["created"] == .number("1.7e9"))  // kept as its literal
+        #expect(response["model"] == "deepseek-reasoner")
+        #expect(response["system_fingerprint"] == "fp")
+        #expect(response["object"] == "chat.completion")
+    }
+
+    @Test func roleIsTheFirstOneSeen() throws {
+        let (response, _) = try assemble([
+            chunk(#"{"content":"x"}"#),
+            chunk(#"{"role":"tool","content":"y"}"#),
+            chunk(#"{"role":"assistant"}"#),
+        ])
+        #expect(response["choices"]?[0]?["message"]?["role"] == "tool")
+    }
+
+    @Test func noChunksGiveAnEmptyCompletion() {
+        let response = CompletionAssembler().response()
+        #expect(response.serializedString() == #"{"id":null,"object":"chat.completion","created":null,"model":null,"choices":[]}"#)
+    }
+}

@@ -1,0 +1,129 @@
+import Testing
+
+@testable import ChatQueueConfig
+
+@Suite("Config: errors name their key")
+struct ConfigErrorTests {
+    @Test("ConfigError describes itself with its key")
+    func description() {
+        #expect(
+            ConfigError(key: "worker.concurrency", message: "m").description == "config error: worker.concurrency: m")
+    }
+
+    @Test("an unknown key in the YAML file is rejected, with a suggestion")
+    func unknownYAMLKey() throws {
+        let error = try #require(try ConfigFixture.loadError(yaml: "worker:\n  concurency: 4\n"))
+        #expect(error.key == "worker.concurency")
+        #expect(error.message.contains("unknown key"))
+        #expect(error.message.contains("did you mean worker.concurrency?"))
+
+        let section = try #require(try ConfigFixture.loadError(yaml: "workers:\n  concurrency: 4\n"))
+        #expect(section.key == "workers.concurrency")
+        let valueForSection = try #require(try ConfigFixture.loadError(yaml: "worker: 4\n"))
+        #expect(valueForSection.key == "worker")
+        #expect(valueForSection.message.contains("expected a mapping"))
+        let nested = try #require(try ConfigFixture.loadError(yaml: "log:\n  level:\n    default: info\n"))
+        #expect(nested.key == "log.level.default")
+    }
+
+    @Test("an unknown override key is rejected")
+    func unknownOverrideKey() throws {
+        let error = try #require(try ConfigFixture.loadError(overrides: ["upstream.api-key": "x"]))
+        #expect(error.key == "upstream.api-key")
+        #expect(error.message.contains("unknown key"))
+        #expect(!error.message.contains("x\""))
+    }
+
+    @Test("a missing or unparsable config file is an error with key \"config\" and the path")
+    func badFile() throws {
+        try ConfigFixture.withDirectory { directory in
+            let missing = directory.path + "/nope.yaml"
+            let unparsable = try directory.write("bad.yaml", "worker: [unclosed\n")
+            let notAMapping = try directory.write("list.yaml", "- a\n- b\n")
+            for path in [missing, unparsable, notAMapping, directory.path] {
+                do throws(ConfigError) {
+                    _ = try SettingsLoader.load(configFile: path, environment: [:], overrides: [:])
+                    Issue.record("\(path) loaded")
+                } catch {
+                    #expect(error.key == "config")
+                    #expect(error.message.contains(path))
+                }
+            }
+        }
+    }
+
+    @Test(
+        "wrong types name the key, the expectation and the value",
+        arguments: [
+            ("worker:\n  concurrency: many\n", "worker.concurrency", "expected an integer in 1...65535, got \"many\""),
+            ("worker:\n  concurrency: 2.5\n", "worker.concurrency", "got \"2.5\""),
+            ("worker:\n  request_timeout: soon\n", "worker.request_timeout", "got \"soon\""),
+            ("queue:\n  declare: maybe\n", "queue.declare", "expected true or false, got \"maybe\""),
+            ("queue:\n  name: [a, b]\n", "queue.name", "expected a string, got a list"),
+            ("queue:\n  type: stream\n", "queue.type", "expected one of quorum, classic, got \"stream\""),
+            ("log:\n  level: loud\n", "log.level", "got \"loud\""),
+            ("log:\n  format: xml\n", "log.format", "expected one of text, json"),
+            ("upstream:\n  api_key: [a]\n", "upstream.api_key", "got another type"),
+        ]
+    )
+    func wrongTypesInYAML(yaml: String, key: String, message: String) throws {
+        let error = try #require(try ConfigFixture.loadError(yaml: yaml))
+        #expect(error.key == key)
+        #expect(error.message.contains(message), "\(error.message)")
+        #expect(error.message.contains("chatqueue.yaml"), "names the file")
+    }
+
+    @Test(
+        "out-of-range values name the key and the range",
+        arguments: [
+            ("broker.heartbeat", "3601", "expected an integer in 0...3600, got 3601"),
+            ("broker.heartbeat", "-1", "got -1"),
+            ("worker.concurrency", "0", "expected an integer in 1...65535, got 0"),
+            ("worker.concurrency", "65536", "got 65536"),
+            ("worker.max_request_bytes", "134217729", "1...134217728"),
+            ("worker.request_timeout", "0", "expected a number of seconds > 0"),
+            ("worker.request_timeout", "-3", "got -3.0"),
+            ("upstream.connect_timeout", "nan", "got nan"),
+            ("upstream.first_byte_timeout", "inf", "got inf"),
+            ("upstream.idle_timeout", "0", "> 0"),
+            ("upstream.max_response_bytes", "1023", "expected an integer >= 1024, got 1023"),
+            ("queue.name", "", "expected a non-empty queue name"),
+            ("upstream.url", "ftp://x", "expected an http:// or https:// URL"),
+            ("upstream.url", "https://", "got \"https://\""),
+            ("upstream.url", "https://user:pw@host", "no user info"),
+            ("upstream.url", "https://host/?a=b", "query"),
+        ]
+    )
+    func outOfRange(key: String, value: String, message: String) throws {
+        let error = try #require(try ConfigFixture.loadError(overrides: [key: value]))
+        #expect(error.key == key)
+        #expect(error.message.contains(message), "\(error.message)")
+        #expect(error.message.contains("command-line override"))
+    }
+
+    @Test("environment errors name the variable")
+    func environmentSource() throws {
+        let error = try #require(
+            try ConfigFixture.loadError(environment: ["CHATQUEUE_WORKER_MAX_REQUEST_BYTES": "1MB"]))
+        #expect(error.key == "worker.max_request_bytes")
+        #expect(
+            error.message
+                == "expected an integer in 1...134217728, got \"1MB\" (from CHATQUEUE_WORKER_MAX_REQUEST_BYTES)")
+    }
+
+    @Test("a higher layer's bad value is an error even when a lower layer is fine")
+    func badHigherLayer() throws {
+        let error = try #require(
+            try ConfigFixture.loadError(
+                yaml: "worker:\n  concurrency: 4\n", environment: ["CHATQUEUE_WORKER_CONCURRENCY": "x"]))
+        #expect(error.key == "worker.concurrency")
+    }
+
+    @Test("secret values never appear in errors")
+    func secretsNotInErrors() throws {
+        let error = try #require(
+            try ConfigFixture.loadError(overrides: ["broker.url": "amqp://u:topsecret@h:99999"]))
+        #expect(error.key == "broker.url")
+        #expect(!error.message.contains("topsecret"))
+    }
+}

@@ -1,0 +1,181 @@
+import ChatQueueAMQP
+import ChatQueueCore
+import ChatQueueMockUpstream
+import Foundation
+import Testing
+
+/// The real parts the integration tests run against: the RabbitMQ broker the
+/// test command started (CHATQUEUE_TEST_BROKER_URL, default the local one),
+/// the built `chatqueue` executable run as real worker processes, and the
+/// mock upstream (the only fake: there is no network here).
+enum IntegrationEnvironment {
+    static let brokerHost = ProcessInfo.processInfo.environment["CHATQUEUE_TEST_BROKER_HOST"] ?? "127.0.0.1"
+    static let brokerPort = Int(ProcessInfo.processInfo.environment["CHATQUEUE_TEST_BROKER_PORT"] ?? "") ?? 5672
+    static var brokerURL: String { "amqp://guest:guest@\(brokerHost):\(brokerPort)/%2f" }
+
+    static func brokerOptions(name: String = "chatqueue-tests") -> AMQPConnectionOptions {
+        AMQPConnectionOptions(host: brokerHost, port: brokerPort, heartbeat: 0, connectionName: name)
+    }
+
+    /// The `chatqueue` executable built next to the test bundle.
+    static var executable: URL {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = testBinary.deletingLastPathComponent()
+        // swift test runs .build/<config>/chatqueuePackageTests.xctest; the executable is beside it.
+        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("chatqueue").path),
+            directory.path != "/"
+        {
+            directory = directory.deletingLastPathComponent()
+        }
+        return directory.appendingPathComponent("chatqueue")
+    }
+
+    /// Queue names of one test, unique so tests can run in parallel.
+    static func uniqueQueueName(_ label: String) -> String {
+        "test.\(label).\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
+
+/// A `chatqueue worker` process for one test, with its own request queue.
+final class WorkerProcess: @unchecked Sendable {
+    let process = Process()
+    let queue: String
+    let logFile: URL
+
+    /// Starts a worker on `queue` against `upstreamURL`; `settings` are extra `--set` overrides.
+    init(queue: String, upstreamURL: String, settings: [String: String] = [:], environment: [String: String] = [:]) throws {
+        self.queue = queue
+        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("chatqueue-\(queue).log")
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        process.executableURL = IntegrationEnvironment.executable
+        var arguments = [
+            "worker", "--broker-url", IntegrationEnvironment.brokerURL, "--queue", queue, "--upstream-url", upstreamURL,
+            "--set", "log.level=debug", "--set", "queue.type=classic",
+        ]
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) { arguments += ["--set", "\(key)=\(value)"] }
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHATQUEUE_") }
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let handle = try FileHandle(forWritingTo: logFile)
+        process.standardError = handle
+        process.standardOutput = handle
+        try process.run()
+    }
+
+    /// Waits until the worker consumes from its queue (its log says so).
+    func waitUntilConsuming(timeout: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.contains("consuming") { return }
+            if !process.isRunning { throw TestFailure("worker exited early: \(log)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw TestFailure("worker did not start consuming within \(timeout) s: \(log)")
+    }
+
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM, then waits for the exit; returns the exit status.
+    @discardableResult
+    func stop(timeout: Double = 60) -> Int32 {
+        if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: logFile)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One test's world: a mock upstream, a worker on a fresh queue, and a requester.
+final class IntegrationHarness: @unchecked Sendable {
+    let mock: MockUpstream
+    let worker: WorkerProcess
+    let queue: String
+    let requester: Requester
+
+    static func start(
+        _ label: String, mockOptions: MockUpstreamOptions = MockUpstreamOptions(), settings: [String: String] = [:],
+        environment: [String: String] = [:], directReplyTo: Bool = false
+    ) async throws -> IntegrationHarness {
+        let mock = try await MockUpstream.start(mockOptions)
+        let queue = IntegrationEnvironment.uniqueQueueName(label)
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL, settings: settings, environment: environment)
+        try worker.waitUntilConsuming()
+        let requester = try Requester(
+            options: IntegrationEnvironment.brokerOptions(name: "test \(label)"), directReplyTo: directReplyTo)
+        return IntegrationHarness(mock: mock, worker: worker, queue: queue, requester: requester)
+    }
+
+    private init(mock: MockUpstream, worker: WorkerProcess, queue: String, requester: Requester) {
+        self.mock = mock
+        self.worker = worker
+        self.queue = queue
+        self.requester = requester
+    }
+
+    /// Sends a request body and returns its replies up to and including the final one.
+    func exchange(
+        _ body: [UInt8], correlationID: String? = nil, messageID: String? = nil, contentType: String? = "application/json",
+        headers: [(String, AMQPFieldValue)] = [], timeout: Double = 30
+    ) throws -> [ReceivedReply] {
+        try requester.send(
+            to: queue, body: body, correlationID: correlationID, messageID: messageID, contentType: contentType,
+            headers: headers)
+        return try collectReplies(timeout: timeout)
+    }
+
+    func exchange(json: String, correlationID: String? = nil, timeout: Double = 30) throws -> [ReceivedReply] {
+        try exchange(Array(json.utf8), correlationID: correlationID, timeout: timeout)
+    }
+
+    /// Replies until a final one arrives.
+    func collectReplies(timeout: Double = 30) throws -> [ReceivedReply] {
+        var replies: [ReceivedReply] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0, let reply = try requester.nextReply(timeout: left) else {
+                throw TestFailure("no final reply within \(timeout) s after \(replies.count) replies; worker log:\n\(worker.log)")
+            }
+            replies.append(reply)
+            if reply.isFinal { return replies }
+        }
+    }
+
+    /// Messages waiting in a queue (passive declare).
+    func messageCount(_ queue: String) throws -> Int {
+        let connection = try AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test count"))
+        defer { connection.close() }
+        return try connection.messageCount(queue: queue)
+    }
+
+    /// Stops the worker and the mock and deletes the test's queues.
+    func shutdown() async throws -> Int32 {
+        let status = worker.stop()
+        requester.connection.close()
+        try? await mock.shutdown()
+        if let connection = try? AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test cleanup")) {
+            for name in [queue, "\(queue).dead"] { try? connection.deleteQueue(name) }
+            try? connection.deleteExchange("\(queue).dlx")
+            connection.close()
+        }
+        return status
+    }
+}
+
+extension ReceivedReply {
+    var json: JSONValue? { try? JSONValue(parsing: body) }
+}
