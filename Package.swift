@@ -95,6 +95,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ChatQueueWorkerTests",
+            dependencies: ["ChatQueueWorker", "ChatQueueAMQP", "ChatQueueCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "ChatQueueIntegrationTests",
             dependencies: ["ChatQueueCore", "ChatQueueAMQP", "ChatQueueMockUpstream", "chatqueue"],
             swiftSettings: strict

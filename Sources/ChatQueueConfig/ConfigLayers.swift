@@ -216,7 +216,8 @@ struct ConfigLayers {
             snapshot = try YAMLSnapshot(
                 data: bytes.span.bytes, providerName: "config file \(path)", parsingOptions: options)
         } catch {
-            throw ConfigError(key: ConfigError.fileKey, message: "cannot parse config file \(path): \(error)")
+            throw ConfigError(
+                key: ConfigError.fileKey, message: "cannot parse config file \(path): \(parseErrorSummary(error))")
         }
         for key in seenKeys.sorted() where !SettingKeys.isKnown(key) {
             guard SettingKeys.isSection(key) else { throw unknownKey(key, source: path) }
@@ -227,6 +228,20 @@ struct ConfigLayers {
             }
         }
         return SnapshotProvider(fixedSnapshot: snapshot)
+    }
+
+    /// A YAML parse error on one line, without the parts where Yams quotes the file
+    /// (they may hold a secret): the line and column are enough to find the problem.
+    private static func parseErrorSummary(_ error: any Error) -> String {
+        var lines = "\(error)".split(separator: "\n").map { trimmingWhitespace(String($0)) }
+        // Syntax errors end with the offending line and a caret under the column.
+        if lines.count >= 2, lines.last == "^" { lines.removeLast(2) }
+        var summary = lines.filter { !$0.isEmpty }.joined(separator: " ")
+        // Duplicate-key errors end with "Context:" and the mapping's text.
+        if let context = summary.firstRange(of: "Context:") { summary = String(summary[..<context.lowerBound]) }
+        summary = trimmingWhitespace(summary)
+        while summary.hasSuffix(":") { summary.removeLast() }
+        return summary
     }
 
     /// Whether a YAML file has anything besides comments, blank lines and document markers.

@@ -437,7 +437,7 @@ public final class Worker: ChunkSink {
     }
 
     /// Acks (or dead-letters) deliveries whose final reply the broker confirmed.
-    private func settle(_ settlements: [ReplyPublisher.Settlement], _ session: BrokerSession) throws {
+    private func settle(_ settlements: [PendingConfirms.Settlement], _ session: BrokerSession) throws {
         for settlement in settlements {
             guard let request = inFlight.removeValue(forKey: settlement.deliveryTag) else { continue }
             if !settlement.confirmed {

@@ -52,6 +52,21 @@ struct ConfigErrorTests {
         }
     }
 
+    @Test("a YAML syntax error doesn't quote the file")
+    func syntaxErrorHidesContent() throws {
+        let error = try #require(try ConfigFixture.loadError(yaml: "upstream:\n  api_key: \"sk-secret\n"))
+        #expect(error.key == "config")
+        #expect(error.message.contains("chatqueue.yaml"))
+        #expect(!error.message.contains("sk-secret"), "\(error.message)")
+        #expect(error.message.contains("line 2"), "\(error.message)")
+
+        let duplicate = try #require(
+            try ConfigFixture.loadError(yaml: "upstream:\n  api_key: sk-secret\n  api_key: sk-secret\n"))
+        #expect(duplicate.key == "config")
+        #expect(duplicate.message.contains("'api_key'"), "\(duplicate.message)")
+        #expect(!duplicate.message.contains("sk-secret"), "\(duplicate.message)")
+    }
+
     @Test(
         "wrong types name the key, the expectation and the value",
         arguments: [

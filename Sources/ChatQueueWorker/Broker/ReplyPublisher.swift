@@ -17,35 +17,66 @@ struct ReplyAddress: Sendable {
     var attempt: Int
 }
 
-/// Publishes replies on the publishing connection, which is in confirm mode,
-/// and tracks which final replies the broker has confirmed. Sequence numbers
-/// count every publish on the channel from 1, as the broker does.
-final class ReplyPublisher {
-    /// A final reply waiting for its confirm, and what it settles.
-    struct PendingFinal {
+/// Final replies waiting for their publisher confirm, in publish order. Pure.
+/// The broker confirms by sequence number, one at a time or `multiple` (all up
+/// to a number); a final reply's delivery is settled only then.
+struct PendingConfirms {
+    struct Entry: Equatable {
         var sequence: UInt64
         var deliveryTag: UInt64
     }
 
     /// A confirm (or nack) of a final reply.
-    struct Settlement {
+    struct Settlement: Equatable {
         var deliveryTag: UInt64
         /// False when the broker nacked the publish (it was not stored).
         var confirmed: Bool
     }
 
+    private var entries: [Entry] = []
+    private var head = 0
+
+    var count: Int { entries.count - head }
+
+    mutating func append(sequence: UInt64, deliveryTag: UInt64) {
+        entries.append(Entry(sequence: sequence, deliveryTag: deliveryTag))
+    }
+
+    /// Applies a basic.ack or basic.nack; returns what it settles, in publish order.
+    mutating func confirm(_ sequence: UInt64, multiple: Bool, confirmed: Bool) -> [Settlement] {
+        var settled: [Settlement] = []
+        if multiple {
+            while head < entries.count, entries[head].sequence <= sequence {
+                settled.append(Settlement(deliveryTag: entries[head].deliveryTag, confirmed: confirmed))
+                head += 1
+            }
+        } else if let index = entries[head...].firstIndex(where: { $0.sequence == sequence }) {
+            settled.append(Settlement(deliveryTag: entries[index].deliveryTag, confirmed: confirmed))
+            if index == head { head += 1 } else { entries.remove(at: index) }
+        }
+        // Compact now and then so the array does not grow without bound.
+        if head > 1024, head * 2 > entries.count {
+            entries.removeFirst(head)
+            head = 0
+        }
+        return settled
+    }
+}
+
+/// Publishes replies on the publishing connection, which is in confirm mode,
+/// and tracks which final replies the broker has confirmed. Sequence numbers
+/// count every publish on the channel from 1, as the broker does.
+final class ReplyPublisher {
     let connection: AMQPConnection
     private var lastSequence: UInt64 = 0
-    /// Final replies in publish order; confirms arrive in that order too.
-    private var pending: [PendingFinal] = []
-    private var pendingHead = 0
+    private var pending = PendingConfirms()
 
     init(connection: AMQPConnection) throws(AMQPError) {
         self.connection = connection
         try connection.enablePublisherConfirms()
     }
 
-    var unconfirmedFinals: Int { pending.count - pendingHead }
+    var unconfirmedFinals: Int { pending.count }
 
     /// Publishes one reply. Returns its sequence number. Final replies are
     /// persistent and remembered until confirmed; chunks are transient.
@@ -65,30 +96,12 @@ final class ReplyPublisher {
         // Mandatory: a reply to a queue that no longer exists comes back as basic.return.
         try connection.publish(routingKey: address.replyTo, mandatory: true, properties: properties, body: body)
         lastSequence += 1
-        if let deliveryTag {
-            pending.append(PendingFinal(sequence: lastSequence, deliveryTag: deliveryTag))
-        }
+        if let deliveryTag { pending.append(sequence: lastSequence, deliveryTag: deliveryTag) }
         return lastSequence
     }
 
-    /// Applies a basic.ack or basic.nack from the broker; returns the final
-    /// replies it settles, in publish order.
-    func handleConfirm(deliveryTag: UInt64, multiple: Bool, confirmed: Bool) -> [Settlement] {
-        var settled: [Settlement] = []
-        if multiple {
-            while pendingHead < pending.count, pending[pendingHead].sequence <= deliveryTag {
-                settled.append(Settlement(deliveryTag: pending[pendingHead].deliveryTag, confirmed: confirmed))
-                pendingHead += 1
-            }
-        } else if let index = pending[pendingHead...].firstIndex(where: { $0.sequence == deliveryTag }) {
-            settled.append(Settlement(deliveryTag: pending[index].deliveryTag, confirmed: confirmed))
-            pending.remove(at: index)
-        }
-        // Compact now and then so the array does not grow without bound.
-        if pendingHead > 1024, pendingHead * 2 > pending.count {
-            pending.removeFirst(pendingHead)
-            pendingHead = 0
-        }
-        return settled
+    /// Applies a basic.ack or basic.nack from the broker.
+    func handleConfirm(deliveryTag: UInt64, multiple: Bool, confirmed: Bool) -> [PendingConfirms.Settlement] {
+        pending.confirm(deliveryTag, multiple: multiple, confirmed: confirmed)
     }
 }

@@ -1,0 +1,43 @@
+import Testing
+
+@testable import ChatQueueWorker
+
+/// A delivery is settled only when the broker confirmed its final reply.
+struct PendingConfirmsTests {
+    @Test("multiple confirms settle everything up to the sequence number, in order")
+    func multiple() {
+        var pending = PendingConfirms()
+        pending.append(sequence: 3, deliveryTag: 30)
+        pending.append(sequence: 5, deliveryTag: 50)
+        pending.append(sequence: 9, deliveryTag: 90)
+        // Sequence 4 was a chunk: confirming it settles only what is at or below it.
+        #expect(pending.confirm(4, multiple: true, confirmed: true) == [.init(deliveryTag: 30, confirmed: true)])
+        #expect(
+            pending.confirm(9, multiple: true, confirmed: true) == [
+                .init(deliveryTag: 50, confirmed: true), .init(deliveryTag: 90, confirmed: true),
+            ])
+        #expect(pending.count == 0)
+    }
+
+    @Test("single confirms, also out of order; confirms of chunks settle nothing")
+    func single() {
+        var pending = PendingConfirms()
+        pending.append(sequence: 1, deliveryTag: 10)
+        pending.append(sequence: 2, deliveryTag: 20)
+        #expect(pending.confirm(7, multiple: false, confirmed: true).isEmpty)
+        #expect(pending.confirm(2, multiple: false, confirmed: true) == [.init(deliveryTag: 20, confirmed: true)])
+        #expect(pending.count == 1)
+        #expect(pending.confirm(1, multiple: false, confirmed: false) == [.init(deliveryTag: 10, confirmed: false)])
+        #expect(pending.count == 0)
+    }
+
+    @Test("many settled entries do not accumulate")
+    func compacts() {
+        var pending = PendingConfirms()
+        for sequence in 1...5000 as ClosedRange<UInt64> {
+            pending.append(sequence: sequence, deliveryTag: sequence)
+            _ = pending.confirm(sequence, multiple: false, confirmed: true)
+        }
+        #expect(pending.count == 0)
+    }
+}

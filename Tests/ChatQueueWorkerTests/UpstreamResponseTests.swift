@@ -1,0 +1,134 @@
+import ChatQueueCore
+import Testing
+
+@testable import ChatQueueWorker
+
+/// Feeds byte sequences as libcurl would and checks chunks and outcomes.
+struct UpstreamResponseTests {
+    private func feed(
+        _ response: inout UpstreamResponse, _ text: String, status: Int = 200,
+        contentType: String? = "text/event-stream; charset=utf-8"
+    ) -> (UpstreamResponse.Step, [String]) {
+        var published: [String] = []
+        let bytes = Array(text.utf8)
+        let step = bytes.withUnsafeBytes { raw in
+            response.receive(raw, status: status, contentType: contentType) { published.append(String(decoding: $0, as: UTF8.self)) }
+        }
+        return (step, published)
+    }
+
+    private let chunk1 = #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}"#
+    private let chunk2 = #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}"#
+
+    @Test("stream: chunks are forwarded exactly as received; comments and [DONE] are not")
+    func forwardsChunksVerbatim() {
+        var response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        let (step1, first) = feed(&response, ": keep-alive\n\n\n\ndata: \(chunk1)\n\n")
+        #expect(step1 == .proceed(progress: true))
+        #expect(first == [chunk1])
+        let (_, second) = feed(&response, "data: \(chunk2)\n\ndata: [DONE]\n\n")
+        #expect(second == [chunk2])
+        guard case .completion(let body) = response.outcome(.ok), let value = try? JSONValue(parsing: body) else {
+            Issue.record("expected a completion")
+            return
+        }
+        #expect(value["choices"]?[0]?["message"]?["content"]?.stringValue == "Hello")
+        #expect(value["object"]?.stringValue == "chat.completion")
+    }
+
+    @Test("keep-alive comments alone are no progress (first-byte timer keeps running)")
+    func keepAliveIsNoProgress() {
+        var response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        let (step, published) = feed(&response, ": keep-alive\n\n: keep-alive\n\n")
+        #expect(step == .proceed(progress: false))
+        #expect(published.isEmpty)
+        #expect(response.outcome(.ok) == .failure(.emptyStream))
+    }
+
+    @Test("non-stream requests: chunks are assembled but not forwarded")
+    func noForwardingWhenNotStreaming() {
+        var response = UpstreamResponse(forwardChunks: false, maxResponseBytes: 1 << 20)
+        let (_, published) = feed(&response, "data: \(chunk1)\n\ndata: \(chunk2)\n\ndata: [DONE]\n\n")
+        #expect(published.isEmpty)
+        #expect(response.publishedChunks == 0)
+        guard case .completion = response.outcome(.ok) else {
+            Issue.record("expected a completion")
+            return
+        }
+    }
+
+    @Test("a data: {error} event stops the stream with the upstream's error")
+    func streamErrorEvent() {
+        var response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        let (step, published) = feed(
+            &response, "data: \(chunk1)\n\ndata: {\"error\":{\"message\":\"boom\",\"code\":\"internal_error\"}}\n\n")
+        #expect(step == .abort)
+        #expect(published == [chunk1])
+        guard case .failure(.streamError(let value)) = response.outcome(.failed("aborted")) else {
+            Issue.record("expected streamError")
+            return
+        }
+        #expect(value["error"]?["code"]?.stringValue == "internal_error")
+    }
+
+    @Test("a stream that ends after chunks without [DONE] or finish_reason is interrupted")
+    func interruptedStream() {
+        var response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        _ = feed(&response, "data: \(chunk1)\n\n")
+        #expect(response.outcome(.ok) == .failure(.streamInterrupted("stream ended before [DONE]")))
+        #expect(response.outcome(.failed("Transferred a partial file")) == .failure(.streamInterrupted("Transferred a partial file")))
+    }
+
+    @Test("non-JSON event data is a bad response")
+    func badEvent() {
+        var response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        let (step, _) = feed(&response, "data: <html>\n\n")
+        #expect(step == .abort)
+        guard case .failure(.badResponse) = response.outcome(.failed("write error")) else {
+            Issue.record("expected badResponse")
+            return
+        }
+    }
+
+    @Test("document: blank-line padding is trimmed and is no progress until content arrives")
+    func paddedDocument() {
+        var response = UpstreamResponse(forwardChunks: false, maxResponseBytes: 1 << 20)
+        let (padding, _) = feed(&response, "\n\n", contentType: "application/json")
+        #expect(padding == .proceed(progress: false))
+        let (content, _) = feed(&response, "{\"id\":\"x\",\"choices\":[]}\n", contentType: "application/json")
+        #expect(content == .proceed(progress: true))
+        #expect(response.outcome(.ok) == .completion(Array("{\"id\":\"x\",\"choices\":[]}".utf8)))
+    }
+
+    @Test("document over the size limit aborts with bad_response")
+    func oversizedDocument() {
+        var response = UpstreamResponse(forwardChunks: false, maxResponseBytes: 8)
+        let (step, _) = feed(&response, "{\"id\":\"0123456789\"}", contentType: "application/json")
+        #expect(step == .abort)
+        #expect(response.outcome(.failed("aborted")) == .failure(.badResponse("response larger than 8 bytes")))
+    }
+
+    @Test("non-200: the body is kept for the error mapping, and Retry-After headers are read")
+    func errorBody() {
+        var response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        let status = Array("HTTP/1.1 429 Too Many Requests\r\n".utf8)
+        let header = Array("Retry-After: 2\r\n".utf8)
+        let headerMs = Array("retry-after-ms: 1500\r\n".utf8)
+        status.withUnsafeBytes { response.headerLine($0) }
+        header.withUnsafeBytes { response.headerLine($0) }
+        headerMs.withUnsafeBytes { response.headerLine($0) }
+        let body = #"{"error":{"message":"Rate limit reached","type":"rate_limit_error","param":null,"code":null}}"#
+        _ = feed(&response, body, status: 429, contentType: "application/json")
+        #expect(response.retryAfter == "2")
+        #expect(response.retryAfterMilliseconds == "1500")
+        #expect(response.outcome(.ok) == .failure(.httpStatus(429, body: Array(body.utf8))))
+    }
+
+    @Test("transport failures before any response map to connection failures and timeouts")
+    func transportFailures() {
+        let response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        #expect(response.outcome(.couldNotConnect("refused")) == .failure(.connectionFailed("refused")))
+        #expect(response.outcome(.connectTimedOut) == .failure(.connectTimeout))
+        #expect(response.outcome(.failed("reset")) == .failure(.connectionFailed("reset")))
+    }
+}

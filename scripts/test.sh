@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, starts RabbitMQ, builds and runs
+# every test (unit and integration: real broker, real worker processes, the
+# mock upstream, and the Python example client).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+install_packages
+start_rabbitmq
+build
+cd "$ROOT"
+log "running the tests"
+swift test "$@"
