@@ -107,7 +107,7 @@ struct SecretKey: DocumentedKey {
 ///
 /// To add a key: declare it here, add it to ``all`` (in file order), read it in
 /// `SettingsLoader`, show it in `Settings.effectiveValues`, then regenerate
-/// `config/chatqueue.yaml` (see `ConfigTemplateTests`).
+/// `config/chatqueue.yaml` (see `ConfigDefaultsTests.templateIsGenerated`).
 enum SettingKeys {
     // MARK: broker
 
@@ -193,7 +193,45 @@ enum SettingKeys {
     static let workerRequestTimeout = SecondsKey(
         name: "worker.request_timeout",
         defaultValue: 600,
-        summary: "Seconds a request may take, from delivery to reply."
+        summary: """
+            Seconds a request may take, from delivery to its final reply, retries included. \
+            Keep it under RabbitMQ's consumer_timeout (30 minutes by default).
+            """
+    )
+    static let workerShutdownGrace = SecondsKey(
+        name: "worker.shutdown_grace",
+        defaultValue: 30,
+        summary: """
+            Seconds in-flight requests get to finish after SIGTERM; the rest are then \
+            requeued. Keep systemd's TimeoutStopSec above it.
+            """
+    )
+
+    // MARK: retry
+
+    static let retryMaxAttempts = IntKey(
+        name: "retry.max_attempts",
+        defaultValue: 4,
+        range: 1...100,
+        summary: "HTTP tries per delivery, the first included (1...100); 1 disables retries."
+    )
+    static let retryBaseDelay = SecondsKey(
+        name: "retry.base_delay",
+        defaultValue: 0.5,
+        summary: "Backoff base: the n-th retry waits a random time up to base_delay * 2^(n-1)."
+    )
+    static let retryMaxDelay = SecondsKey(
+        name: "retry.max_delay",
+        defaultValue: 30,
+        summary: "Cap of the backoff wait between two tries."
+    )
+    static let retryMaxRetryAfter = SecondsKey(
+        name: "retry.max_retry_after",
+        defaultValue: 60,
+        summary: """
+            Longest Retry-After (or retry-after-ms) the worker waits for; a longer one ends \
+            the request with a retryable error instead.
+            """
     )
 
     // MARK: upstream
@@ -230,12 +268,15 @@ enum SettingKeys {
     static let upstreamFirstByteTimeout = SecondsKey(
         name: "upstream.first_byte_timeout",
         defaultValue: 120,
-        summary: "Seconds from sending a request until the first response byte."
+        summary: """
+            Seconds from sending a request until the first data event (stream) or the first \
+            non-blank byte (non-stream); keep-alive comments and blank lines do not count.
+            """
     )
     static let upstreamIdleTimeout = SecondsKey(
         name: "upstream.idle_timeout",
         defaultValue: 60,
-        summary: "Seconds a started response may go without receiving a byte."
+        summary: "Longest gap in seconds between two data events once a response has started."
     )
     static let upstreamMaxResponseBytes = IntKey(
         name: "upstream.max_response_bytes",
@@ -262,7 +303,8 @@ enum SettingKeys {
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
         queueName, queueDeclare, queueType, queueDeadLetterExchange, queueDeadLetterQueue,
         repliesDefaultQueue,
-        workerConcurrency, workerMaxRequestBytes, workerRequestTimeout,
+        workerConcurrency, workerMaxRequestBytes, workerRequestTimeout, workerShutdownGrace,
+        retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
         upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
         logLevel, logFormat,

@@ -77,11 +77,33 @@ public struct Settings: Sendable, Equatable {
         public var maxRequestBytes: Int
         /// `worker.request_timeout`: seconds a whole request may take.
         public var requestTimeout: Double
+        /// `worker.shutdown_grace`: seconds in-flight requests get after SIGTERM.
+        public var shutdownGrace: Double
 
-        public init(concurrency: Int, maxRequestBytes: Int, requestTimeout: Double) {
+        public init(concurrency: Int, maxRequestBytes: Int, requestTimeout: Double, shutdownGrace: Double = 30) {
             self.concurrency = concurrency
             self.maxRequestBytes = maxRequestBytes
             self.requestTimeout = requestTimeout
+            self.shutdownGrace = shutdownGrace
+        }
+    }
+
+    /// When and how often a failed upstream call is tried again.
+    public struct Retry: Sendable, Equatable {
+        /// `retry.max_attempts`: HTTP tries per delivery, the first included.
+        public var maxAttempts: Int
+        /// `retry.base_delay`: the backoff base in seconds.
+        public var baseDelay: Double
+        /// `retry.max_delay`: the backoff cap in seconds.
+        public var maxDelay: Double
+        /// `retry.max_retry_after`: the longest upstream-requested wait honoured.
+        public var maxRetryAfter: Double
+
+        public init(maxAttempts: Int = 4, baseDelay: Double = 0.5, maxDelay: Double = 30, maxRetryAfter: Double = 60) {
+            self.maxAttempts = maxAttempts
+            self.baseDelay = baseDelay
+            self.maxDelay = maxDelay
+            self.maxRetryAfter = maxRetryAfter
         }
     }
 
@@ -145,10 +167,15 @@ public struct Settings: Sendable, Equatable {
     public var queue: Queue
     public var replies: Replies
     public var worker: Worker
+    public var retry: Retry
     public var upstream: Upstream
     public var log: Log
 
-    public init(broker: Broker, queue: Queue, replies: Replies, worker: Worker, upstream: Upstream, log: Log) {
+    public init(
+        broker: Broker, queue: Queue, replies: Replies, worker: Worker, retry: Retry = Retry(), upstream: Upstream,
+        log: Log
+    ) {
+        self.retry = retry
         self.broker = broker
         self.queue = queue
         self.replies = replies

@@ -38,7 +38,14 @@ public enum SettingsLoader {
             worker: Settings.Worker(
                 concurrency: try layers.int(SettingKeys.workerConcurrency),
                 maxRequestBytes: try layers.int(SettingKeys.workerMaxRequestBytes),
-                requestTimeout: try layers.seconds(SettingKeys.workerRequestTimeout)
+                requestTimeout: try layers.seconds(SettingKeys.workerRequestTimeout),
+                shutdownGrace: try layers.seconds(SettingKeys.workerShutdownGrace)
+            ),
+            retry: Settings.Retry(
+                maxAttempts: try layers.int(SettingKeys.retryMaxAttempts),
+                baseDelay: try layers.seconds(SettingKeys.retryBaseDelay),
+                maxDelay: try layers.seconds(SettingKeys.retryMaxDelay),
+                maxRetryAfter: try layers.seconds(SettingKeys.retryMaxRetryAfter)
             ),
             upstream: try upstream(from: layers),
             log: Settings.Log(

@@ -15,23 +15,19 @@ import Glibc
 /// becomes HTTP tries, chunks and exactly one final reply per attempt, and is
 /// acked only once the broker confirmed that final reply.
 public final class Worker: ChunkSink {
-    /// Tunables that are not (yet) configuration keys get their defaults here.
+    /// What the process adds to the configuration.
     public struct Options: Sendable {
-        public var retry: RetryPolicy
-        /// Seconds in-flight requests get to finish after SIGTERM.
-        public var shutdownGrace: Double
         /// Shown in connection names and logs.
         public var instanceName: String
 
-        public init(retry: RetryPolicy = RetryPolicy(), shutdownGrace: Double = 30, instanceName: String = "worker") {
-            self.retry = retry
-            self.shutdownGrace = shutdownGrace
+        public init(instanceName: String = "worker") {
             self.instanceName = instanceName
         }
     }
 
     let settings: Settings
     let options: Options
+    let retryPolicy: RetryPolicy
     var logger: Logger
     private let upstreamOptions: CurlRequestOptions
     private let upstreamHeaders: CurlHeaderList
@@ -50,11 +46,13 @@ public final class Worker: ChunkSink {
     private var drainDeadline: UInt64 = .max
 
     public init(settings: Settings, options: Options = Options(), logger: Logger) {
-        // Before anything can start a thread (libcurl's resolver), so every thread blocks the signals.
         signals = SignalDescriptor()
         self.settings = settings
         self.options = options
         self.logger = logger
+        retryPolicy = RetryPolicy(
+            maxAttempts: settings.retry.maxAttempts, baseDelay: settings.retry.baseDelay,
+            maxDelay: settings.retry.maxDelay, maxRetryAfter: settings.retry.maxRetryAfter)
         upstreamOptions = CurlRequestOptions(
             url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout)
         var headers = ["Content-Type: application/json", "Expect:", "User-Agent: chatqueue/\(ChatQueueVersion.current)"]
@@ -354,7 +352,7 @@ public final class Worker: ChunkSink {
                 milliseconds: response?.retryAfterMilliseconds, header: response?.retryAfter,
                 nowUnixSeconds: Double(MonotonicClock.wallMilliseconds()) / 1000)
             let secondsLeft = request.deadline == .max ? .infinity : Double(request.deadline &- min(request.deadline, now)) / 1e9
-            if let wait = options.retry.delay(
+            if let wait = retryPolicy.delay(
                 triesMade: request.httpTries, retryAfter: hint, secondsLeft: secondsLeft, random: Double.random(in: 0..<1))
             {
                 request.logger.info(
@@ -509,9 +507,9 @@ public final class Worker: ChunkSink {
             return
         }
         draining = true
-        drainDeadline = MonotonicClock.now() &+ MonotonicClock.nanoseconds(options.shutdownGrace)
+        drainDeadline = MonotonicClock.now() &+ MonotonicClock.nanoseconds(settings.worker.shutdownGrace)
         logger.notice(
-            "draining: no new requests", metadata: ["requests.in_flight": "\(inFlight.count)", "shutdown.grace_s": "\(options.shutdownGrace)"])
+            "draining: no new requests", metadata: ["requests.in_flight": "\(inFlight.count)", "shutdown.grace_s": "\(settings.worker.shutdownGrace)"])
         if let session {
             do {
                 try session.consumer.cancel(consumerTag: session.consumerTag)
