@@ -146,7 +146,9 @@ struct CompletionReply {
             break
         }
         let (choice, usage) = self.choiceAndUsage(for: step)
-        var out = "data: " + self.chunkPrefix
+        var out = "data: "
+        out.reserveCapacity(self.chunkPrefix.utf8.count + 256)
+        out += self.chunkPrefix
         choice.write(into: &out)
         out += "]"
         if let usage {

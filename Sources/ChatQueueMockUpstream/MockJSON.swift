@@ -58,8 +58,14 @@ enum MockJSON {
         }
     }
 
-    private static func writeString(_ value: String, into out: inout String) {
+    static func writeString(_ value: String, into out: inout String) {
         out += "\""
+        // Most strings need no escaping; appending them whole is far cheaper than per scalar.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
