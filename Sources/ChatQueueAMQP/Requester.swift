@@ -93,4 +93,10 @@ extension AMQPConnection {
         var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLIN), revents: 0)
         return poll(&descriptor, 1, Int32(max(0, timeout * 1000))) > 0
     }
+
+    /// Whether the socket has room for a write now (a publish would not block on it).
+    public func isWritable() -> Bool {
+        var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLOUT), revents: 0)
+        return poll(&descriptor, 1, 0) > 0 && (descriptor.revents & Int16(POLLOUT)) != 0
+    }
 }

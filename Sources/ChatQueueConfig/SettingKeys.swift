@@ -198,6 +198,15 @@ enum SettingKeys {
             Keep it under RabbitMQ's consumer_timeout (30 minutes by default).
             """
     )
+    static let workerMaxDeliveries = IntKey(
+        name: "worker.max_deliveries",
+        defaultValue: 5,
+        range: 1...1000,
+        summary: """
+            Deliveries of one request before it is answered max_deliveries_exceeded and \
+            dead-lettered as a poison message (1...1000). Counted exactly on quorum queues only.
+            """
+    )
     static let workerShutdownGrace = SecondsKey(
         name: "worker.shutdown_grace",
         defaultValue: 30,
@@ -303,7 +312,7 @@ enum SettingKeys {
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
         queueName, queueDeclare, queueType, queueDeadLetterExchange, queueDeadLetterQueue,
         repliesDefaultQueue,
-        workerConcurrency, workerMaxRequestBytes, workerRequestTimeout, workerShutdownGrace,
+        workerConcurrency, workerMaxRequestBytes, workerRequestTimeout, workerMaxDeliveries, workerShutdownGrace,
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
         upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,

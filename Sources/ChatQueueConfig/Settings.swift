@@ -77,13 +77,19 @@ public struct Settings: Sendable, Equatable {
         public var maxRequestBytes: Int
         /// `worker.request_timeout`: seconds a whole request may take.
         public var requestTimeout: Double
+        /// `worker.max_deliveries`: deliveries of a request before it is set aside.
+        public var maxDeliveries: Int
         /// `worker.shutdown_grace`: seconds in-flight requests get after SIGTERM.
         public var shutdownGrace: Double
 
-        public init(concurrency: Int, maxRequestBytes: Int, requestTimeout: Double, shutdownGrace: Double = 30) {
+        public init(
+            concurrency: Int, maxRequestBytes: Int, requestTimeout: Double, maxDeliveries: Int = 5,
+            shutdownGrace: Double = 30
+        ) {
             self.concurrency = concurrency
             self.maxRequestBytes = maxRequestBytes
             self.requestTimeout = requestTimeout
+            self.maxDeliveries = maxDeliveries
             self.shutdownGrace = shutdownGrace
         }
     }

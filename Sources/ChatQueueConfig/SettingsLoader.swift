@@ -39,6 +39,7 @@ public enum SettingsLoader {
                 concurrency: try layers.int(SettingKeys.workerConcurrency),
                 maxRequestBytes: try layers.int(SettingKeys.workerMaxRequestBytes),
                 requestTimeout: try layers.seconds(SettingKeys.workerRequestTimeout),
+                maxDeliveries: try layers.int(SettingKeys.workerMaxDeliveries),
                 shutdownGrace: try layers.seconds(SettingKeys.workerShutdownGrace)
             ),
             retry: Settings.Retry(

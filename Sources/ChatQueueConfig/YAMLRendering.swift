@@ -177,6 +177,7 @@ extension Settings {
             SettingKeys.workerConcurrency.name: .int(worker.concurrency),
             SettingKeys.workerMaxRequestBytes.name: .int(worker.maxRequestBytes),
             SettingKeys.workerRequestTimeout.name: .number(worker.requestTimeout),
+            SettingKeys.workerMaxDeliveries.name: .int(worker.maxDeliveries),
             SettingKeys.workerShutdownGrace.name: .number(worker.shutdownGrace),
             SettingKeys.retryMaxAttempts.name: .int(retry.maxAttempts),
             SettingKeys.retryBaseDelay.name: .number(retry.baseDelay),

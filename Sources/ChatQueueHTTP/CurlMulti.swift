@@ -80,4 +80,6 @@ extension curl_waitfd {
     }
 
     public var isReadable: Bool { (revents & Int16(CURL_WAIT_POLLIN)) != 0 }
+
+    public var isWritable: Bool { (revents & Int16(CURL_WAIT_POLLOUT)) != 0 }
 }

@@ -18,6 +18,8 @@ struct CompletionReply {
     /// When set the reply is a single tool call (choice 0) instead of text.
     var toolCall: ToolCall?
     var promptTokens: Int
+    /// Rendered once: the final chunk and the body both carry it.
+    private(set) var usage: MockJSON = .null
     /// Chunks differ only in their choice, so the envelope is rendered once per reply.
     private let chunkPrefix: String
 
@@ -47,6 +49,7 @@ struct CompletionReply {
         } else {
             self.choices = [text]
         }
+        self.usage = self.renderedUsage
     }
 
     var finishReason: String {
@@ -71,7 +74,7 @@ struct CompletionReply {
     }
 
     /// DeepSeek's usage object, including its cache counters.
-    var usage: MockJSON {
+    private var renderedUsage: MockJSON {
         var fields: [(String, MockJSON)] = [
             ("prompt_tokens", .int(self.promptTokens)),
             ("completion_tokens", .int(self.completionTokens)),

@@ -58,14 +58,16 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private let state: MockUpstreamState
+    private let timer: CoalescingTimer
     private var incoming: PendingRequest?
     private var queued: [PendingRequest] = []
     private var isResponding = false
+    /// Pending timer callbacks check this: they are not cancelled, they just do nothing.
     private var isConnected = true
-    private var timer: Scheduled<Void>?
 
-    init(state: MockUpstreamState) {
+    init(state: MockUpstreamState, timer: CoalescingTimer) {
         self.state = state
+        self.timer = timer
     }
 
     // MARK: Reading
@@ -108,15 +110,12 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.isConnected = false
-        self.timer?.cancel()
-        self.timer = nil
         self.queued.removeAll()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        self.timer = nil
+        self.isConnected = false
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -270,8 +269,7 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func schedule(in delay: TimeAmount, context: ChannelHandlerContext, _ task: @escaping () -> Void) {
-        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-            self.timer = nil
+        self.timer.schedule(in: delay) {
             guard self.isConnected else { return }
             task()
         }

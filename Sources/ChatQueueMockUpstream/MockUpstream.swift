@@ -27,6 +27,7 @@ public final class MockUpstream: Sendable {
     public static func start(_ options: MockUpstreamOptions) async throws -> MockUpstream {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.eventLoopThreads))
         let state = MockUpstreamState(options: options)
+        let timers = CoalescingTimers(group: group)
         let bootstrap = ServerBootstrap(group: group)
             // Benchmarks open thousands of connections at once.
             .serverChannelOption(.backlog, value: 4096)
@@ -35,7 +36,7 @@ public final class MockUpstream: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
-                    try pipeline.addHandler(MockRequestHandler(state: state))
+                    try pipeline.addHandler(MockRequestHandler(state: state, timer: timers.timer(for: channel.eventLoop)))
                 }
             }
             // Each chunk must leave when written, or forwarding-delay benchmarks measure Nagle.

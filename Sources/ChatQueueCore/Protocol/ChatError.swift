@@ -83,6 +83,16 @@ public struct ChatError: Error, Sendable, Equatable {
             disposition: .deadLetter)
     }
 
+    /// 500 server_error `max_deliveries_exceeded`, dead-lettered: the request was
+    /// delivered more often than allowed (workers crashed or were killed while
+    /// handling it), so it is set aside as a poison message instead of tried again.
+    public static func maxDeliveriesExceeded(attempt: Int, limit: Int) -> ChatError {
+        ChatError(
+            status: 500, type: "server_error", code: "max_deliveries_exceeded",
+            message: "delivery attempt \(attempt) exceeds worker.max_deliveries (\(limit)); set aside as a poison message",
+            disposition: .deadLetter)
+    }
+
     /// 404 not_found_error `model_not_found` (param `model`), acknowledged:
     /// the request is well-formed, this worker just doesn't serve the model.
     public static func modelNotFound(_ model: String) -> ChatError {

@@ -12,8 +12,6 @@ final class BrokerSession {
     private(set) var consumerTag: String
     var consumerAssembler: ContentAssembler
     var publisherAssembler: ContentAssembler
-    /// The broker said connection.blocked on the publishing connection.
-    var publisherBlocked = false
 
     var publisher: AMQPConnection { replies.connection }
 
@@ -51,8 +49,26 @@ final class BrokerSession {
             arguments: typeArgument + [("x-dead-letter-exchange", .string(queue.deadLetterExchange))])
     }
 
-    /// Re-subscribes after the broker cancelled the consumer.
-    func resubscribe(queue: String) throws(AMQPError) {
+    /// Whether the consumer is subscribed (false after a cancel, ours or the broker's).
+    private(set) var isConsuming = true
+
+    /// Subscribes again with a new prefetch (after the broker cancelled the
+    /// consumer, or to switch between normal and probing mode).
+    func subscribe(queue: String, prefetch: Int) throws(AMQPError) {
+        try consumer.setPrefetch(prefetch)
         consumerTag = try consumer.consume(queue: queue)
+        isConsuming = true
+    }
+
+    /// Stops deliveries (basic.cancel; what is already delivered still arrives).
+    func unsubscribe() throws(AMQPError) {
+        guard isConsuming else { return }
+        isConsuming = false
+        try consumer.cancel(consumerTag: consumerTag)
+    }
+
+    /// The broker cancelled the consumer on its own (queue deleted, consumer_timeout).
+    func consumerWasCancelled() {
+        isConsuming = false
     }
 }

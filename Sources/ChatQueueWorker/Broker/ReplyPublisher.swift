@@ -66,38 +66,81 @@ struct PendingConfirms {
 /// Publishes replies on the publishing connection, which is in confirm mode,
 /// and tracks which final replies the broker has confirmed. Sequence numbers
 /// count every publish on the channel from 1, as the broker does.
+///
+/// A write to a full socket would block the whole event loop (rabbitmq-c
+/// waits until the socket drains), and a broker under a memory or disk alarm
+/// stops reading from publishers. So a reply is written only when the socket
+/// has room and the broker has not said connection.blocked; otherwise it
+/// waits in the outbox, in order, and `flush()` sends it when the loop sees
+/// the socket writable again.
 final class ReplyPublisher {
+    private struct Outgoing {
+        var kind: ReplyKind
+        var body: [UInt8]
+        var address: ReplyAddress
+        var seq: Int64
+        var deliveryTag: UInt64?
+    }
+
     let connection: AMQPConnection
     private var lastSequence: UInt64 = 0
     private var pending = PendingConfirms()
+    private var outbox: [Outgoing] = []
+    private var outboxHead = 0
+    /// The broker said connection.blocked (an alarm); nothing is written until unblocked.
+    var isBlocked = false
 
     init(connection: AMQPConnection) throws(AMQPError) {
         self.connection = connection
         try connection.enablePublisherConfirms()
     }
 
-    var unconfirmedFinals: Int { pending.count }
+    /// Final replies written but not yet confirmed, plus replies still waiting to be written.
+    var unconfirmedFinals: Int { pending.count + (outbox.count - outboxHead) }
 
-    /// Publishes one reply. Returns its sequence number. Final replies are
+    /// Replies waiting for the socket or for the broker to unblock.
+    var hasBacklog: Bool { outboxHead < outbox.count }
+
+    /// Publishes one reply, or queues it behind earlier ones. Final replies are
     /// persistent and remembered until confirmed; chunks are transient.
-    @discardableResult
     func publish(
-        _ kind: ReplyKind, body: UnsafeRawBufferPointer, to address: ReplyAddress, seq: Int64,
-        settling deliveryTag: UInt64?
-    ) throws(AMQPError) -> UInt64 {
+        _ kind: ReplyKind, body: [UInt8], to address: ReplyAddress, seq: Int64, settling deliveryTag: UInt64?
+    ) throws(AMQPError) {
+        let reply = Outgoing(kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag)
+        if hasBacklog || isBlocked || !connection.isWritable() {
+            outbox.append(reply)
+            return
+        }
+        try write(reply)
+    }
+
+    /// Writes queued replies while the socket has room; call when it is writable or the broker unblocked.
+    func flush() throws(AMQPError) {
+        while hasBacklog, !isBlocked, connection.isWritable() {
+            try write(outbox[outboxHead])
+            outbox[outboxHead].body = []
+            outboxHead += 1
+        }
+        if outboxHead == outbox.count {
+            outbox.removeAll(keepingCapacity: true)
+            outboxHead = 0
+        }
+    }
+
+    private func write(_ reply: Outgoing) throws(AMQPError) {
         let properties = AMQPOutgoingProperties(
-            contentType: "application/json", correlationID: address.correlationID, type: kind.rawValue,
-            persistent: kind.isFinal,
+            contentType: "application/json", correlationID: reply.address.correlationID, type: reply.kind.rawValue,
+            persistent: reply.kind.isFinal,
             headers: [
-                ("x-request-id", .string(address.requestID)),
-                ("x-seq", .int(seq)),
-                ("x-attempt", .int(Int64(address.attempt))),
+                ("x-request-id", .string(reply.address.requestID)),
+                ("x-seq", .int(reply.seq)),
+                ("x-attempt", .int(Int64(reply.address.attempt))),
             ])
         // Mandatory: a reply to a queue that no longer exists comes back as basic.return.
-        try connection.publish(routingKey: address.replyTo, mandatory: true, properties: properties, body: body)
+        try connection.publish(
+            routingKey: reply.address.replyTo, mandatory: true, properties: properties, body: reply.body)
         lastSequence += 1
-        if let deliveryTag { pending.append(sequence: lastSequence, deliveryTag: deliveryTag) }
-        return lastSequence
+        if let deliveryTag = reply.deliveryTag { pending.append(sequence: lastSequence, deliveryTag: deliveryTag) }
     }
 
     /// Applies a basic.ack or basic.nack from the broker.

@@ -179,3 +179,55 @@ final class IntegrationHarness: @unchecked Sendable {
 extension ReceivedReply {
     var json: JSONValue? { try? JSONValue(parsing: body) }
 }
+
+// MARK: - Helpers for the error, dead-letter, contract and example tests
+
+extension IntegrationHarness {
+    /// Publishes a request with full control over its properties; `replyTo: nil`
+    /// sends it without reply_to (which `Requester.send` never does).
+    func publish(
+        _ body: [UInt8], replyTo: String?, correlationID: String? = nil, messageID: String? = nil,
+        contentType: String? = "application/json", headers: [(String, AMQPFieldValue)] = []
+    ) throws {
+        let properties = AMQPOutgoingProperties(
+            contentType: contentType, correlationID: correlationID, messageID: messageID, replyTo: replyTo,
+            persistent: true, headers: headers)
+        try requester.connection.publish(routingKey: queue, mandatory: false, properties: properties, body: body)
+    }
+
+    /// The next reply if one comes within `timeout` seconds; nil shows nothing more was sent.
+    func extraReply(within timeout: Double = 0.5) throws -> ReceivedReply? {
+        try requester.nextReply(timeout: timeout)
+    }
+
+    /// Polls until `queue` holds `expected` ready messages or `timeout` passes;
+    /// returns the last count seen (dead-lettering happens after the reply's confirm).
+    func waitForMessageCount(_ queue: String, toBe expected: Int, timeout: Double = 10) throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        var count = try messageCount(queue)
+        while count != expected && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            count = try messageCount(queue)
+        }
+        return count
+    }
+
+    /// The dead-letter queue the worker declared for this test's queue.
+    var deadLetterQueue: String { "\(queue).dead" }
+}
+
+extension ReceivedReply {
+    /// The body as text, for messages.
+    var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A chat request body; `mock` is the raw JSON of the mock's directives object.
+/// `text` is put into JSON as is: keep it free of quotes and backslashes.
+func chatRequest(_ text: String = "hello", model: String = "deepseek-chat", stream: Bool = false, mock: String? = nil)
+    -> String
+{
+    var body = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(text)"}]"#
+    if stream { body += #","stream":true"# }
+    if let mock { body += #","mock":\#(mock)"# }
+    return body + "}"
+}

@@ -1,0 +1,100 @@
+import CCurl
+import ChatQueueAMQP
+import ChatQueueConfig
+import ChatQueueCore
+import ChatQueueHTTP
+import Logging
+
+extension Worker {
+    // MARK: - Broker input
+
+    func drainConsumer(_ session: BrokerSession) throws {
+        while let frame = try session.consumer.readFrame() {
+            guard let output = try session.consumerAssembler.handle(frame) else { continue }
+            switch output {
+            case .message(let message):
+                try handleDelivery(message, session: session)
+            case .method(let method, _):
+                try handleConsumerMethod(method, session: session)
+            }
+        }
+    }
+
+    func drainPublisher(_ session: BrokerSession) throws {
+        while let frame = try session.publisher.readFrame() {
+            guard let output = try session.publisherAssembler.handle(frame) else { continue }
+            switch output {
+            case .message(let returned):
+                // basic.return precedes the confirm of the same publish; the request is still acked then.
+                counters.unroutableReplies += 1
+                let requestID = returned.properties.headers["x-request-id"]?.stringValue ?? "?"
+                logger.warning(
+                    "reply unroutable: the requester's queue is gone",
+                    metadata: [
+                        "request.id": "\(requestID)",
+                        "correlation.id": "\(returned.properties.correlationID ?? "")",
+                        "reply.type": "\(returned.properties.type ?? "")",
+                        "reply.routing_key": "\(routingKey(of: returned.method))",
+                    ])
+            case .method(.ack(let tag, let multiple), _):
+                try settle(session.replies.handleConfirm(deliveryTag: tag, multiple: multiple, confirmed: true), session)
+            case .method(.nack(let tag, let multiple, _), _):
+                try settle(session.replies.handleConfirm(deliveryTag: tag, multiple: multiple, confirmed: false), session)
+            case .method(.connectionBlocked(let reason), _):
+                // A resource alarm: replies wait in the outbox; acks (other connection) go on.
+                session.replies.isBlocked = true
+                logger.warning("broker blocked publishing; replies wait", metadata: ["reason": "\(reason)"])
+            case .method(.connectionUnblocked, _):
+                session.replies.isBlocked = false
+                logger.notice("broker unblocked publishing")
+                try session.replies.flush()
+            case .method(.channelClose(let code, let text), _), .method(.connectionClose(let code, let text), _):
+                throw AMQPError(code: .channelClosed(replyCode: code), message: text, context: "publisher")
+            case .method:
+                break
+            }
+        }
+    }
+
+    func routingKey(of method: AMQPMethod) -> String {
+        if case .returned(_, _, _, let key) = method { return key }
+        return ""
+    }
+
+    func handleConsumerMethod(_ method: AMQPMethod, session: BrokerSession) throws {
+        switch method {
+        case .cancel(let tag):
+            session.consumerWasCancelled()
+            // Draining: nothing more is wanted. Degraded: the probe logic subscribes when idle.
+            guard !draining, !health.isDegraded else { return }
+            logger.warning("broker cancelled the consumer; subscribing again", metadata: ["consumer.tag": "\(tag)"])
+            try session.subscribe(queue: settings.queue.name, prefetch: settings.worker.concurrency)
+        case .channelClose(let code, let text), .connectionClose(let code, let text):
+            throw AMQPError(code: .channelClosed(replyCode: code), message: text, context: "consumer")
+        default:
+            break
+        }
+    }
+
+    /// Counts a finished HTTP try towards the upstream's health and switches
+    /// between running and degraded when it tips.
+    func recordTry(retryableFailure: Bool) throws {
+        switch health.record(retryableFailure: retryableFailure) {
+        case .none:
+            return
+        case .degrade:
+            guard let session, !draining else { return }
+            logger.warning(
+                "upstream keeps failing: degraded, taking no new requests",
+                metadata: ["upstream.consecutive_failures": "\(health.consecutiveFailures)"])
+            state = .degraded
+            try session.unsubscribe()
+        case .recover:
+            guard let session, !draining else { return }
+            logger.notice("upstream recovered: taking requests again")
+            state = .running
+            try session.unsubscribe()
+            try session.subscribe(queue: settings.queue.name, prefetch: settings.worker.concurrency)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+import CCurl
+import ChatQueueAMQP
+import ChatQueueConfig
+import ChatQueueCore
+import ChatQueueHTTP
+import Logging
+
+extension Worker {
+    // MARK: - Requests
+
+    func handleDelivery(_ message: AMQPMessage, session: BrokerSession) throws {
+        guard case .deliver(_, let deliveryTag, let redelivered, _, _) = message.method else { return }
+        counters.received += 1
+        if draining {
+            // Not started yet: hand it straight back for another worker.
+            try session.consumer.nack(deliveryTag: deliveryTag, requeue: true)
+            counters.requeued += 1
+            return
+        }
+        let metadata = RequestMetadata(
+            properties: message.properties, redelivered: redelivered,
+            defaultReplyQueue: settings.replies.defaultQueue, makeID: { RequestID.generate() })
+        if metadata.attempt > 1 { counters.redelivered += 1 }
+        var requestLogger = logger
+        requestLogger[metadataKey: "request.id"] = "\(metadata.requestID)"
+        requestLogger[metadataKey: "correlation.id"] = "\(metadata.correlationID)"
+
+        guard let replyTo = metadata.replyTo else {
+            requestLogger.warning("request has no reply_to and no replies.default_queue is set; dead-lettering it")
+            try session.consumer.reject(deliveryTag: deliveryTag, requeue: false)
+            counters.rejected += 1
+            return
+        }
+        let now = MonotonicClock.now()
+        let request = InFlightRequest(
+            deliveryTag: deliveryTag, metadata: metadata, replyTo: replyTo, body: message.body,
+            logger: requestLogger, now: now)
+        request.sink = self
+        request.idleTimeout = MonotonicClock.nanoseconds(settings.upstream.idleTimeout)
+        inFlight[deliveryTag] = request
+        requestLogger.debug(
+            "request received", metadata: ["request.attempt": "\(metadata.attempt)", "request.bytes": "\(message.bodySize)"])
+
+        if metadata.attempt > settings.worker.maxDeliveries {
+            try finish(request, error: .maxDeliveriesExceeded(attempt: metadata.attempt, limit: settings.worker.maxDeliveries))
+            return
+        }
+        if message.truncated {
+            try finish(
+                request, error: .requestTooLarge(size: Int(message.bodySize), limit: settings.worker.maxRequestBytes))
+            return
+        }
+        if metadata.invalidDeadline {
+            try finish(request, error: .invalidField(param: "x-deadline-ms", message: "x-deadline-ms must be an integer (Unix milliseconds)"))
+            return
+        }
+        request.deadline = now &+ MonotonicClock.nanoseconds(settings.worker.requestTimeout)
+        if let deadlineMs = metadata.deadlineMilliseconds {
+            let left = deadlineMs - MonotonicClock.wallMilliseconds()
+            if left <= 0 {
+                try finish(request, error: ChatError(upstream: .deadlineExceeded))
+                return
+            }
+            let requesterDeadline = now &+ UInt64(left) * 1_000_000
+            if requesterDeadline < request.deadline {
+                request.deadline = requesterDeadline
+                request.deadlineFailure = .deadlineExceeded
+            }
+        }
+        switch RequestValidator.validate(
+            body: message.body, contentType: message.properties.contentType, allowedModels: settings.upstream.models)
+        {
+        case .failure(let error):
+            try finish(request, error: error)
+        case .success(let validated):
+            request.validated = validated
+            try startTry(request, now: now)
+        }
+    }
+
+    /// Starts an HTTP try.
+    func startTry(_ request: InFlightRequest, now: UInt64) throws {
+        guard let validated = request.validated else { return }
+        request.httpTries += 1
+        if request.httpTries > 1 { counters.retried += 1 }
+        let transfer = request.body.withUnsafeBytes { body in
+            CurlTransfer(options: upstreamOptions, headers: upstreamHeaders, body: body)
+        }
+        transfer.delegate = request
+        request.response = UpstreamResponse(
+            forwardChunks: validated.stream, maxResponseBytes: settings.upstream.maxResponseBytes)
+        request.transfer = transfer
+        request.phase = .calling
+        request.firstByteDeadline = now &+ MonotonicClock.nanoseconds(settings.upstream.firstByteTimeout)
+        request.idleDeadline = nil
+        do {
+            try multi.add(transfer)
+        } catch {
+            request.transfer = nil
+            try finish(request, error: ChatError(upstream: .connectionFailed("\(error)")))
+            return
+        }
+        nextTimerCheck = min(nextTimerCheck, request.nextTimer)
+    }
+
+    /// A transfer ended: publish the final reply, or retry.
+    func complete(_ transfer: CurlTransfer, result: CURLcode) throws {
+        guard let request = transfer.delegate as? InFlightRequest, request.transfer === transfer,
+            let response = request.response
+        else { return }
+        request.transfer = nil
+        let outcome = response.outcome(Self.transportResult(result))
+        switch outcome {
+        case .completion(let body):
+            try recordTry(retryableFailure: false)
+            try finish(request, kind: .completion, body: body)
+        case .failure(let failure):
+            try recordTry(retryableFailure: Self.countsAsUpstreamTrouble(failure))
+            try fail(request, failure, retryAfter: response)
+        }
+    }
+
+    /// Retries a failed try when the failure and the policy allow, else answers with the error.
+    func fail(_ request: InFlightRequest, _ failure: UpstreamFailure, retryAfter response: UpstreamResponse?) throws {
+        let publishedChunks = response?.publishedChunks ?? 0
+        var worthRetrying = failure.isRetryable
+        if case .streamInterrupted = failure { worthRetrying = true }
+        if worthRetrying, publishedChunks == 0, !draining {
+            let now = MonotonicClock.now()
+            let hint = RetryPolicy.retryAfterSeconds(
+                milliseconds: response?.retryAfterMilliseconds, header: response?.retryAfter,
+                nowUnixSeconds: Double(MonotonicClock.wallMilliseconds()) / 1000)
+            let secondsLeft = request.deadline == .max ? .infinity : Double(request.deadline &- min(request.deadline, now)) / 1e9
+            if let wait = retryPolicy.delay(
+                triesMade: request.httpTries, retryAfter: hint, secondsLeft: secondsLeft, random: Double.random(in: 0..<1))
+            {
+                request.logger.info(
+                    "upstream try failed; retrying",
+                    metadata: ["upstream.failure": "\(failure)", "retry.wait_s": "\(wait)", "request.tries": "\(request.httpTries)"])
+                request.phase = .waitingToRetry(until: now &+ MonotonicClock.nanoseconds(wait))
+                nextTimerCheck = min(nextTimerCheck, request.nextTimer)
+                return
+            }
+        }
+        var error = ChatError(upstream: failure)
+        if publishedChunks > 0, failure.isRetryable {
+            // Chunks already went out: never retried, reported as an interrupted stream.
+            error = ChatError(upstream: .streamInterrupted("\(failure)"))
+        }
+        try finish(request, error: error)
+    }
+
+    /// Failures that say the upstream is unwell (not that the request was wrong).
+    static func countsAsUpstreamTrouble(_ failure: UpstreamFailure) -> Bool {
+        switch failure {
+        case .streamInterrupted, .idleTimeout, .emptyStream: return true
+        default: return failure.isRetryable
+        }
+    }
+
+    private static func transportResult(_ code: CURLcode) -> UpstreamResponse.TransportResult {
+        switch code {
+        case CURLE_OK:
+            return .ok
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR,
+            CURLE_PEER_FAILED_VERIFICATION:
+            return .couldNotConnect(String(cString: curl_easy_strerror(code)))
+        case CURLE_OPERATION_TIMEDOUT:
+            return .connectTimedOut
+        default:
+            return .failed(String(cString: curl_easy_strerror(code)))
+        }
+    }
+
+    /// Publishes an error as the final reply.
+    func finish(_ request: InFlightRequest, error: ChatError) throws {
+        request.rejectWhenSettled = error.disposition == .deadLetter
+        request.logger.log(
+            level: error.status >= 500 ? .warning : .info, "request failed",
+            metadata: [
+                "error.code": "\(error.code ?? "")", "error.status": "\(error.status)", "error.message": "\(error.message)",
+                "request.tries": "\(request.httpTries)",
+            ])
+        try finish(request, kind: .error, body: error.responseBody(requestID: request.metadata.requestID, attempts: request.httpTries))
+    }
+
+    /// Publishes the final reply; the delivery is settled when the broker confirms it.
+    func finish(_ request: InFlightRequest, kind: ReplyKind, body: [UInt8]) throws {
+        guard let session, request.phase != .finalPublished else { return }
+        if let transfer = request.transfer {
+            multi.remove(transfer)
+            request.transfer = nil
+        }
+        request.phase = .finalPublished
+        request.response = nil
+        let seq = request.nextSeq
+        request.nextSeq += 1
+        try session.replies.publish(kind, body: body, to: request.address, seq: seq, settling: request.deliveryTag)
+        if kind == .completion { counters.succeeded += 1 } else { counters.failed += 1 }
+    }
+
+    /// ChunkSink: called from inside `multi.perform()`.
+    func forward(chunk: [UInt8], of request: InFlightRequest) -> Bool {
+        guard let session, brokerFailure == nil else { return false }
+        let seq = request.nextSeq
+        do {
+            try session.replies.publish(.chunk, body: chunk, to: request.address, seq: seq, settling: nil)
+        } catch {
+            brokerFailure = error
+            return false
+        }
+        request.nextSeq += 1
+        counters.chunksPublished += 1
+        return true
+    }
+
+    /// Acks (or dead-letters) deliveries whose final reply the broker confirmed.
+    func settle(_ settlements: [PendingConfirms.Settlement], _ session: BrokerSession) throws {
+        for settlement in settlements {
+            guard let request = inFlight.removeValue(forKey: settlement.deliveryTag) else { continue }
+            if !settlement.confirmed {
+                // The broker could not store the reply: let the request be tried again.
+                request.logger.warning("broker refused the final reply; requeueing the request")
+                try session.consumer.nack(deliveryTag: settlement.deliveryTag, requeue: true)
+                counters.requeued += 1
+            } else if request.rejectWhenSettled {
+                try session.consumer.reject(deliveryTag: settlement.deliveryTag, requeue: false)
+                counters.rejected += 1
+            } else {
+                try session.consumer.ack(deliveryTag: settlement.deliveryTag)
+            }
+        }
+    }
+
+    // MARK: - Timers
+
+    func fireTimers(now: UInt64) throws {
+        var next = UInt64.max
+        for request in Array(inFlight.values) {
+            switch request.phase {
+            case .finalPublished:
+                continue
+            case .waitingToRetry(let until):
+                if now >= request.deadline {
+                    try finish(request, error: ChatError(upstream: request.deadlineFailure))
+                } else if now >= until {
+                    try startTry(request, now: now)
+                }
+            case .calling:
+                if now >= request.deadline {
+                    try abort(request, request.deadlineFailure)
+                } else if let firstByte = request.firstByteDeadline, now >= firstByte {
+                    try abort(request, .firstByteTimeout)
+                } else if let idle = request.idleDeadline, now >= idle {
+                    try abort(request, .idleTimeout)
+                }
+            }
+            next = min(next, request.nextTimer)
+        }
+        nextTimerCheck = next
+    }
+
+    /// Stops a running try because a timer fired.
+    func abort(_ request: InFlightRequest, _ failure: UpstreamFailure) throws {
+        let response = request.response
+        if let transfer = request.transfer {
+            multi.remove(transfer)
+            request.transfer = nil
+        }
+        switch failure {
+        case .firstByteTimeout:
+            try recordTry(retryableFailure: true)
+            try fail(request, failure, retryAfter: response)
+        case .idleTimeout:
+            try recordTry(retryableFailure: true)
+            try finish(request, error: ChatError(upstream: failure))
+        default:
+            // idle, request and deadline timeouts are final: the time is spent.
+            try finish(request, error: ChatError(upstream: failure))
+        }
+    }
+}
