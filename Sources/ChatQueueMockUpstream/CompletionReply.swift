@@ -12,12 +12,12 @@ struct CompletionReply {
     let created: Int
     let model: String
     /// The text of each choice.
-    var choices: [String]
+    let choices: [String]
     /// Present for reasoning models; the same thought for every choice.
-    var reasoning: String?
+    let reasoning: String?
     /// When set the reply is a single tool call (choice 0) instead of text.
-    var toolCall: ToolCall?
-    var promptTokens: Int
+    let toolCall: ToolCall?
+    let promptTokens: Int
     /// Rendered once: the final chunk and the body both carry it.
     private(set) var usage: MockJSON = .null
     /// Chunks differ only in their choice, so the envelope is rendered once per reply.
@@ -45,8 +45,10 @@ struct CompletionReply {
             self.toolCall = ToolCall(name: toolName, arguments: arguments.serialized)
             self.choices = [""]
         } else if request.choiceCount > 1 {
+            self.toolCall = nil
             self.choices = (0..<request.choiceCount).map { "[\($0)] " + text }
         } else {
+            self.toolCall = nil
             self.choices = [text]
         }
         self.usage = self.renderedUsage
@@ -121,15 +123,15 @@ struct CompletionReply {
     /// Every event of a complete, well-behaved stream, before directives cut it short.
     var streamSteps: [StreamStep] {
         var steps = self.choices.indices.map { StreamStep.role(choice: $0) }
+        if let reasoning {
+            steps += Self.interleave(Array(repeating: Self.words(reasoning), count: self.choices.count)) {
+                .reasoning(choice: $0, text: $1)
+            }
+        }
         if let toolCall {
             steps.append(.toolCallStart)
             steps += Self.split(toolCall.arguments, into: 3).map { StreamStep.toolArguments($0) }
         } else {
-            if let reasoning {
-                steps += Self.interleave(Array(repeating: Self.words(reasoning), count: self.choices.count)) {
-                    .reasoning(choice: $0, text: $1)
-                }
-            }
             steps += Self.interleave(self.choices.map(Self.words)) { .content(choice: $0, text: $1) }
         }
         steps += self.choices.indices.map { .finish(choice: $0, usage: $0 == self.choices.count - 1) }

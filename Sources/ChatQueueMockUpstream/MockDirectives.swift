@@ -3,7 +3,7 @@
 // byte-for-byte, so this is how a test reaches through the worker to here.
 
 struct MockDirectives {
-    /// Answer with this HTTP status and its OpenAI-shaped error.
+    /// Answer with this HTTP status (300...599) and its OpenAI-shaped error.
     var status: Int?
     /// Value of `Retry-After` (seconds, or any text such as an HTTP date).
     var retryAfter: String?
@@ -35,14 +35,14 @@ struct MockDirectives {
     init() {}
 
     init(_ object: [String: Any]) {
-        self.status = ParsedJSON.int(object["status"])
+        self.status = ParsedJSON.int(object["status"]).flatMap(Self.errorStatus)
         self.retryAfter = Self.text(object["retry_after"])
         self.retryAfterMilliseconds = Self.text(object["retry_after_ms"])
         self.errorBody = ParsedJSON.string(object["error_body"])
         self.errorContentType = ParsedJSON.string(object["content_type"])
         self.failFirst = ParsedJSON.int(object["fail_first"])
         self.key = ParsedJSON.string(object["key"])
-        self.failStatus = ParsedJSON.int(object["fail_status"]) ?? 503
+        self.failStatus = ParsedJSON.int(object["fail_status"]).flatMap(Self.errorStatus) ?? 503
         self.intervalMilliseconds = Self.milliseconds(object["interval_ms"])
         self.firstByteDelayMilliseconds = Self.milliseconds(object["first_byte_delay_ms"]) ?? 0
         self.keepaliveMilliseconds = Self.milliseconds(object["keepalive_ms"]).flatMap { $0 > 0 ? $0 : nil }
@@ -65,10 +65,18 @@ struct MockDirectives {
         return headers
     }
 
+    /// Statuses a scripted error may use. 2xx means "answer normally"; 1xx is not a final answer.
+    private static func errorStatus(_ status: Int) -> Int? {
+        (300...599).contains(status) ? status : nil
+    }
+
+    /// About 31 years: long enough to mean "forever", short enough not to overflow nanoseconds.
+    private static let longestDelayMilliseconds = 1e12
+
     // Fractional milliseconds are rounded up so "0.5" still means "some delay".
     private static func milliseconds(_ value: Any?) -> Int? {
         guard let double = ParsedJSON.double(value), double.isFinite else { return nil }
-        return max(0, Int(double.rounded(.up)))
+        return Int(min(max(0, double), Self.longestDelayMilliseconds).rounded(.up))
     }
 
     private static func text(_ value: Any?) -> String? {

@@ -93,10 +93,14 @@ extension MockUpstreamState {
 
         // Count every call with a key, so tests can assert retries even without fail_first.
         let callNumber = directives.key.map { self.countCall(key: $0) }
-        if let failFirst = directives.failFirst, (callNumber ?? 1) <= failFirst {
-            return .scriptedError(status: directives.failStatus, directives: directives, delay: delay)
+        if let failFirst = directives.failFirst {
+            // Without a key, all such calls share one counter.
+            let number = callNumber ?? self.countCall(key: "")
+            if number <= failFirst {
+                return .scriptedError(status: directives.failStatus, directives: directives, delay: delay)
+            }
         }
-        if let status = directives.status, !(200..<300).contains(status) {
+        if let status = directives.status {
             return .scriptedError(status: status, directives: directives, delay: delay)
         }
         if directives.badResponse {

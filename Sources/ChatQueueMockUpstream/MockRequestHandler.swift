@@ -4,7 +4,7 @@
 // Runs without HTTPServerPipelineHandler on purpose: that handler stops reading
 // while a response is in flight, which would hide a client hanging up during a
 // long stream until the next write fails. Here the socket keeps being read, so
-// EOF closes the channel at once and channelInactive cancels the timers.
+// EOF closes the channel at once and the pending timer finds it disconnected.
 // The rare pipelined request is queued instead.
 
 import Foundation
@@ -103,6 +103,7 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let request = self.incoming else { return }
             self.incoming = nil
+            self.state.record(request.recorded)
             self.queued.append(request)
             self.respondToNextRequest(context: context)
         }
@@ -129,11 +130,8 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard !self.isResponding, self.isConnected, !self.queued.isEmpty else { return }
         let request = self.queued.removeFirst()
         self.isResponding = true
-        self.state.record(request.recorded)
 
-        let reply =
-            request.bodyTooLarge
-            ? MockReply.error(413) : self.state.reply(to: request.recorded)
+        let reply = request.bodyTooLarge ? MockReply.error(413) : self.state.reply(to: request.recorded)
         let response = ResponseContext(version: request.version, keepAlive: request.keepAlive)
         switch reply {
         case .fixed(let fixed):

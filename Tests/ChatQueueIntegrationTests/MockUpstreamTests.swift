@@ -489,6 +489,24 @@ struct MockUpstreamTests {
         }
     }
 
+    @Test func shutdownEndsOpenStreams() async throws {
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let port = mock.port
+        let request = MockRawHTTP.request(
+            method: "POST",
+            path: "/chat/completions",
+            body: #"{"model":"m","messages":[],"stream":true,"mock":{"keepalive_only":true,"keepalive_ms":50}}"#,
+            keepAlive: false
+        )
+        let client = Task.detached { try MockRawHTTP.exchange(port: port, bytes: request, timeout: 10) }
+        try await Task.sleep(for: .milliseconds(200))
+        try await mock.shutdown()
+        let exchange = try await client.value
+        #expect(!exchange.timedOut)
+        #expect(String(decoding: exchange.bytes, as: UTF8.self).contains(": keep-alive"))
+        try await mock.shutdown()  // a second call is harmless
+    }
+
     @Test func baseURLPointsAtTheBoundPort() async throws {
         try await withMock { mock in
             #expect(mock.port > 0)
