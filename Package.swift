@@ -11,6 +11,7 @@
 //   ChatQueueHTTP           libcurl multi/easy handles driving upstream transfers
 //   ChatQueueWorker         the single-threaded event loop tying the above together
 //   ChatQueueMockUpstream   a DeepSeek-like fake API (SwiftNIO) for demos, tests and benchmarks
+//   ChatQueueBench          the benchmark harness: load generator, echo ceiling, /proc sampling, reports
 //   chatqueue               the command-line executable
 import PackageDescription
 
@@ -80,10 +81,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "ChatQueueBench",
+            dependencies: ["ChatQueueCore", "ChatQueueAMQP"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "chatqueue",
             dependencies: [
                 "ChatQueueCore", "ChatQueueConfig", "ChatQueueAMQP", "ChatQueueWorker", "ChatQueueMockUpstream",
+                "ChatQueueBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -100,8 +107,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ChatQueueBenchTests",
+            dependencies: ["ChatQueueBench", "ChatQueueCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "ChatQueueIntegrationTests",
-            dependencies: ["ChatQueueCore", "ChatQueueAMQP", "ChatQueueMockUpstream", "chatqueue"],
+            dependencies: ["ChatQueueCore", "ChatQueueAMQP", "ChatQueueMockUpstream", "ChatQueueBench", "chatqueue"],
             swiftSettings: strict
         ),
     ]

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-APT_PACKAGES=(librabbitmq-dev libcurl4-openssl-dev rabbitmq-server python3-pika pkg-config)
+# systemd: for systemd-analyze in scripts/check-systemd.sh (no running systemd needed).
+APT_PACKAGES=(librabbitmq-dev libcurl4-openssl-dev rabbitmq-server python3-pika pkg-config systemd)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

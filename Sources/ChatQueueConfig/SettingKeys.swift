@@ -307,6 +307,37 @@ enum SettingKeys {
         summary: "Log line format on stderr: text or json (one object per line)."
     )
 
+    // MARK: status
+
+    static let statusFile = TextKey(
+        name: "status.file",
+        defaultValue: "",
+        summary: """
+            JSON status file the worker rewrites every status.interval seconds and on state changes \
+            (read by `chatqueue health`). Empty: $RUNTIME_DIRECTORY/status.json under systemd, \
+            else ./chatqueue-status.json.
+            """
+    )
+    static let statusInterval = SecondsKey(
+        name: "status.interval",
+        defaultValue: 5,
+        summary: """
+            Seconds between two status file (and metrics file) updates. `chatqueue health` calls \
+            a status older than three intervals stale.
+            """
+    )
+
+    // MARK: metrics
+
+    static let metricsTextfile = TextKey(
+        name: "metrics.textfile",
+        defaultValue: "",
+        summary: """
+            Prometheus metrics file for node_exporter's textfile collector, rewritten with the \
+            status file; the name must end in .prom. Empty: no metrics.
+            """
+    )
+
     /// Every key, in the order of the annotated configuration file.
     static let all: [any DocumentedKey] = [
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
@@ -317,6 +348,8 @@ enum SettingKeys {
         upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
         logLevel, logFormat,
+        statusFile, statusInterval,
+        metricsTextfile,
     ]
 
     /// The dotted names of ``all``.

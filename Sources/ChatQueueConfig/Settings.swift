@@ -169,6 +169,29 @@ public struct Settings: Sendable, Equatable {
         }
     }
 
+    /// The status file (see `chatqueue health`).
+    public struct Status: Sendable, Equatable {
+        /// `status.file`; nil when empty (the worker then uses its default path).
+        public var file: String?
+        /// `status.interval`: seconds between two status file updates.
+        public var interval: Double
+
+        public init(file: String? = nil, interval: Double = 5) {
+            self.file = file
+            self.interval = interval
+        }
+    }
+
+    /// The Prometheus metrics file.
+    public struct Metrics: Sendable, Equatable {
+        /// `metrics.textfile`: a `.prom` file for node_exporter; nil writes no metrics.
+        public var textfile: String?
+
+        public init(textfile: String? = nil) {
+            self.textfile = textfile
+        }
+    }
+
     public var broker: Broker
     public var queue: Queue
     public var replies: Replies
@@ -176,10 +199,12 @@ public struct Settings: Sendable, Equatable {
     public var retry: Retry
     public var upstream: Upstream
     public var log: Log
+    public var status: Status
+    public var metrics: Metrics
 
     public init(
         broker: Broker, queue: Queue, replies: Replies, worker: Worker, retry: Retry = Retry(), upstream: Upstream,
-        log: Log
+        log: Log, status: Status = Status(), metrics: Metrics = Metrics()
     ) {
         self.retry = retry
         self.broker = broker
@@ -188,6 +213,8 @@ public struct Settings: Sendable, Equatable {
         self.worker = worker
         self.upstream = upstream
         self.log = log
+        self.status = status
+        self.metrics = metrics
     }
 
     /// The settings with nothing configured: every key at its default from `SettingKeys`.

@@ -52,7 +52,12 @@ public enum SettingsLoader {
             log: Settings.Log(
                 level: try layers.choice(SettingKeys.logLevel),
                 format: try layers.choice(SettingKeys.logFormat)
-            )
+            ),
+            status: Settings.Status(
+                file: nonEmpty(try layers.text(SettingKeys.statusFile)),
+                interval: try layers.seconds(SettingKeys.statusInterval)
+            ),
+            metrics: try metrics(from: layers)
         )
     }
 
@@ -115,6 +120,17 @@ public enum SettingsLoader {
             idleTimeout: try layers.seconds(SettingKeys.upstreamIdleTimeout),
             maxResponseBytes: try layers.int(SettingKeys.upstreamMaxResponseBytes)
         )
+    }
+
+    private static func metrics(from layers: ConfigLayers) throws(ConfigError) -> Settings.Metrics {
+        let key = SettingKeys.metricsTextfile
+        guard let textfile = nonEmpty(try layers.text(key)) else { return Settings.Metrics(textfile: nil) }
+        // node_exporter's textfile collector reads only *.prom files.
+        let name = textfile.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
+        guard name.hasSuffix(".prom"), name.count > ".prom".count else {
+            throw layers.invalid(key.name, expected: "a file path ending in .prom", got: String(reflecting: textfile))
+        }
+        return Settings.Metrics(textfile: textfile)
     }
 
     /// Whether `url` is http(s) with a host, and without parts that would be lost or

@@ -192,6 +192,9 @@ extension Settings {
             SettingKeys.upstreamMaxResponseBytes.name: .int(upstream.maxResponseBytes),
             SettingKeys.logLevel.name: .string(log.level.rawValue),
             SettingKeys.logFormat.name: .string(log.format.rawValue),
+            SettingKeys.statusFile.name: .string(status.file ?? ""),
+            SettingKeys.statusInterval.name: .number(status.interval),
+            SettingKeys.metricsTextfile.name: .string(metrics.textfile ?? ""),
         ]
         return SettingKeys.all.map { ($0, values[$0.name]) }
     }

@@ -76,10 +76,17 @@ extension Worker {
         }
     }
 
-    /// Counts a finished HTTP try towards the upstream's health and switches
-    /// between running and degraded when it tips.
-    func recordTry(retryableFailure: Bool) throws {
-        switch health.record(retryableFailure: retryableFailure) {
+    /// Counts a finished HTTP try towards the upstream's health (nil: it
+    /// worked, or the upstream answered sanely) and switches between running
+    /// and degraded when it tips.
+    func recordTry(_ failure: UpstreamFailure?) throws {
+        let trouble = failure.map(Self.countsAsUpstreamTrouble) ?? false
+        if trouble, let failure {
+            supervisor.upstreamLastError = "\(failure)"
+        } else {
+            supervisor.upstreamLastSuccess = MonotonicClock.wallMilliseconds()
+        }
+        switch health.record(retryableFailure: trouble) {
         case .none:
             return
         case .degrade:

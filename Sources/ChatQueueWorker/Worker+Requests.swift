@@ -92,6 +92,8 @@ extension Worker {
         request.transfer = transfer
         request.phase = .calling
         request.firstByteDeadline = now &+ MonotonicClock.nanoseconds(settings.upstream.firstByteTimeout)
+        request.tryStartedAt = now
+        request.firstProgressAt = nil
         request.idleDeadline = nil
         do {
             try multi.add(transfer)
@@ -109,13 +111,18 @@ extension Worker {
             let response = request.response
         else { return }
         request.transfer = nil
+        let now = MonotonicClock.now()
+        supervisor.metrics.upstreamDuration.observe(seconds: Double(now &- request.tryStartedAt) / 1e9)
+        if let first = request.firstProgressAt {
+            supervisor.metrics.upstreamFirstChunk.observe(seconds: Double(first &- request.tryStartedAt) / 1e9)
+        }
         let outcome = response.outcome(Self.transportResult(result))
         switch outcome {
         case .completion(let body):
-            try recordTry(retryableFailure: false)
+            try recordTry(nil)
             try finish(request, kind: .completion, body: body)
         case .failure(let failure):
-            try recordTry(retryableFailure: Self.countsAsUpstreamTrouble(failure))
+            try recordTry(failure)
             try fail(request, failure, retryAfter: response)
         }
     }
@@ -181,6 +188,7 @@ extension Worker {
                 "error.code": "\(error.code ?? "")", "error.status": "\(error.status)", "error.message": "\(error.message)",
                 "request.tries": "\(request.httpTries)",
             ])
+        supervisor.metrics.recordError(code: error.code ?? error.type)
         try finish(request, kind: .error, body: error.responseBody(requestID: request.metadata.requestID, attempts: request.httpTries))
     }
 
@@ -196,7 +204,12 @@ extension Worker {
         let seq = request.nextSeq
         request.nextSeq += 1
         try session.replies.publish(kind, body: body, to: request.address, seq: seq, settling: request.deliveryTag)
-        if kind == .completion { counters.succeeded += 1 } else { counters.failed += 1 }
+        if kind == .completion {
+            counters.succeeded += 1
+            supervisor.recordUsage(of: body)
+        } else {
+            counters.failed += 1
+        }
     }
 
     /// ChunkSink: called from inside `multi.perform()`.
@@ -269,10 +282,10 @@ extension Worker {
         }
         switch failure {
         case .firstByteTimeout:
-            try recordTry(retryableFailure: true)
+            try recordTry(failure)
             try fail(request, failure, retryAfter: response)
         case .idleTimeout:
-            try recordTry(retryableFailure: true)
+            try recordTry(failure)
             try finish(request, error: ChatError(upstream: failure))
         default:
             // idle, request and deadline timeouts are final: the time is spent.

@@ -17,11 +17,14 @@ import Glibc
 public final class Worker: ChunkSink {
     /// What the process adds to the configuration.
     public struct Options: Sendable {
-        /// Shown in connection names and logs.
+        /// Shown in connection names, logs, the status file and metrics.
         public var instanceName: String
+        /// The process environment (NOTIFY_SOCKET, WATCHDOG_USEC, RUNTIME_DIRECTORY, ...).
+        public var environment: [String: String]
 
-        public init(instanceName: String = "worker") {
+        public init(instanceName: String = "worker", environment: [String: String] = [:]) {
             self.instanceName = instanceName
+            self.environment = environment
         }
     }
 
@@ -45,8 +48,18 @@ public final class Worker: ChunkSink {
     var health = UpstreamHealth()
     /// What the worker is doing; `onStateChange` hears every change.
     public internal(set) var state: WorkerState = .starting {
-        didSet { if state != oldValue { onStateChange?(state) } }
+        didSet {
+            guard state != oldValue else { return }
+            supervisor.stateChanged(self)
+            onStateChange?(state)
+        }
     }
+    /// Status file, systemd notifications and metrics.
+    let supervisor: WorkerSupervisor
+
+    var inFlightCount: Int { inFlight.count }
+    var isConnected: Bool { session != nil }
+    var consumerTag: String? { session?.consumerTag }
     public var onStateChange: ((WorkerState) -> Void)?
 
     /// Shutdown: set on the first SIGTERM/SIGINT.
@@ -67,6 +80,22 @@ public final class Worker: ChunkSink {
         if let key = settings.upstream.apiKey { headers.append("Authorization: Bearer \(key.value)") }
         upstreamHeaders = CurlHeaderList(headers)
         multi = CurlMulti(maxConnections: settings.worker.concurrency)
+        supervisor = WorkerSupervisor(
+            settings: settings, instance: options.instanceName, logger: logger, environment: options.environment)
+    }
+
+    /// Waits up to `seconds` for a signal while keeping the status file and
+    /// the systemd watchdog fed (connection back-off can outlast the watchdog).
+    /// Returns true when a signal arrived.
+    private func pause(seconds: Double) -> Bool {
+        let end = MonotonicClock.now() &+ MonotonicClock.nanoseconds(seconds)
+        while true {
+            let now = MonotonicClock.now()
+            supervisor.tick(self, now: now)
+            guard now < end else { return false }
+            let slice = min(end, supervisor.nextDeadline(), now &+ 1_000_000_000) &- now
+            if !signals.wait(seconds: Double(slice) / 1e9).isEmpty { return true }
+        }
     }
 
     // MARK: - Run
@@ -99,10 +128,11 @@ public final class Worker: ChunkSink {
                 logger.error(
                     "cannot connect to the broker",
                     metadata: ["broker.url": "\(endpoint.redacted)", "error": "\(error)"])
+                supervisor.brokerLastError = "\(endpoint.redacted): \(error)"
                 endpointIndex += 1
                 let wait = Double.random(in: backoff / 2...backoff)
                 backoff = min(backoff * 2, 30)
-                if !signals.wait(seconds: wait).isEmpty { break }
+                if pause(seconds: wait) { break }
                 continue
             }
             do {
@@ -113,11 +143,12 @@ public final class Worker: ChunkSink {
                 return 0
             } catch {
                 logger.error("broker connection lost", metadata: ["error": "\(error)"])
+                supervisor.brokerLastError = "\(error)"
                 abandonInFlight()
                 session = nil
                 if !draining { state = .reconnecting }
                 endpointIndex += 1
-                if !signals.wait(seconds: Double.random(in: 0.1...0.5)).isEmpty { break }
+                if pause(seconds: Double.random(in: 0.1...0.5)) { break }
             }
         }
         state = .stopped
@@ -139,6 +170,7 @@ public final class Worker: ChunkSink {
 
         while true {
             let now = MonotonicClock.now()
+            supervisor.tick(self, now: now)
             let serviceHeartbeats = heartbeatService != .max && now &- lastHeartbeatService >= heartbeatService
             if serviceHeartbeats { lastHeartbeatService = now }
 
@@ -180,6 +212,8 @@ public final class Worker: ChunkSink {
             if nextTimerCheck != .max { timeout = min(timeout, nextTimerCheck &- min(nextTimerCheck, afterIO)) }
             if draining && drainDeadline != .max { timeout = min(timeout, drainDeadline &- min(drainDeadline, afterIO)) }
             if heartbeatService != .max { timeout = min(timeout, heartbeatService) }
+            let supervision = supervisor.nextDeadline()
+            timeout = min(timeout, supervision &- min(supervision, afterIO))
             if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { timeout = 0 }
             for index in descriptors.indices { descriptors[index].revents = 0 }
             descriptors[1].events = Int16(CURL_WAIT_POLLIN) | (session.replies.hasBacklog ? Int16(CURL_WAIT_POLLOUT) : 0)

@@ -14,7 +14,8 @@ struct ChatQueueCommand: AsyncParsableCommand {
         abstract: "Answer chat completion requests from RabbitMQ through a DeepSeek-compatible API.",
         version: ChatQueueVersion.current,
         subcommands: [
-            WorkerCommand.self, SendCommand.self, CheckConfigCommand.self, MockUpstreamCommand.self,
+            WorkerCommand.self, SendCommand.self, CheckConfigCommand.self, MockUpstreamCommand.self, HealthCommand.self,
+            BenchCommand.self, BenchEchoCommand.self, BenchReportCommand.self, BenchCleanupCommand.self,
         ]
     )
 

@@ -191,7 +191,7 @@ struct ContractTests {
                     && fields.contains("reply.type=chat.completion")
             }
         }
-        while !unroutableLogged() && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        while !unroutableLogged() && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(unroutableLogged(), "the returned final reply must be counted and logged:\n\(harness.worker.log)")
 
         // Still serving.

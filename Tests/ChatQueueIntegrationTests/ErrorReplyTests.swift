@@ -105,6 +105,18 @@ func unixMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 /// Retries without the default 0.5 s backoff base, so tests that exhaust them stay fast.
 let fastRetries = ["retry.base_delay": "0.01"]
 
+/// Mock directives for one variant of a row.
+struct DirectiveCase: Sendable, CustomTestStringConvertible {
+    var name: String
+    /// The `"mock"` object.
+    var json: String
+    init(_ name: String, _ json: String) {
+        self.name = name
+        self.json = json
+    }
+    var testDescription: String { name }
+}
+
 /// One status row of the upstream HTTP error table.
 struct UpstreamStatusRow: Sendable, CustomTestStringConvertible {
     var upstream: Int
@@ -227,6 +239,33 @@ struct ErrorReplyTests {
         #expect(try await harness.shutdown() == 0)
     }
 
+    @Test(
+        "an upstream error with an empty body keeps its status and classification ('upstream returned HTTP <status>')",
+        arguments: [
+            UpstreamStatusRow(
+                upstream: 401,
+                expected: ExpectedError(
+                    status: 401, type: "authentication_error", code: nil, message: "upstream returned HTTP 401",
+                    retryable: false, attempts: 1, upstreamStatus: 401)),
+            UpstreamStatusRow(
+                upstream: 503,
+                expected: ExpectedError(
+                    status: 503, type: "upstream_error", code: nil, message: "upstream returned HTTP 503",
+                    retryable: true, attempts: 4, upstreamStatus: 503)),
+        ])
+    func upstreamEmptyErrorBody(_ row: UpstreamStatusRow) async throws {
+        let harness = try await IntegrationHarness.start("erremptybody", settings: fastRetries)
+        let key = "empty-body-\(row.upstream)-\(UUID().uuidString)"
+        let replies = try harness.exchange(
+            json: chatRequest(mock: #"{"status":\#(row.upstream),"error_body":"","key":"\#(key)"}"#),
+            correlationID: "corr-emptybody")
+        #expect(replies.count == 1)
+        try expectErrorReply(try #require(replies.first), row.expected, correlationID: "corr-emptybody")
+        #expect(harness.mock.requestCount(key: key) == row.expected.attempts, "attempts must be the tries made")
+        #expect(try harness.extraReply() == nil, "exactly one final reply")
+        #expect(try await harness.shutdown() == 0)
+    }
+
     @Test("an upstream 3xx (redirects are not followed) is a 502 bad_response with the upstream status")
     func upstreamRedirect() async throws {
         let harness = try await IntegrationHarness.start("err302")
@@ -311,12 +350,17 @@ struct ErrorReplyTests {
         #expect(try await harness.shutdown() == 0)
     }
 
-    @Test("a stream without any event is a 502 empty_stream, retryable, attempts = tries made")
-    func emptyStream() async throws {
+    @Test(
+        "a stream without any event is a 502 empty_stream, retryable, attempts = tries made",
+        arguments: [
+            DirectiveCase("200 event-stream headers, then the end", #"{"empty_stream":true}"#),
+            DirectiveCase("only keep-alive comments, then the end", #"{"empty_stream":true,"first_byte_delay_ms":150,"keepalive_ms":30}"#),
+        ])
+    func emptyStream(_ directives: DirectiveCase) async throws {
         let harness = try await IntegrationHarness.start("errempty", settings: fastRetries)
         let key = "empty-\(UUID().uuidString)"
-        let replies = try harness.exchange(
-            json: chatRequest(stream: true, mock: #"{"empty_stream":true,"key":"\#(key)"}"#), correlationID: "corr-empty")
+        let mock = directives.json.dropLast() + #","key":"\#(key)"}"#
+        let replies = try harness.exchange(json: chatRequest(stream: true, mock: String(mock)), correlationID: "corr-empty")
         #expect(replies.count == 1, "no chunks before the error")
         let tries = harness.mock.requestCount(key: key)
         #expect(tries >= 1)
@@ -423,7 +467,7 @@ struct ErrorReplyTests {
         let key = "idle-\(UUID().uuidString)"
         let replies = try harness.exchange(
             json: chatRequest("one two three", stream: true, mock: #"{"interval_ms":20000,"key":"\#(key)"}"#),
-            correlationID: "corr-idle")
+            correlationID: "corr-idle", timeout: 10)
         #expect(replies.count >= 2, "the first chunk arrives before the stall")
         try expectChunksThenFinal(replies, correlationID: "corr-idle")
         try expectErrorReply(
@@ -443,7 +487,7 @@ struct ErrorReplyTests {
             "erridleka", settings: fastRetries.merging(["upstream.idle_timeout": "0.4"]) { $1 })
         let replies = try harness.exchange(
             json: chatRequest("one two three", stream: true, mock: #"{"interval_ms":20000,"keepalive_ms":50}"#),
-            correlationID: "corr-idleka")
+            correlationID: "corr-idleka", timeout: 10)
         #expect(replies.count >= 2)
         try expectChunksThenFinal(replies, correlationID: "corr-idleka")
         try expectErrorReply(

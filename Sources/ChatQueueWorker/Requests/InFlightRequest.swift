@@ -47,6 +47,9 @@ final class InFlightRequest: CurlTransferDelegate {
     var firstByteDeadline: UInt64?
     var idleDeadline: UInt64?
     var idleTimeout: UInt64 = 0
+    /// When the current try started and when its first data arrived (for the latency metrics).
+    var tryStartedAt: UInt64 = 0
+    var firstProgressAt: UInt64?
 
     weak var sink: ChunkSink?
 
@@ -90,8 +93,10 @@ final class InFlightRequest: CurlTransferDelegate {
             return false
         case .proceed(let progress):
             if progress {
+                let now = MonotonicClock.now()
+                if firstProgressAt == nil { firstProgressAt = now }
                 firstByteDeadline = nil
-                idleDeadline = MonotonicClock.now() &+ idleTimeout
+                idleDeadline = now &+ idleTimeout
             }
             return true
         }

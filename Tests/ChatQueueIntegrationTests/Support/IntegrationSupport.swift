@@ -43,13 +43,16 @@ final class WorkerProcess: @unchecked Sendable {
     let logFile: URL
 
     /// Starts a worker on `queue` against `upstreamURL`; `settings` are extra `--set` overrides.
-    init(queue: String, upstreamURL: String, settings: [String: String] = [:], environment: [String: String] = [:]) throws {
+    init(
+        queue: String, upstreamURL: String, settings: [String: String] = [:], environment: [String: String] = [:],
+        brokerURL: String = IntegrationEnvironment.brokerURL
+    ) throws {
         self.queue = queue
         logFile = FileManager.default.temporaryDirectory.appendingPathComponent("chatqueue-\(queue).log")
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         process.executableURL = IntegrationEnvironment.executable
         var arguments = [
-            "worker", "--broker-url", IntegrationEnvironment.brokerURL, "--queue", queue, "--upstream-url", upstreamURL,
+            "worker", "--broker-url", brokerURL, "--queue", queue, "--upstream-url", upstreamURL,
             "--set", "log.level=debug", "--set", "queue.type=classic",
         ]
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) { arguments += ["--set", "\(key)=\(value)"] }
@@ -60,6 +63,15 @@ final class WorkerProcess: @unchecked Sendable {
         let handle = try FileHandle(forWritingTo: logFile)
         process.standardError = handle
         process.standardOutput = handle
+        // A child inherits the spawning thread's signal mask, and the threads async tests run on
+        // block SIGTERM and SIGINT: start the worker with them deliverable, as a shell or systemd does.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        var previousMask = sigset_t()
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, &previousMask)
+        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
         try process.run()
     }
 

@@ -1,0 +1,85 @@
+import ChatQueueCore
+
+/// What a benchmark run sends, and what it expects back.
+public enum BenchScenario: String, Sendable, CaseIterable {
+    /// Non-stream requests against an instant upstream: broker round trips and HTTP calls per request.
+    case nonstream
+    /// Stream requests of many chunks against an instant upstream: chunk forwarding cost.
+    case stream
+    /// Many concurrent streams paced by the upstream: forwarding delay and memory per stream.
+    case slowstreams
+    /// The nonstream load against `chatqueue bench-echo`, which answers at once without HTTP:
+    /// what the broker allows on this machine.
+    case ceiling
+
+    /// Requests sent when `--requests` is not given.
+    public var defaultRequests: Int {
+        switch self {
+        case .nonstream, .ceiling: return 20_000
+        case .stream: return 2_000
+        case .slowstreams: return 1_000
+        }
+    }
+
+    /// Requests in flight from the generator when `--concurrency` is not given:
+    /// 64, or for slowstreams every request at once (nil).
+    public var defaultConcurrency: Int? {
+        self == .slowstreams ? nil : 64
+    }
+
+    public var isStream: Bool { self == .stream || self == .slowstreams }
+
+    /// Words in each reply. A streamed reply is one chunk per word plus the role
+    /// chunk and the finish chunk, so 48 words make 50 chunks.
+    public static let defaultWords = 48
+
+    /// Milliseconds between chunks the upstream is asked for.
+    public var defaultIntervalMilliseconds: Int { self == .slowstreams ? 100 : 0 }
+
+    /// Whether the upstream stamps each chunk with its send time (forwarding delay).
+    public var stampsChunks: Bool { self == .slowstreams }
+}
+
+/// The parameters of one run's requests.
+public struct BenchLoad: Sendable, Equatable {
+    public var scenario: BenchScenario
+    public var requests: Int
+    public var concurrency: Int
+    public var words: Int
+    public var intervalMilliseconds: Int
+
+    public init(
+        scenario: BenchScenario, requests: Int? = nil, concurrency: Int? = nil, words: Int? = nil,
+        intervalMilliseconds: Int? = nil
+    ) {
+        self.scenario = scenario
+        self.requests = requests ?? scenario.defaultRequests
+        self.concurrency = concurrency ?? scenario.defaultConcurrency ?? self.requests
+        self.words = words ?? BenchScenario.defaultWords
+        self.intervalMilliseconds = intervalMilliseconds ?? scenario.defaultIntervalMilliseconds
+    }
+
+    public var stream: Bool { scenario.isStream }
+    public var stamp: Bool { scenario.stampsChunks }
+
+    /// Chunks every request must get before its final reply: none without
+    /// streaming; with it, the mock upstream's role chunk, one per word, and the
+    /// finish chunk (`[DONE]` is not forwarded).
+    public var expectedChunks: Int { stream ? words + 2 : 0 }
+
+    /// The request body, the same for every request of the run. The top-level
+    /// "mock" object scripts the mock upstream's answer (the worker forwards
+    /// bodies unchanged); the echo ignores it.
+    public var requestBody: [UInt8] {
+        var directives: JSONObject = ["words": .number(String(words))]
+        if intervalMilliseconds > 0 { directives["interval_ms"] = .number(String(intervalMilliseconds)) }
+        if stamp { directives["stamp"] = .bool(true) }
+        var body: JSONObject = [
+            "model": "deepseek-chat",
+            "messages": .array([.object(["role": "user", "content": "benchmark"])]),
+        ]
+        if stream { body["stream"] = .bool(true) }
+        body["mock"] = .object(directives)
+        return JSONValue.object(body).serialized()
+    }
+}

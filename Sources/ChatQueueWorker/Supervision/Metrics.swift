@@ -1,0 +1,232 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A latency histogram with chatqueue's fixed buckets (seconds):
+/// 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 and +Inf. Pure.
+public struct LatencyHistogram: Sendable, Equatable {
+    /// The finite upper bounds, ascending; +Inf is implied.
+    public static let upperBounds: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+
+    /// Observations per bucket, not cumulative: `bucketCounts[i]` counts values
+    /// in (upperBounds[i-1], upperBounds[i]]; the last element counts those above 300.
+    public private(set) var bucketCounts: [UInt64]
+    /// The sum of the observed values.
+    public private(set) var sum: Double = 0
+    /// The number of observations.
+    public private(set) var count: UInt64 = 0
+
+    public init() {
+        bucketCounts = Array(repeating: 0, count: Self.upperBounds.count + 1)
+    }
+
+    /// Records one duration; negative values count as 0, NaN is ignored.
+    public mutating func observe(seconds: Double) {
+        guard !seconds.isNaN else { return }
+        let value = max(0, seconds)
+        let bucket = Self.upperBounds.firstIndex { value <= $0 } ?? Self.upperBounds.count
+        bucketCounts[bucket] += 1
+        sum += value
+        count += 1
+    }
+
+    /// Prometheus's `_bucket` values: observations <= each bound, +Inf last (== count).
+    public var cumulativeCounts: [UInt64] {
+        var total: UInt64 = 0
+        return bucketCounts.map { count in
+            total += count
+            return total
+        }
+    }
+}
+
+/// The numbers the metrics file shows, taken at one moment. Keep one in the
+/// worker, update the parts WorkerCounters does not hold (errors by code, token
+/// usage, latencies) as they happen, and refresh the rest with
+/// ``update(counters:inFlight:)`` before rendering. Pure.
+public struct MetricsSnapshot: Sendable, Equatable {
+    /// The `instance` label on every sample.
+    public var instance: String
+    /// Requests answered with chat.completion.
+    public var succeeded = 0
+    /// Requests answered with an error reply.
+    public var failed = 0
+    /// Requests dead-lettered.
+    public var rejected = 0
+    /// Deliveries handed back to the queue.
+    public var requeued = 0
+    /// Error replies by their `code` (the chatqueue error code).
+    public var errorsByCode: [String: Int] = [:]
+    /// HTTP retries made.
+    public var upstreamRetries = 0
+    /// Deliveries that were redeliveries.
+    public var redeliveries = 0
+    /// Chunks forwarded.
+    public var chunksPublished = 0
+    /// Replies the broker could not route.
+    public var unroutableReplies = 0
+    /// Broker connections re-established after a loss.
+    public var brokerReconnects = 0
+    /// Requests being handled now.
+    public var inFlight = 0
+    /// Prompt tokens reported by the upstream's `usage`.
+    public var promptTokens = 0
+    /// Completion tokens reported by the upstream's `usage`.
+    public var completionTokens = 0
+    /// Seconds from sending an HTTP request to its first chunk (streams) or body.
+    public var upstreamFirstChunk = LatencyHistogram()
+    /// Seconds from sending an HTTP request to the end of its response.
+    public var upstreamDuration = LatencyHistogram()
+
+    public init(instance: String) {
+        self.instance = instance
+    }
+
+    /// Copies what ``WorkerCounters`` keeps, and the current in-flight count.
+    public mutating func update(counters: WorkerCounters, inFlight: Int) {
+        succeeded = counters.succeeded
+        failed = counters.failed
+        rejected = counters.rejected
+        requeued = counters.requeued
+        upstreamRetries = counters.retried
+        redeliveries = counters.redelivered
+        chunksPublished = counters.chunksPublished
+        unroutableReplies = counters.unroutableReplies
+        brokerReconnects = counters.reconnects
+        self.inFlight = inFlight
+    }
+
+    /// Counts one error reply with this code.
+    public mutating func recordError(code: String) {
+        errorsByCode[code, default: 0] += 1
+    }
+
+    /// Adds a response's token usage.
+    public mutating func recordUsage(promptTokens: Int, completionTokens: Int) {
+        self.promptTokens += max(0, promptTokens)
+        self.completionTokens += max(0, completionTokens)
+    }
+}
+
+/// The Prometheus text exposition format (version 0.0.4) of a ``MetricsSnapshot``:
+/// `# HELP` and `# TYPE` per family, then its samples, every sample labelled
+/// `instance`. Pure.
+public enum PrometheusText {
+    public static func render(_ snapshot: MetricsSnapshot) -> String {
+        var output = ""
+        let instance = "instance=\"" + escapedLabelValue(snapshot.instance) + "\""
+
+        func family(_ name: String, _ type: String, _ help: String) {
+            output += "# HELP \(name) \(escapedHelp(help))\n# TYPE \(name) \(type)\n"
+        }
+        func sample(_ name: String, _ labels: [(String, String)] = [], _ value: String) {
+            var labelText = instance
+            for (label, labelValue) in labels { labelText += ",\(label)=\"\(escapedLabelValue(labelValue))\"" }
+            output += "\(name){\(labelText)} \(value)\n"
+        }
+        func counter(_ name: String, _ help: String, _ value: Int) {
+            family(name, "counter", help)
+            sample(name, [], String(value))
+        }
+        func histogram(_ name: String, _ help: String, _ histogram: LatencyHistogram) {
+            family(name, "histogram", help)
+            let cumulative = histogram.cumulativeCounts
+            for (index, bound) in LatencyHistogram.upperBounds.enumerated() {
+                sample(name + "_bucket", [("le", number(bound))], String(cumulative[index]))
+            }
+            sample(name + "_bucket", [("le", "+Inf")], String(histogram.count))
+            sample(name + "_sum", [], number(histogram.sum))
+            sample(name + "_count", [], String(histogram.count))
+        }
+
+        family("chatqueue_requests_total", "counter", "Requests finished, by outcome.")
+        for (outcome, value) in [
+            ("succeeded", snapshot.succeeded), ("failed", snapshot.failed), ("rejected", snapshot.rejected),
+            ("requeued", snapshot.requeued),
+        ] {
+            sample("chatqueue_requests_total", [("outcome", outcome)], String(value))
+        }
+        family("chatqueue_errors_total", "counter", "Error replies, by error code.")
+        for (code, value) in snapshot.errorsByCode.sorted(by: { $0.key < $1.key }) {
+            sample("chatqueue_errors_total", [("code", code)], String(value))
+        }
+        counter("chatqueue_upstream_retries_total", "HTTP retries made to the upstream.", snapshot.upstreamRetries)
+        counter("chatqueue_redeliveries_total", "Deliveries that were redeliveries.", snapshot.redeliveries)
+        counter("chatqueue_chunks_published_total", "Chunks forwarded to requesters.", snapshot.chunksPublished)
+        counter(
+            "chatqueue_unroutable_replies_total", "Replies the broker could not route.", snapshot.unroutableReplies)
+        counter(
+            "chatqueue_broker_reconnects_total", "Broker connections re-established after a loss.",
+            snapshot.brokerReconnects)
+        family("chatqueue_requests_in_flight", "gauge", "Requests being handled now.")
+        sample("chatqueue_requests_in_flight", [], String(snapshot.inFlight))
+        family("chatqueue_usage_tokens_total", "counter", "Tokens reported by the upstream, by kind.")
+        sample("chatqueue_usage_tokens_total", [("kind", "prompt")], String(snapshot.promptTokens))
+        sample("chatqueue_usage_tokens_total", [("kind", "completion")], String(snapshot.completionTokens))
+        histogram(
+            "chatqueue_upstream_first_chunk_seconds", "Seconds from sending a request upstream to its first chunk.",
+            snapshot.upstreamFirstChunk)
+        histogram(
+            "chatqueue_upstream_duration_seconds", "Seconds from sending a request upstream to its last byte.",
+            snapshot.upstreamDuration)
+        return output
+    }
+
+    /// A float as Prometheus reads it: `0.05`, `1`, `2.5`, `+Inf`, `NaN`.
+    static func number(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-Inf" : "+Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+
+    /// A label value with `\`, `"` and newlines escaped.
+    static func escapedLabelValue(_ text: String) -> String {
+        var result = ""
+        for character in text.unicodeScalars {
+            switch character {
+            case "\\": result += "\\\\"
+            case "\"": result += "\\\""
+            case "\n": result += "\\n"
+            default: result.unicodeScalars.append(character)
+            }
+        }
+        return result
+    }
+
+    /// HELP text with `\` and newlines escaped.
+    static func escapedHelp(_ text: String) -> String {
+        var result = ""
+        for character in text.unicodeScalars {
+            switch character {
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            default: result.unicodeScalars.append(character)
+            }
+        }
+        return result
+    }
+}
+
+/// Writes the metrics for node_exporter's textfile collector: the Prometheus
+/// text, atomically (same temporary file and rename as the status file, so
+/// the collector, which reads only `*.prom`, never sees a partial file).
+public final class MetricsTextfileWriter {
+    /// The `.prom` file.
+    public let path: String
+
+    /// Throws (EINVAL) unless the file name ends in `.prom`, the only files
+    /// the textfile collector reads.
+    public init(path: String) throws(SupervisionFileError) {
+        let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
+        guard name.hasSuffix(".prom"), name.count > ".prom".count else {
+            throw SupervisionFileError(code: EINVAL, message: "a metrics textfile name must end in .prom", path: path)
+        }
+        self.path = path
+    }
+
+    /// Replaces the file's content with `snapshot` rendered by ``PrometheusText``.
+    public func write(_ snapshot: MetricsSnapshot) throws(SupervisionFileError) {
+        try AtomicFile.write(Array(PrometheusText.render(snapshot).utf8), to: path)
+    }
+}

@@ -1,0 +1,199 @@
+import ChatQueueCore
+
+/// What the status file says about a worker process: one JSON object, rewritten
+/// every `status.interval` seconds and on each state change. Pure value; see
+/// ``StatusFileWriter`` for the file and docs/operations.md for the fields.
+public struct WorkerStatus: Sendable, Equatable {
+    /// The `service` field: always this.
+    public static let service = "chatqueue-worker"
+
+    /// The consuming broker connection.
+    public struct Broker: Sendable, Equatable {
+        /// Whether a session (consumer and publisher connections) is up.
+        public var connected: Bool
+        /// The queue consumed from (`queue.name`).
+        public var queue: String
+        /// The consumer tag of the current session; nil when not consuming.
+        public var consumerTag: String?
+        /// Connections re-established after a loss, since the start.
+        public var reconnects: Int
+        /// The last connection error, if any (redacted when serialized).
+        public var lastError: String?
+
+        public init(
+            connected: Bool = false, queue: String, consumerTag: String? = nil, reconnects: Int = 0,
+            lastError: String? = nil
+        ) {
+            self.connected = connected
+            self.queue = queue
+            self.consumerTag = consumerTag
+            self.reconnects = reconnects
+            self.lastError = lastError
+        }
+    }
+
+    /// The upstream API.
+    public struct Upstream: Sendable, Equatable {
+        /// When an HTTP try last succeeded (Unix ms); nil if none yet.
+        public var lastSuccessAtUnixMilliseconds: Int64?
+        /// The last failed try's error, if any (redacted when serialized).
+        public var lastError: String?
+        /// Retryable failures in a row (5 make the worker degraded).
+        public var consecutiveFailures: Int
+
+        public init(lastSuccessAtUnixMilliseconds: Int64? = nil, lastError: String? = nil, consecutiveFailures: Int = 0) {
+            self.lastSuccessAtUnixMilliseconds = lastSuccessAtUnixMilliseconds
+            self.lastError = lastError
+            self.consecutiveFailures = consecutiveFailures
+        }
+    }
+
+    /// Request counts since the start (see ``WorkerCounters``), and the current load.
+    public struct Requests: Sendable, Equatable {
+        public var inFlight: Int
+        public var received: Int
+        public var succeeded: Int
+        public var failed: Int
+        public var rejected: Int
+        public var retried: Int
+        public var redelivered: Int
+        public var unroutableReplies: Int
+
+        public init(
+            inFlight: Int = 0, received: Int = 0, succeeded: Int = 0, failed: Int = 0, rejected: Int = 0,
+            retried: Int = 0, redelivered: Int = 0, unroutableReplies: Int = 0
+        ) {
+            self.inFlight = inFlight
+            self.received = received
+            self.succeeded = succeeded
+            self.failed = failed
+            self.rejected = rejected
+            self.retried = retried
+            self.redelivered = redelivered
+            self.unroutableReplies = unroutableReplies
+        }
+
+        /// The counts from the worker's counters.
+        public init(counters: WorkerCounters, inFlight: Int) {
+            self.init(
+                inFlight: inFlight, received: counters.received, succeeded: counters.succeeded,
+                failed: counters.failed, rejected: counters.rejected, retried: counters.retried,
+                redelivered: counters.redelivered, unroutableReplies: counters.unroutableReplies)
+        }
+    }
+
+    /// `ChatQueueVersion.current` unless told otherwise.
+    public var version: String
+    /// The worker's process id (what `chatqueue health` checks is alive).
+    public var pid: Int32
+    /// The instance name (`--instance`, the systemd instance, or `pid<N>`).
+    public var instance: String
+    public var state: WorkerState
+    /// When the worker started (Unix ms).
+    public var startedAtUnixMilliseconds: Int64
+    /// When this status was taken (Unix ms); `chatqueue health` judges freshness by it.
+    public var updatedAtUnixMilliseconds: Int64
+    public var broker: Broker
+    public var upstream: Upstream
+    public var requests: Requests
+    /// Chunks forwarded to requesters since the start.
+    public var chunksPublished: Int
+
+    public init(
+        version: String = ChatQueueVersion.current,
+        pid: Int32,
+        instance: String,
+        state: WorkerState,
+        startedAtUnixMilliseconds: Int64,
+        updatedAtUnixMilliseconds: Int64,
+        broker: Broker,
+        upstream: Upstream = Upstream(),
+        requests: Requests = Requests(),
+        chunksPublished: Int = 0
+    ) {
+        self.version = version
+        self.pid = pid
+        self.instance = instance
+        self.state = state
+        self.startedAtUnixMilliseconds = startedAtUnixMilliseconds
+        self.updatedAtUnixMilliseconds = updatedAtUnixMilliseconds
+        self.broker = broker
+        self.upstream = upstream
+        self.requests = requests
+        self.chunksPublished = chunksPublished
+    }
+
+    /// The status as a JSON object, keys in the documented order. Error texts
+    /// pass through `redactingSecrets()`; no other field can hold a secret.
+    public var jsonValue: JSONValue {
+        func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+        func count(_ value: Int) -> JSONValue { .number(String(value)) }
+        func time(_ value: Int64?) -> JSONValue {
+            value.map { .string(RFC3339.string(unixMilliseconds: $0)) } ?? .null
+        }
+        return .object(
+            JSONObject([
+                ("service", .string(Self.service)),
+                ("version", .string(version)),
+                ("pid", .number(String(pid))),
+                ("instance", .string(instance)),
+                ("state", .string(state.rawValue)),
+                ("started_at", time(startedAtUnixMilliseconds)),
+                ("updated_at", time(updatedAtUnixMilliseconds)),
+                (
+                    "broker",
+                    .object(
+                        JSONObject([
+                            ("connected", .bool(broker.connected)),
+                            ("queue", .string(broker.queue)),
+                            ("consumer_tag", text(broker.consumerTag)),
+                            ("reconnects", count(broker.reconnects)),
+                            ("last_error", text(broker.lastError?.redactingSecrets())),
+                        ]))
+                ),
+                (
+                    "upstream",
+                    .object(
+                        JSONObject([
+                            ("last_success_at", time(upstream.lastSuccessAtUnixMilliseconds)),
+                            ("last_error", text(upstream.lastError?.redactingSecrets())),
+                            ("consecutive_failures", count(upstream.consecutiveFailures)),
+                        ]))
+                ),
+                (
+                    "requests",
+                    .object(
+                        JSONObject([
+                            ("in_flight", count(requests.inFlight)),
+                            ("received", count(requests.received)),
+                            ("succeeded", count(requests.succeeded)),
+                            ("failed", count(requests.failed)),
+                            ("rejected", count(requests.rejected)),
+                            ("retried", count(requests.retried)),
+                            ("redelivered", count(requests.redelivered)),
+                            ("unroutable_replies", count(requests.unroutableReplies)),
+                        ]))
+                ),
+                ("chunks_published", count(chunksPublished)),
+            ]))
+    }
+
+    /// A one-line summary for systemd's `STATUS=` (shown by `systemctl status`),
+    /// e.g. `running: 3 in flight, 120 received, 114 succeeded, 2 failed`, or
+    /// `reconnecting: <broker error>`.
+    public var summaryLine: String {
+        var line = state.rawValue + ": "
+        if state == .reconnecting || state == .starting, let error = broker.lastError {
+            return line + error.redactingSecrets()
+        }
+        line += "\(requests.inFlight) in flight, \(requests.received) received, "
+        line += "\(requests.succeeded) succeeded, \(requests.failed) failed"
+        if state == .degraded, let error = upstream.lastError { line += "; upstream: " + error.redactingSecrets() }
+        return line
+    }
+
+    /// The compact JSON document (no trailing newline; the writer adds one).
+    public func json() -> [UInt8] {
+        jsonValue.serialized()
+    }
+}

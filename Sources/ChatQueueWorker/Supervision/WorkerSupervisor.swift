@@ -1,0 +1,127 @@
+import ChatQueueConfig
+import ChatQueueCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the worker tells the outside world, driven from the event loop: the
+/// status file (every `status.interval` and on each state change), systemd
+/// notifications (READY once consuming, STATUS on changes, WATCHDOG from the
+/// loop itself so a stuck loop gets restarted, STOPPING on drain) and the
+/// metrics textfile. Everything here is cheap enough to call every iteration.
+final class WorkerSupervisor {
+    private let statusWriter: StatusFileWriter
+    private let notifier: SystemdNotifier?
+    private let metricsWriter: MetricsTextfileWriter?
+    private let interval: UInt64
+    private let instance: String
+    private let queue: String
+    private let startedAt = MonotonicClock.wallMilliseconds()
+    private var logger: Logger
+
+    private var nextStatusWrite: UInt64 = 0
+    private var nextWatchdog: UInt64 = 0
+    private var sentReady = false
+    private var reportedWriteError = false
+
+    /// Metrics that WorkerCounters does not keep.
+    var metrics: MetricsSnapshot
+    var brokerLastError: String?
+    var upstreamLastError: String?
+    var upstreamLastSuccess: Int64?
+
+    init(settings: Settings, instance: String, logger: Logger, environment: [String: String]) {
+        statusWriter = StatusFileWriter(
+            path: StatusFileWriter.path(configured: settings.status.file, environment: environment))
+        notifier = SystemdNotifier(environment: environment)
+        if let path = settings.metrics.textfile {
+            metricsWriter = try? MetricsTextfileWriter(path: path)
+        } else {
+            metricsWriter = nil
+        }
+        interval = MonotonicClock.nanoseconds(settings.status.interval)
+        self.instance = instance
+        queue = settings.queue.name
+        metrics = MetricsSnapshot(instance: instance)
+        self.logger = logger
+    }
+
+    var statusPath: String { statusWriter.path }
+
+    /// Adds a final response's token usage to the metrics (parsed only when metrics are written).
+    func recordUsage(of body: [UInt8]) {
+        guard metricsWriter != nil, let usage = (try? JSONValue(parsing: body))?["usage"] else { return }
+        metrics.recordUsage(
+            promptTokens: usage["prompt_tokens"]?.integerValue ?? 0,
+            completionTokens: usage["completion_tokens"]?.integerValue ?? 0)
+    }
+
+    /// The longest the loop may sleep before `tick` needs to run again.
+    func nextDeadline() -> UInt64 {
+        guard let watchdog = notifier?.watchdogInterval, watchdog > 0 else { return nextStatusWrite }
+        return min(nextStatusWrite, nextWatchdog)
+    }
+
+    /// Writes what is due: the watchdog ping and the periodic status.
+    func tick(_ worker: Worker, now: UInt64) {
+        if let watchdog = notifier?.watchdogInterval, now >= nextWatchdog {
+            notifier?.watchdog()
+            nextWatchdog = now &+ watchdog
+        }
+        if now >= nextStatusWrite { report(worker, now: now) }
+    }
+
+    /// A state change: status file and systemd hear of it at once.
+    func stateChanged(_ worker: Worker) {
+        let status = snapshot(worker)
+        switch worker.state {
+        case .running where !sentReady:
+            sentReady = true
+            notifier?.ready(status: status.summaryLine)
+        case .draining:
+            notifier?.stopping(status: status.summaryLine)
+        default:
+            notifier?.status(status.summaryLine)
+        }
+        write(status, worker: worker)
+        nextStatusWrite = MonotonicClock.now() &+ interval
+    }
+
+    private func report(_ worker: Worker, now: UInt64) {
+        write(snapshot(worker), worker: worker)
+        nextStatusWrite = now &+ interval
+    }
+
+    private func write(_ status: WorkerStatus, worker: Worker) {
+        do {
+            try statusWriter.write(status)
+            if let metricsWriter {
+                metrics.update(counters: worker.counters, inFlight: worker.inFlightCount)
+                try metricsWriter.write(metrics)
+            }
+            reportedWriteError = false
+        } catch {
+            // Once per failure streak: a full disk must not flood the journal.
+            if !reportedWriteError {
+                logger.error("cannot write the status or metrics file", metadata: ["error": "\(error)"])
+                reportedWriteError = true
+            }
+        }
+    }
+
+    func snapshot(_ worker: Worker) -> WorkerStatus {
+        WorkerStatus(
+            pid: getpid(), instance: instance, state: worker.state, startedAtUnixMilliseconds: startedAt,
+            updatedAtUnixMilliseconds: MonotonicClock.wallMilliseconds(),
+            broker: WorkerStatus.Broker(
+                connected: worker.isConnected, queue: queue, consumerTag: worker.consumerTag,
+                reconnects: worker.counters.reconnects, lastError: brokerLastError),
+            upstream: WorkerStatus.Upstream(
+                lastSuccessAtUnixMilliseconds: upstreamLastSuccess, lastError: upstreamLastError,
+                consecutiveFailures: worker.health.consecutiveFailures),
+            requests: WorkerStatus.Requests(counters: worker.counters, inFlight: worker.inFlightCount),
+            chunksPublished: worker.counters.chunksPublished)
+    }
+}

@@ -1,0 +1,134 @@
+import Testing
+
+@testable import ChatQueueWorker
+
+@Suite("Supervision: Prometheus metrics")
+struct SupervisionMetricsTests {
+    @Test("histogram buckets are cumulative, the +Inf bucket is the count")
+    func histogram() {
+        var histogram = LatencyHistogram()
+        for seconds in [0.01, 0.05, 0.07, 0.3, 2, 2.5, 45, 301, 1000, -1, .nan] {
+            histogram.observe(seconds: seconds)
+        }
+        #expect(histogram.count == 10)
+        #expect(histogram.sum == 0.01 + 0.05 + 0.07 + 0.3 + 2 + 2.5 + 45 + 301 + 1000)
+        #expect(histogram.bucketCounts == [3, 1, 0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 2])
+        #expect(histogram.cumulativeCounts == [3, 4, 4, 5, 5, 7, 7, 7, 7, 8, 8, 8, 10])
+        let cumulative = histogram.cumulativeCounts
+        #expect(zip(cumulative, cumulative.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(cumulative.last == histogram.count)
+    }
+
+    @Test("the exposition text, line for line")
+    func exactText() {
+        var snapshot = MetricsSnapshot(instance: "w\"1")
+        var counters = WorkerCounters()
+        counters.succeeded = 7
+        counters.failed = 2
+        counters.rejected = 1
+        counters.requeued = 3
+        counters.retried = 4
+        counters.redelivered = 5
+        counters.chunksPublished = 120
+        counters.unroutableReplies = 1
+        counters.reconnects = 2
+        snapshot.update(counters: counters, inFlight: 6)
+        snapshot.recordError(code: "upstream_unavailable")
+        snapshot.recordError(code: "invalid_request")
+        snapshot.recordError(code: "upstream_unavailable")
+        snapshot.recordUsage(promptTokens: 10, completionTokens: 25)
+        snapshot.recordUsage(promptTokens: 5, completionTokens: 0)
+        snapshot.upstreamFirstChunk.observe(seconds: 0.2)
+        snapshot.upstreamFirstChunk.observe(seconds: 0.75)
+        snapshot.upstreamDuration.observe(seconds: 12.5)
+
+        let i = #"instance="w\"1""#
+        func buckets(_ name: String, _ counts: [Int], sum: String, count: Int) -> [String] {
+            let bounds = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "120", "300", "+Inf"]
+            return zip(bounds, counts).map { "\(name)_bucket{\(i),le=\"\($0)\"} \($1)" } + [
+                "\(name)_sum{\(i)} \(sum)", "\(name)_count{\(i)} \(count)",
+            ]
+        }
+        let expected =
+            [
+                "# HELP chatqueue_requests_total Requests finished, by outcome.",
+                "# TYPE chatqueue_requests_total counter",
+                "chatqueue_requests_total{\(i),outcome=\"succeeded\"} 7",
+                "chatqueue_requests_total{\(i),outcome=\"failed\"} 2",
+                "chatqueue_requests_total{\(i),outcome=\"rejected\"} 1",
+                "chatqueue_requests_total{\(i),outcome=\"requeued\"} 3",
+                "# HELP chatqueue_errors_total Error replies, by error code.",
+                "# TYPE chatqueue_errors_total counter",
+                "chatqueue_errors_total{\(i),code=\"invalid_request\"} 1",
+                "chatqueue_errors_total{\(i),code=\"upstream_unavailable\"} 2",
+                "# HELP chatqueue_upstream_retries_total HTTP retries made to the upstream.",
+                "# TYPE chatqueue_upstream_retries_total counter",
+                "chatqueue_upstream_retries_total{\(i)} 4",
+                "# HELP chatqueue_redeliveries_total Deliveries that were redeliveries.",
+                "# TYPE chatqueue_redeliveries_total counter",
+                "chatqueue_redeliveries_total{\(i)} 5",
+                "# HELP chatqueue_chunks_published_total Chunks forwarded to requesters.",
+                "# TYPE chatqueue_chunks_published_total counter",
+                "chatqueue_chunks_published_total{\(i)} 120",
+                "# HELP chatqueue_unroutable_replies_total Replies the broker could not route.",
+                "# TYPE chatqueue_unroutable_replies_total counter",
+                "chatqueue_unroutable_replies_total{\(i)} 1",
+                "# HELP chatqueue_broker_reconnects_total Broker connections re-established after a loss.",
+                "# TYPE chatqueue_broker_reconnects_total counter",
+                "chatqueue_broker_reconnects_total{\(i)} 2",
+                "# HELP chatqueue_requests_in_flight Requests being handled now.",
+                "# TYPE chatqueue_requests_in_flight gauge",
+                "chatqueue_requests_in_flight{\(i)} 6",
+                "# HELP chatqueue_usage_tokens_total Tokens reported by the upstream, by kind.",
+                "# TYPE chatqueue_usage_tokens_total counter",
+                "chatqueue_usage_tokens_total{\(i),kind=\"prompt\"} 15",
+                "chatqueue_usage_tokens_total{\(i),kind=\"completion\"} 25",
+                "# HELP chatqueue_upstream_first_chunk_seconds Seconds from sending a request upstream to its first chunk.",
+                "# TYPE chatqueue_upstream_first_chunk_seconds histogram",
+            ]
+            + buckets(
+                "chatqueue_upstream_first_chunk_seconds", [0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2], sum: "0.95",
+                count: 2)
+            + [
+                "# HELP chatqueue_upstream_duration_seconds Seconds from sending a request upstream to its last byte.",
+                "# TYPE chatqueue_upstream_duration_seconds histogram",
+            ]
+            + buckets(
+                "chatqueue_upstream_duration_seconds", [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1], sum: "12.5", count: 1)
+        let text = PrometheusText.render(snapshot)
+        #expect(text.hasSuffix("\n"))
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        #expect(lines.count == expected.count)
+        for (actual, wanted) in zip(lines, expected) {
+            #expect(actual == wanted)
+        }
+    }
+
+    @Test("an empty snapshot still declares every family; no errors means no error samples")
+    func emptySnapshot() {
+        let text = PrometheusText.render(MetricsSnapshot(instance: "1"))
+        let families = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map {
+            $0.split(separator: " ")[2]
+        }
+        #expect(
+            families == [
+                "chatqueue_requests_total", "chatqueue_errors_total", "chatqueue_upstream_retries_total",
+                "chatqueue_redeliveries_total", "chatqueue_chunks_published_total",
+                "chatqueue_unroutable_replies_total", "chatqueue_broker_reconnects_total",
+                "chatqueue_requests_in_flight", "chatqueue_usage_tokens_total",
+                "chatqueue_upstream_first_chunk_seconds", "chatqueue_upstream_duration_seconds",
+            ])
+        #expect(!text.contains("chatqueue_errors_total{"))
+        #expect(text.contains(#"chatqueue_upstream_duration_seconds_bucket{instance="1",le="+Inf"} 0"#))
+        #expect(text.contains(#"chatqueue_upstream_duration_seconds_sum{instance="1"} 0"#))
+    }
+
+    @Test("label values and numbers are escaped and formatted as Prometheus reads them")
+    func formatting() {
+        #expect(PrometheusText.escapedLabelValue("a\\b\"c\nd") == #"a\\b\"c\nd"#)
+        #expect(PrometheusText.number(1) == "1")
+        #expect(PrometheusText.number(0.05) == "0.05")
+        #expect(PrometheusText.number(.infinity) == "+Inf")
+        #expect(PrometheusText.number(.nan) == "NaN")
+    }
+}

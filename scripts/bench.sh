@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The benchmark: builds chatqueue (release), starts the mock upstream, and for
+# each scenario starts a fresh worker (or the echo ceiling) on a fresh queue,
+# drives it with `chatqueue bench`, and stops it. Writes
+# bench/results/<UTC timestamp>/{report.md,report.json} (plus one JSON file and
+# the logs per run) and prints the Markdown report: every figure next to its
+# target. See docs/performance.md.
+#
+#   ./scripts/bench.sh                 # every scenario, full counts (~2 minutes on 2 cores)
+#   ./scripts/bench.sh --smoke         # tiny counts, debug build: proves the harness works
+#   ./scripts/bench.sh nonstream stream   # only these runs (labels below)
+#
+# Runs (labels): ceiling, nonstream, nonstream-c32, stream, slowstreams, slowstreams-5000.
+# Exit status 1 when a run lost requests or got errors; missed performance
+# targets are reported, not fatal (the machine may be busy).
+#
+# Environment: CHATQUEUE_BENCH_BROKER_URL (default the local guest broker),
+# CHATQUEUE_SCRATCH_PATH (SwiftPM scratch path, default .build).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SMOKE=0
+SELECTED=()
+for argument in "$@"; do
+  case "$argument" in
+    --smoke) SMOKE=1 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) log "unknown option $argument"; exit 2 ;;
+    *) SELECTED+=("$argument") ;;
+  esac
+done
+
+BROKER_URL="${CHATQUEUE_BENCH_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+SCRATCH="${CHATQUEUE_SCRATCH_PATH:-$ROOT/.build}"
+CONFIGURATION=release
+[ "$SMOKE" -eq 1 ] && CONFIGURATION=debug
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+RESULTS="$ROOT/bench/results/$STAMP"
+mkdir -p "$RESULTS/logs"
+
+# Thousands of concurrent streams need thousands of descriptors (worker: one
+# upstream connection per stream; mock: the other end).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+
+# Set-up is ./scripts/run.sh's or ./scripts/test.sh's job; only the broker is started here.
+command -v swift >/dev/null || { log "swift is not on PATH: install Swift 6 (swift.org) first"; exit 1; }
+start_rabbitmq
+
+log "building ($CONFIGURATION, scratch path $SCRATCH)"
+(cd "$ROOT" && swift build -c "$CONFIGURATION" --scratch-path "$SCRATCH" --product chatqueue 2>&1 |
+  grep -vE '^\[[0-9]+/[0-9]+\]' >&2)
+BIN="$(cd "$ROOT" && swift build -c "$CONFIGURATION" --scratch-path "$SCRATCH" --show-bin-path)/chatqueue"
+
+STARTED_PIDS=()
+stop_pid() {
+  local pid="$1"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  for pid in "${STARTED_PIDS[@]}"; do stop_pid "$pid"; done
+}
+trap cleanup EXIT
+
+# The mock upstream in its fixed-response mode: every answer is the same 48
+# words, at once (requests may still script pacing with their "mock" object).
+"$BIN" mock-upstream --port 0 --threads 2 --words 48 2> "$RESULTS/logs/mock-upstream.log" &
+MOCK_PID=$!
+STARTED_PIDS+=("$MOCK_PID")
+UPSTREAM_URL=""
+for _ in $(seq 1 100); do
+  UPSTREAM_URL="$(grep -o 'http://[^ ]*' "$RESULTS/logs/mock-upstream.log" 2>/dev/null || true)"
+  [ -n "$UPSTREAM_URL" ] && break
+  kill -0 "$MOCK_PID" 2>/dev/null || { log "mock upstream exited"; cat "$RESULTS/logs/mock-upstream.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$UPSTREAM_URL" ] || { log "mock upstream did not start"; exit 1; }
+log "mock upstream at $UPSTREAM_URL (pid $MOCK_PID)"
+
+FAILED=0
+# run LABEL SCENARIO worker|echo WORKER_CONCURRENCY [bench options...]
+run() {
+  local label="$1" scenario="$2" kind="$3" worker_concurrency="$4"
+  shift 4
+  if [ "${#SELECTED[@]}" -gt 0 ] && [[ ! " ${SELECTED[*]} " == *" $label "* ]]; then return 0; fi
+  local queue="bench.$label.$STAMP" pid
+  log "run $label: $scenario against $kind (concurrency $worker_concurrency) $*"
+  if [ "$kind" = echo ]; then
+    "$BIN" bench-echo --broker-url "$BROKER_URL" --queue "$queue" --concurrency "$worker_concurrency" \
+      2> "$RESULTS/logs/$label.echo.log" &
+  else
+    "$BIN" worker --broker-url "$BROKER_URL" --queue "$queue" --upstream-url "$UPSTREAM_URL" \
+      --set queue.type=classic --set worker.concurrency="$worker_concurrency" --set log.level=warning \
+      2> "$RESULTS/logs/$label.worker.log" &
+  fi
+  pid=$!
+  STARTED_PIDS+=("$pid")
+  if ! "$BIN" bench --broker-url "$BROKER_URL" --queue "$queue" --scenario "$scenario" --label "$label" \
+    --worker-pid "$pid" --upstream-pid "$MOCK_PID" --json-out "$RESULTS/$label.json" "$@" \
+    > "$RESULTS/logs/$label.md" 2> "$RESULTS/logs/$label.bench.log"; then
+    log "run $label: not every request completed (see $RESULTS/logs/$label.bench.log)"
+    FAILED=1
+  fi
+  stop_pid "$pid"
+  "$BIN" bench-cleanup --broker-url "$BROKER_URL" --queue "$queue" || true
+  sleep 2  # let the broker settle (queue deletion, GC) before the next run
+}
+
+LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$SMOKE" -eq 1 ]; then
+  run ceiling ceiling echo 8 --requests 20 --concurrency 8
+  run nonstream nonstream worker 8 --requests 20 --concurrency 8
+  run nonstream-c32 nonstream worker 32 --requests 20 --concurrency 32
+  run stream stream worker 8 --requests 5 --concurrency 5 --words 6
+  run slowstreams slowstreams worker 8 --requests 5 --words 3 --interval-ms 10
+else
+  run ceiling ceiling echo 64 --requests 20000 --concurrency 64
+  run nonstream nonstream worker 64 --requests 20000 --concurrency 64
+  run nonstream-c32 nonstream worker 32 --requests 20000 --concurrency 32
+  run stream stream worker 64 --requests 2000 --concurrency 64
+  run slowstreams slowstreams worker 1000 --requests 1000 --concurrency 1000
+  run slowstreams-5000 slowstreams worker 5000 --requests 5000 --concurrency 5000
+fi
+
+RABBITMQ_VERSION="$(as_root rabbitmq-diagnostics -q server_version 2>/dev/null | tail -n 1 || true)"
+NOTES=("Run $STAMP ($CONFIGURATION build); load average at start: $LOAD_AT_START; file descriptor limit $(ulimit -n).")
+[ "$SMOKE" -eq 1 ] && NOTES+=("Smoke run: tiny counts on a debug build. The figures mean nothing; only completeness counts.")
+NOTE_ARGS=()
+for note in "${NOTES[@]}"; do NOTE_ARGS+=(--note "$note"); done
+"$BIN" bench-report "$RESULTS" --rabbitmq-version "${RABBITMQ_VERSION:-unknown}" "${NOTE_ARGS[@]}" || FAILED=1
+log "results in $RESULTS"
+exit "$FAILED"
