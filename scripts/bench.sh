@@ -66,8 +66,9 @@ cleanup() {
 trap cleanup EXIT
 
 # The mock upstream in its fixed-response mode: every answer is the same 48
-# words, at once (requests may still script pacing with their "mock" object).
-"$BIN" mock-upstream --port 0 --threads 2 --words 48 2> "$RESULTS/logs/mock-upstream.log" &
+# words, rendered once, sent at once without parsing the request; requests with
+# a "mock" object (slowstreams: 100 ms pacing, send stamps) are scripted as usual.
+"$BIN" mock-upstream --port 0 --threads 2 --words 48 --fixed-response 2> "$RESULTS/logs/mock-upstream.log" &
 MOCK_PID=$!
 STARTED_PIDS+=("$MOCK_PID")
 UPSTREAM_URL=""

@@ -45,7 +45,11 @@ public struct BenchLoad: Sendable, Equatable {
     public var scenario: BenchScenario
     public var requests: Int
     public var concurrency: Int
+    /// Words in each reply: what the upstream is told (`--words`), else what
+    /// `mock-upstream --words 48` answers by default.
     public var words: Int
+    /// Whether requests ask for `words` themselves (it was given explicitly).
+    public var requestsWords: Bool
     public var intervalMilliseconds: Int
 
     public init(
@@ -56,6 +60,7 @@ public struct BenchLoad: Sendable, Equatable {
         self.requests = requests ?? scenario.defaultRequests
         self.concurrency = concurrency ?? scenario.defaultConcurrency ?? self.requests
         self.words = words ?? BenchScenario.defaultWords
+        self.requestsWords = words != nil
         self.intervalMilliseconds = intervalMilliseconds ?? scenario.defaultIntervalMilliseconds
     }
 
@@ -67,19 +72,22 @@ public struct BenchLoad: Sendable, Equatable {
     /// finish chunk (`[DONE]` is not forwarded).
     public var expectedChunks: Int { stream ? words + 2 : 0 }
 
-    /// The request body, the same for every request of the run. The top-level
+    /// The request body, the same for every request of the run. A top-level
     /// "mock" object scripts the mock upstream's answer (the worker forwards
-    /// bodies unchanged); the echo ignores it.
+    /// bodies unchanged; the echo ignores them). It is left out when nothing
+    /// needs scripting, so `mock-upstream --fixed-response` answers from its
+    /// prebuilt replies without parsing the request.
     public var requestBody: [UInt8] {
-        var directives: JSONObject = ["words": .number(String(words))]
+        var directives = JSONObject()
         if intervalMilliseconds > 0 { directives["interval_ms"] = .number(String(intervalMilliseconds)) }
         if stamp { directives["stamp"] = .bool(true) }
+        if requestsWords || !directives.isEmpty { directives["words"] = .number(String(words)) }
         var body: JSONObject = [
             "model": "deepseek-chat",
             "messages": .array([.object(["role": "user", "content": "benchmark"])]),
         ]
         if stream { body["stream"] = .bool(true) }
-        body["mock"] = .object(directives)
+        if !directives.isEmpty { body["mock"] = .object(directives) }
         return JSONValue.object(body).serialized()
     }
 }

@@ -55,6 +55,9 @@ extension MockUpstreamState {
     static let defaultKeepaliveInterval = TimeAmount.seconds(1)
 
     func reply(to request: RecordedRequest) -> MockReply {
+        if let fixed = self.fixedResponses?.reply(to: request, requireAPIKey: self.options.requireAPIKey) {
+            return .fixed(fixed)
+        }
         let path = String(request.path.prefix { $0 != "?" })
         guard Self.completionPaths.contains(path) else {
             return .error(404, message: "Invalid URL (\(request.method) \(path))")

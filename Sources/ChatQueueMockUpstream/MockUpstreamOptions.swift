@@ -12,6 +12,9 @@ public struct MockUpstreamOptions: Sendable {
     /// Reply length in words ("w1 w2 …"); `nil` echoes the last user message instead.
     public var words: Int? = nil
     public var eventLoopThreads: Int = 1
+    /// Answer requests without a "mock" object with a reply rendered once at
+    /// start, without parsing them (benchmarks: the upstream is never the bottleneck).
+    public var fixedResponses: Bool = false
     /// Long benchmark runs turn this off so memory stays flat; counters per key are kept either way.
     public var recordRequests: Bool = true
 

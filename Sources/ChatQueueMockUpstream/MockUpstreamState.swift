@@ -5,6 +5,8 @@ import Foundation
 
 final class MockUpstreamState: Sendable {
     let options: MockUpstreamOptions
+    /// Set in the fixed-response mode.
+    let fixedResponses: FixedResponses?
     private let ledger = Locked(Ledger())
 
     private struct Ledger {
@@ -15,6 +17,7 @@ final class MockUpstreamState: Sendable {
 
     init(options: MockUpstreamOptions) {
         self.options = options
+        self.fixedResponses = options.fixedResponses ? FixedResponses(words: options.words) : nil
     }
 
     func record(_ request: RecordedRequest) {

@@ -23,7 +23,8 @@ struct BenchCommand: ParsableCommand {
             slowstreams, the chunk forwarding delay (arrival minus the mock upstream's send stamp). With \
             --worker-pid it samples the worker's CPU and memory from /proc, and the broker's CPU (the \
             process listening on the broker port, or --broker-pid). The worker's upstream must be \
-            `chatqueue mock-upstream`: requests carry its "mock" directives. Exit 1 unless every request \
+            `chatqueue mock-upstream` (--fixed-response --words 48 for nonstream and stream; slowstreams \
+            requests script their pacing with its "mock" directives). Exit 1 unless every request \
             completed without errors. See scripts/bench.sh and docs/performance.md.
             """
     )
@@ -39,7 +40,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Requests in flight from the generator (default: 64; slowstreams: all of them).")
     var concurrency: Int?
 
-    @Option(help: "Words per reply; a stream has words + 2 chunks (default 48: 50 chunks).")
+    @Option(
+        help: """
+            Words per reply; a stream has words + 2 chunks. Default 48 (50 chunks): what `mock-upstream \
+            --words 48` answers. Given, requests ask the mock for it (and skip its --fixed-response replies).
+            """)
     var words: Int?
 
     @Option(name: .customLong("interval-ms"), help: "Milliseconds between chunks (default: 100 slowstreams, else 0).")
@@ -154,9 +159,15 @@ struct BenchEchoCommand: ParsableCommand {
     func run() throws {
         let settings = try configuration.loadSettings()
         let endpoint = settings.broker.endpoints[0]
+        // A parent may have started us with these signals blocked (threads of
+        // test runners and Dispatch block them, and children inherit the mask).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
         for signalNumber in [SIGINT, SIGTERM] {
+            sigaddset(&stopSignals, signalNumber)
             signal(signalNumber) { _ in echoStopRequested.store(true, ordering: .relaxed) }
         }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         do {
             let echo = try EchoResponder(
                 options: EchoResponder.Options(

@@ -34,6 +34,14 @@ struct MockUpstreamCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads.")
     var threads: Int = 1
 
+    @Flag(
+        name: .customLong("fixed-response"),
+        help: """
+            Answer requests without a "mock" object with one reply rendered at start, without parsing \
+            them (streamed when the body holds "stream":true): for benchmarks.
+            """)
+    var fixedResponse = false
+
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0...65535") }
         guard self.chunkIntervalMilliseconds >= 0 else { throw ValidationError("--chunk-interval-ms must be >= 0") }
@@ -49,6 +57,7 @@ struct MockUpstreamCommand: AsyncParsableCommand {
         options.words = self.words
         options.requireAPIKey = self.requireAPIKey
         options.eventLoopThreads = self.threads
+        options.fixedResponses = self.fixedResponse
         // Nobody can read recordings from outside the process; keep long runs flat in memory.
         options.recordRequests = false
 

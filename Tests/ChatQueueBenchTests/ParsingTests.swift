@@ -89,9 +89,20 @@ struct BenchLoadTests {
         #expect(plain.expectedChunks == 0)
         let plainBody = try JSONValue(parsing: plain.requestBody)
         #expect(plainBody["stream"] == nil)
+        #expect(plainBody["mock"]?["words"]?.integerValue == 5)
         #expect(plainBody["mock"]?["interval_ms"] == nil)
         #expect(plainBody["mock"]?["stamp"] == nil)
         #expect(plainBody["model"]?.stringValue == "deepseek-chat")
+    }
+
+    @Test("without --words and pacing, requests carry no mock object (the fixed-response mode answers them)")
+    func unscripted() throws {
+        let stream = BenchLoad(scenario: .stream)
+        #expect(stream.words == 48)
+        #expect(stream.expectedChunks == 50)
+        let text = String(decoding: stream.requestBody, as: UTF8.self)
+        #expect(!text.contains("\"mock\""))
+        #expect(text.contains("\"stream\":true"))
     }
 }
 

@@ -52,8 +52,7 @@ struct FaultInjectionTests {
         let rest = try harness.collectReplies(timeout: 30)
         #expect(rest.last?.type == "chat.completion")
         #expect(rest.last?.attempt == 1)
-        harness.worker.process.waitUntilExit()
-        #expect(harness.worker.process.terminationStatus == 0)
+        #expect(harness.worker.stop() == 0)
         #expect(try harness.messageCount(harness.queue) == 0)
         _ = try await harness.shutdown()
     }
@@ -63,9 +62,7 @@ struct FaultInjectionTests {
         let harness = try await IntegrationHarness.start("grace", settings: ["worker.shutdown_grace": "0.5"])
         try harness.requester.send(to: harness.queue, body: slowStream("long", words: 40, intervalMs: 100), correlationID: "g")
         _ = try #require(try harness.requester.nextReply(timeout: 30))
-        harness.worker.process.terminate()
-        harness.worker.process.waitUntilExit()
-        #expect(harness.worker.process.terminationStatus == 0)
+        #expect(harness.worker.stop() == 0)
         #expect(harness.worker.log.contains("requeued"))
 
         let second = try WorkerProcess(queue: harness.queue, upstreamURL: harness.mock.baseURL)

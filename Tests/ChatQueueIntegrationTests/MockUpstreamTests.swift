@@ -719,3 +719,33 @@ private struct MockRawHTTPError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+// MARK: - Fixed-response mode (benchmarks)
+
+extension MockUpstreamTests {
+    @Test func fixedResponseModeAnswersFromPrebuiltReplies() async throws {
+        var options = MockUpstreamOptions()
+        options.fixedResponses = true
+        options.words = 3
+        try await withMock(options) { mock in
+            let plain = try MockRawHTTP.post(mock, json: #"{"model":"deepseek-chat","messages":[{"role":"user","content":"x"}]}"#)
+            #expect(plain.status == 200)
+            #expect(plain.header("content-type") == "application/json")
+            #expect(try plain.messageContents() == ["w1 w2 w3"])
+
+            let stream = try MockRawHTTP.post(
+                mock, json: #"{"model":"deepseek-chat","stream": true,"messages":[{"role":"user","content":"x"}]}"#)
+            #expect(stream.status == 200)
+            #expect(stream.header("content-type") == "text/event-stream")
+            #expect(stream.dataEvents.last == "[DONE]")
+            let chunks = try stream.streamChunks()
+            #expect(chunks.count == 5)  // role, three words, finish
+            #expect(chunks.compactMap { MockRawHTTP.delta($0)?["content"] as? String }.joined() == "w1 w2 w3")
+
+            // A "mock" object still scripts the answer.
+            let scripted = try MockRawHTTP.post(
+                mock, json: #"{"model":"deepseek-chat","messages":[{"role":"user","content":"x"}],"mock":{"status":429}}"#)
+            #expect(scripted.status == 429)
+        }
+    }
+}

@@ -21,6 +21,13 @@ final class SignalDescriptor {
         }
         descriptor = ends[0]
         signalPipeWriteEnd = ends[1]
+        // A parent may hand down these signals blocked (test runners, some
+        // supervisors); a blocked SIGTERM would never reach the handler.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGTERM)
+        sigaddset(&mask, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         for signal in [SIGTERM, SIGINT] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { number in
