@@ -28,6 +28,9 @@ public struct AMQPConnectionOptions: Sendable {
     /// Shown as the connection's name in rabbitmqctl and the management UI.
     public var connectionName: String
 
+    /// Debian's CA bundle; rabbitmq-c verifies against no CA at all unless given one.
+    public static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
+
     public init(
         host: String = "127.0.0.1", port: Int = 5672, vhost: String = "/", user: String = "guest",
         password: String = "guest", tls: Bool = false, caFile: String? = nil, certFile: String? = nil,

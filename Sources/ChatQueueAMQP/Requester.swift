@@ -13,6 +13,18 @@ public struct ReceivedReply: Sendable {
     public var headers: [String: AMQPFieldValue]
     public var body: [UInt8]
 
+    public init(
+        type: String, correlationID: String?, contentType: String?, deliveryMode: UInt8?,
+        headers: [String: AMQPFieldValue], body: [UInt8]
+    ) {
+        self.type = type
+        self.correlationID = correlationID
+        self.contentType = contentType
+        self.deliveryMode = deliveryMode
+        self.headers = headers
+        self.body = body
+    }
+
     public var requestID: String? { headers["x-request-id"]?.stringValue }
     public var seq: Int64? { headers["x-seq"]?.integerValue }
     public var attempt: Int64? { headers["x-attempt"]?.integerValue }

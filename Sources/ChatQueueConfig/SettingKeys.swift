@@ -140,6 +140,30 @@ enum SettingKeys {
         summary: "AMQP heartbeat in whole seconds (0...3600); 0 disables heartbeats."
     )
 
+    static let brokerTLSCAFile = TextKey(
+        name: "broker.tls.ca_file",
+        defaultValue: "",
+        summary: """
+            CA bundle (PEM) that amqps:// broker certificates must chain to. Empty: the system's \
+            (/etc/ssl/certs/ca-certificates.crt).
+            """
+    )
+    static let brokerTLSCertFile = TextKey(
+        name: "broker.tls.cert_file",
+        defaultValue: "",
+        summary: "Client certificate (PEM) for mutual TLS with the broker. Empty: none."
+    )
+    static let brokerTLSKeyFile = TextKey(
+        name: "broker.tls.key_file",
+        defaultValue: "",
+        summary: "Private key (PEM) of broker.tls.cert_file. Empty: none."
+    )
+    static let brokerTLSVerify = BoolKey(
+        name: "broker.tls.verify",
+        defaultValue: true,
+        summary: "Verify the broker's certificate and host name on amqps:// (turn off only for tests)."
+    )
+
     // MARK: queue
 
     static let queueName = TextKey(
@@ -263,6 +287,11 @@ enum SettingKeys {
             """,
         fileKey: upstreamAPIKeyFile
     )
+    static let upstreamCAFile = TextKey(
+        name: "upstream.ca_file",
+        defaultValue: "",
+        summary: "CA bundle (PEM) for an https:// upstream with a private CA. Empty: the system's."
+    )
     static let upstreamModels = ListKey(
         name: "upstream.models",
         defaultValue: [],
@@ -341,11 +370,12 @@ enum SettingKeys {
     /// Every key, in the order of the annotated configuration file.
     static let all: [any DocumentedKey] = [
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
+        brokerTLSCAFile, brokerTLSCertFile, brokerTLSKeyFile, brokerTLSVerify,
         queueName, queueDeclare, queueType, queueDeadLetterExchange, queueDeadLetterQueue,
         repliesDefaultQueue,
         workerConcurrency, workerMaxRequestBytes, workerRequestTimeout, workerMaxDeliveries, workerShutdownGrace,
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
-        upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamModels,
+        upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamCAFile, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
         logLevel, logFormat,
         statusFile, statusInterval,

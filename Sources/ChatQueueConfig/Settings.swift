@@ -30,10 +30,31 @@ public struct Settings: Sendable, Equatable {
         public var endpoints: [BrokerEndpoint]
         /// `broker.heartbeat`: AMQP heartbeat in seconds; 0 disables heartbeats.
         public var heartbeat: Int
+        /// `broker.tls.*`: for amqps:// URLs.
+        public var tls: TLS
 
-        public init(endpoints: [BrokerEndpoint], heartbeat: Int) {
+        public init(endpoints: [BrokerEndpoint], heartbeat: Int, tls: TLS = TLS()) {
             self.endpoints = endpoints
             self.heartbeat = heartbeat
+            self.tls = tls
+        }
+    }
+
+    /// TLS to the broker (amqps://).
+    public struct TLS: Sendable, Equatable {
+        /// `broker.tls.ca_file`: nil means the system's CA bundle.
+        public var caFile: String?
+        /// `broker.tls.cert_file` and `broker.tls.key_file`: a client certificate, for mutual TLS.
+        public var certFile: String?
+        public var keyFile: String?
+        /// `broker.tls.verify`: check the broker's certificate and host name.
+        public var verify: Bool
+
+        public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, verify: Bool = true) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.verify = verify
         }
     }
 
@@ -119,6 +140,8 @@ public struct Settings: Sendable, Equatable {
         public var url: String
         /// `upstream.api_key`, or from `upstream.api_key_file` or the credentials directory.
         public var apiKey: Secret?
+        /// `upstream.ca_file`: nil means the system's CA bundle.
+        public var caFile: String? = nil
         /// `upstream.models`: the allowed models; nil allows any.
         public var models: Set<String>?
         /// `upstream.connect_timeout`, in seconds.

@@ -84,7 +84,17 @@ public enum SettingsLoader {
         if let password = try layers.secret(SettingKeys.brokerPassword) {
             for index in endpoints.indices { endpoints[index].password = password }
         }
-        return Settings.Broker(endpoints: endpoints, heartbeat: try layers.int(SettingKeys.brokerHeartbeat))
+        let tls = Settings.TLS(
+            caFile: nonEmpty(try layers.text(SettingKeys.brokerTLSCAFile)),
+            certFile: nonEmpty(try layers.text(SettingKeys.brokerTLSCertFile)),
+            keyFile: nonEmpty(try layers.text(SettingKeys.brokerTLSKeyFile)),
+            verify: try layers.bool(SettingKeys.brokerTLSVerify))
+        if (tls.certFile == nil) != (tls.keyFile == nil) {
+            throw layers.invalid(
+                tls.certFile == nil ? SettingKeys.brokerTLSCertFile.name : SettingKeys.brokerTLSKeyFile.name,
+                expected: "broker.tls.cert_file and broker.tls.key_file set together", got: "only one of them")
+        }
+        return Settings.Broker(endpoints: endpoints, heartbeat: try layers.int(SettingKeys.brokerHeartbeat), tls: tls)
     }
 
     private static func queue(from layers: ConfigLayers) throws(ConfigError) -> Settings.Queue {
@@ -111,7 +121,7 @@ public enum SettingsLoader {
             )
         }
         let models = try layers.list(SettingKeys.upstreamModels) ?? SettingKeys.upstreamModels.defaultValue
-        return Settings.Upstream(
+        var upstream = Settings.Upstream(
             url: url,
             apiKey: try layers.secret(SettingKeys.upstreamAPIKey),
             models: models.isEmpty ? nil : Set(models),
@@ -120,6 +130,8 @@ public enum SettingsLoader {
             idleTimeout: try layers.seconds(SettingKeys.upstreamIdleTimeout),
             maxResponseBytes: try layers.int(SettingKeys.upstreamMaxResponseBytes)
         )
+        upstream.caFile = nonEmpty(try layers.text(SettingKeys.upstreamCAFile))
+        return upstream
     }
 
     private static func metrics(from layers: ConfigLayers) throws(ConfigError) -> Settings.Metrics {

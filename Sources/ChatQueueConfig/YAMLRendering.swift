@@ -168,6 +168,10 @@ extension Settings {
             // Every endpoint has a password (guest by default); show that there is one.
             SettingKeys.brokerPassword.name: .string(Secret.redactedText),
             SettingKeys.brokerHeartbeat.name: .int(broker.heartbeat),
+            SettingKeys.brokerTLSCAFile.name: .string(broker.tls.caFile ?? ""),
+            SettingKeys.brokerTLSCertFile.name: .string(broker.tls.certFile ?? ""),
+            SettingKeys.brokerTLSKeyFile.name: .string(broker.tls.keyFile ?? ""),
+            SettingKeys.brokerTLSVerify.name: .bool(broker.tls.verify),
             SettingKeys.queueName.name: .string(queue.name),
             SettingKeys.queueDeclare.name: .bool(queue.declare),
             SettingKeys.queueType.name: .string(queue.type.rawValue),
@@ -185,6 +189,7 @@ extension Settings {
             SettingKeys.retryMaxRetryAfter.name: .number(retry.maxRetryAfter),
             SettingKeys.upstreamURL.name: .string(upstream.url),
             SettingKeys.upstreamAPIKey.name: secret(upstream.apiKey),
+            SettingKeys.upstreamCAFile.name: .string(upstream.caFile ?? ""),
             SettingKeys.upstreamModels.name: .list((upstream.models ?? []).sorted()),
             SettingKeys.upstreamConnectTimeout.name: .number(upstream.connectTimeout),
             SettingKeys.upstreamFirstByteTimeout.name: .number(upstream.firstByteTimeout),

@@ -75,7 +75,8 @@ public final class Worker: ChunkSink {
             maxAttempts: settings.retry.maxAttempts, baseDelay: settings.retry.baseDelay,
             maxDelay: settings.retry.maxDelay, maxRetryAfter: settings.retry.maxRetryAfter)
         upstreamOptions = CurlRequestOptions(
-            url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout)
+            url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
+            caFile: settings.upstream.caFile)
         var headers = ["Content-Type: application/json", "Expect:", "User-Agent: chatqueue/\(ChatQueueVersion.current)"]
         if let key = settings.upstream.apiKey { headers.append("Authorization: Bearer \(key.value)") }
         upstreamHeaders = CurlHeaderList(headers)

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore
+import ChatQueueWorker
 import Foundation
 
 /// `chatqueue send`: enqueue one request and print its answer as it streams.
@@ -50,11 +51,7 @@ struct SendCommand: ParsableCommand {
         let endpoint = settings.broker.endpoints[0]
         let requester: Requester
         do {
-            requester = try Requester(
-                options: AMQPConnectionOptions(
-                    host: endpoint.host, port: endpoint.port, vhost: endpoint.vhost, user: endpoint.user,
-                    password: endpoint.password.value, tls: endpoint.tls, heartbeat: settings.broker.heartbeat,
-                    connectionName: "chatqueue send"))
+            requester = try Requester(options: settings.amqpOptions(for: endpoint, connectionName: "chatqueue send"))
             let requestID = UUID().uuidString.lowercased()
             try requester.send(to: settings.queue.name, body: body, correlationID: requestID, messageID: requestID)
         } catch {

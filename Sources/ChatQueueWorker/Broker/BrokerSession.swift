@@ -19,10 +19,7 @@ final class BrokerSession {
     init(endpoint: BrokerEndpoint, settings: Settings, instanceName: String) throws(AMQPError) {
         self.endpoint = endpoint
         func options(_ role: String) -> AMQPConnectionOptions {
-            AMQPConnectionOptions(
-                host: endpoint.host, port: endpoint.port, vhost: endpoint.vhost, user: endpoint.user,
-                password: endpoint.password.value, tls: endpoint.tls, heartbeat: settings.broker.heartbeat,
-                connectionName: "chatqueue \(instanceName) \(role)")
+            settings.amqpOptions(for: endpoint, connectionName: "chatqueue \(instanceName) \(role)")
         }
         consumer = try AMQPConnection(options: options("consumer"))
         replies = try ReplyPublisher(connection: AMQPConnection(options: options("publisher")))

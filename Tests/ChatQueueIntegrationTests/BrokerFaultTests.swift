@@ -1,0 +1,212 @@
+import ChatQueueAMQP
+import ChatQueueCore
+import ChatQueueMockUpstream
+import Foundation
+import Testing
+
+/// The second RabbitMQ node of scripts/fault-broker.sh (started by the test
+/// command): restarted under load, and reached over TLS.
+enum FaultBroker {
+    static let environment = ProcessInfo.processInfo.environment
+    static let node = environment["CHATQUEUE_TEST_FAULT_NODE"] ?? "chatqueue-fault@localhost"
+    static let port = Int(environment["CHATQUEUE_TEST_FAULT_PORT"] ?? "") ?? 5673
+    static let tlsPort = Int(environment["CHATQUEUE_TEST_FAULT_TLS_PORT"] ?? "") ?? 5674
+    static let tlsDirectory = environment["CHATQUEUE_TEST_FAULT_TLS_DIR"] ?? "/tmp/chatqueue-fault/tls"
+    static var url: String { "amqp://guest:guest@127.0.0.1:\(port)/%2f" }
+    static var tlsURL: String { "amqps://guest:guest@localhost:\(tlsPort)/%2f" }
+
+    static func options(_ name: String) -> AMQPConnectionOptions {
+        AMQPConnectionOptions(host: "127.0.0.1", port: port, heartbeat: 0, connectionName: name)
+    }
+
+    /// Fails the test with a clear message when the node is not there.
+    static func requireRunning() throws {
+        do {
+            _ = try AMQPConnection(options: options("fault probe"))
+        } catch {
+            throw TestFailure("the fault-injection broker is not running on port \(port): run scripts/fault-broker.sh start (scripts/test.sh does) — \(error)")
+        }
+    }
+
+    /// rabbitmqctl against the fault node (stop_app / start_app).
+    static func control(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
+        process.arguments = ["-q", "-n", node] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("rabbitmqctl \(arguments) failed") }
+    }
+}
+
+@Suite("Broker faults and TLS", .serialized)
+struct BrokerFaultTests {
+    private func request(_ text: String, stream: Bool, words: Int, intervalMs: Int) -> [UInt8] {
+        Array(
+            #"{"model":"deepseek-chat","stream":\#(stream),"messages":[{"role":"user","content":"\#(text)"}],"mock":{"words":\#(words),"interval_ms":\#(intervalMs)}}"#
+                .utf8)
+    }
+
+    @Test("broker restart under load: every request gets its final reply, the worker reconnects and serves on")
+    func brokerRestartUnderLoad() async throws {
+        try FaultBroker.requireRunning()
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let queue = IntegrationEnvironment.uniqueQueueName("restart")
+        let replies = "\(queue).replies"
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL, settings: ["broker.heartbeat": "5"], brokerURL: FaultBroker.url)
+        defer { worker.stop() }
+        try worker.waitUntilConsuming()
+
+        // A durable reply queue, so replies published around the restart survive it.
+        var connection = try AMQPConnection(options: FaultBroker.options("restart requester"))
+        try connection.declareQueue(replies, durable: true)
+        let total = 40
+        for index in 0..<total {
+            let properties = AMQPOutgoingProperties(
+                contentType: "application/json", correlationID: "r\(index)", messageID: "r\(index)", replyTo: replies,
+                persistent: true)
+            try connection.publish(
+                routingKey: queue, mandatory: false, properties: properties,
+                body: request("n\(index)", stream: index % 2 == 0, words: 20, intervalMs: 60))
+        }
+        var finals: [String: Int] = [:]
+        var requester = try ReplyReader(connection: connection, queue: replies)
+        // Let some finish, then take the broker away mid-stream.
+        while finals.count < 8 { if let reply = try requester.next(timeout: 30) { finals.count(reply) } else { break } }
+        try FaultBroker.control(["stop_app"])
+        try await Task.sleep(for: .seconds(1))
+        try FaultBroker.control(["start_app"])
+        try FaultBroker.control(["await_startup"])
+        let restarted = Date()
+
+        connection = try AMQPConnection(options: FaultBroker.options("restart requester 2"))
+        requester = try ReplyReader(connection: connection, queue: replies)
+        var firstFinalAfterRestart: Double?
+        let deadline = Date().addingTimeInterval(120)
+        while finals.count < total && Date() < deadline {
+            guard let reply = try requester.next(timeout: 30) else { break }
+            if reply.isFinal && firstFinalAfterRestart == nil { firstFinalAfterRestart = Date().timeIntervalSince(restarted) }
+            finals.count(reply)
+        }
+        let lost = total - finals.count
+        // Recovery: from the broker being back to the worker consuming again (its log's timestamps).
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let resumed = worker.log.split(separator: "\n").last { $0.contains("consuming") }
+            .flatMap { formatter.date(from: String($0.prefix(24))) }
+        let recovery = resumed.map { $0.timeIntervalSince(restarted) }
+        print(
+            "broker restart: \(total) requests, \(finals.values.reduce(0, +)) finals for \(finals.count) requests, lost \(lost), worker consuming again \(recovery.map { String(format: "%.2f", $0) } ?? "-") s after the broker was back, first final after \(firstFinalAfterRestart.map { String(format: "%.2f", $0) } ?? "-") s")
+        #expect(lost == 0)
+        #expect(worker.log.components(separatedBy: "consuming").count - 1 >= 2, "worker did not reconnect:\n\(worker.log)")
+
+        // Back to serving new requests.
+        let after = try Requester(options: FaultBroker.options("restart after"))
+        try after.send(to: queue, body: request("after", stream: false, words: 3, intervalMs: 0))
+        var final: ReceivedReply?
+        while final == nil, let reply = try after.nextReply(timeout: 30) { if reply.isFinal { final = reply } }
+        #expect(final?.type == "chat.completion")
+        #expect(worker.stop() == 0)
+        try? connection.deleteQueue(replies)
+        try? connection.deleteQueue(queue)
+        try? connection.deleteQueue("\(queue).dead")
+        try? await mock.shutdown()
+    }
+
+    @Test("amqps:// with the broker's CA: the worker connects over TLS and serves")
+    func tlsVerified() async throws {
+        try FaultBroker.requireRunning()
+        try await serveOverTLS(settings: ["broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/ca.pem"])
+    }
+
+    @Test("amqps:// with a client certificate (mutual TLS)")
+    func tlsMutual() async throws {
+        try FaultBroker.requireRunning()
+        try await serveOverTLS(settings: [
+            "broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/ca.pem",
+            "broker.tls.cert_file": "\(FaultBroker.tlsDirectory)/client.pem",
+            "broker.tls.key_file": "\(FaultBroker.tlsDirectory)/client.key",
+        ])
+    }
+
+    @Test("amqps:// with a CA the broker's certificate does not chain to: refused, and the worker keeps trying")
+    func tlsUnknownCA() async throws {
+        try FaultBroker.requireRunning()
+        let queue = IntegrationEnvironment.uniqueQueueName("tlsbad")
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: "http://127.0.0.1:9",
+            settings: ["broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/other-ca.pem"], brokerURL: FaultBroker.tlsURL)
+        let deadline = Date().addingTimeInterval(20)
+        while worker.log.components(separatedBy: "cannot connect to the broker").count < 3 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(worker.log.components(separatedBy: "cannot connect to the broker").count >= 3)
+        #expect(!worker.log.contains("consuming"))
+        #expect(worker.process.isRunning)
+        #expect(worker.stop() == 0)
+    }
+
+    private func serveOverTLS(settings: [String: String]) async throws {
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let queue = IntegrationEnvironment.uniqueQueueName("tls")
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL, settings: settings, brokerURL: FaultBroker.tlsURL)
+        defer { worker.stop() }
+        try worker.waitUntilConsuming()
+        let requester = try Requester(options: FaultBroker.options("tls requester"))
+        try requester.send(to: queue, body: request("over tls", stream: true, words: 3, intervalMs: 0), correlationID: "t")
+        var replies: [ReceivedReply] = []
+        while let reply = try requester.nextReply(timeout: 30) {
+            replies.append(reply)
+            if reply.isFinal { break }
+        }
+        #expect(replies.last?.type == "chat.completion")
+        #expect(replies.last?.json?["choices"]?[0]?["message"]?["content"]?.stringValue == "w1 w2 w3")
+        #expect(worker.stop() == 0)
+        try? requester.connection.deleteQueue(queue)
+        try? requester.connection.deleteQueue("\(queue).dead")
+        try? await mock.shutdown()
+    }
+}
+
+/// Reads replies from a named queue (the restart test's durable reply queue),
+/// acking each one it has read: replies the broker pushed but the test did not
+/// read yet when the connection died go back to the queue instead of being lost.
+private struct ReplyReader {
+    let connection: AMQPConnection
+    var assembler = ContentAssembler(maxBodyBytes: 1 << 24)
+
+    init(connection: AMQPConnection, queue: String) throws {
+        self.connection = connection
+        try connection.setPrefetch(50)
+        _ = try connection.consume(queue: queue, noAck: false)
+    }
+
+    mutating func next(timeout: Double) throws -> ReceivedReply? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            while let frame = try connection.readFrame() {
+                if case .message(let message) = try assembler.handle(frame) {
+                    if case .deliver(_, let tag, _, _, _) = message.method { try connection.ack(deliveryTag: tag) }
+                    return ReceivedReply(
+                        type: message.properties.type ?? "", correlationID: message.properties.correlationID,
+                        contentType: message.properties.contentType, deliveryMode: message.properties.deliveryMode,
+                        headers: message.properties.headers, body: message.body)
+                }
+            }
+            connection.waitForInput(timeout: 0.2)
+        }
+        return nil
+    }
+}
+
+extension Dictionary where Key == String, Value == Int {
+    /// Counts a final reply per request id.
+    fileprivate mutating func count(_ reply: ReceivedReply) {
+        guard reply.isFinal, let id = reply.requestID else { return }
+        self[id, default: 0] += 1
+    }
+}
