@@ -48,7 +48,7 @@ final class WorkerProcess: @unchecked Sendable {
         brokerURL: String = IntegrationEnvironment.brokerURL
     ) throws {
         self.queue = queue
-        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("chatqueue-\(queue).log")
+        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("chatqueue-\(queue)-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         process.executableURL = IntegrationEnvironment.executable
         var arguments = [
