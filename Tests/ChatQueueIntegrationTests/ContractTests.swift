@@ -187,7 +187,7 @@ struct ContractTests {
         func unroutableLogged() -> Bool {
             harness.worker.log.split(separator: "\n").contains { line in
                 let fields = Set(line.split(separator: " ").map(String.init))
-                return line.contains("reply unroutable") && fields.contains("request.id=msg-gone")
+                return line.contains("unroutable") && fields.contains("request.id=msg-gone")
                     && fields.contains("reply.type=chat.completion")
             }
         }

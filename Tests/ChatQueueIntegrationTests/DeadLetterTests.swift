@@ -158,7 +158,6 @@ struct DeadLetterTests {
         #expect(try harness.waitForMessageCount(harness.deadLetterQueue, toBe: 1) == 1)
         #expect(try harness.extraReply(within: 1) == nil, "there is nowhere to reply to")
         #expect(harness.mock.recordedRequests().isEmpty, "an unanswerable request must not cost an upstream call")
-        #expect(harness.worker.log.contains("request has no reply_to"))
         let letters = try Self.takeDeadLetters(harness, count: 1)
         #expect(letters.first?.body == body)
         #expect(letters.first?.correlationID == "corr-noreply")

@@ -65,7 +65,7 @@ def print_error(body):
         error = reply["error"]
         print("error %s %s (%s): %s [request %s, retryable: %s, attempts: %s]" % (
             reply.get("status"), error.get("type"), error.get("code"), error.get("message"),
-            reply.get("request_id"), reply.get("retryable"), reply.get("attempts")), file=sys.stderr)
+            reply.get("request_id"), json.dumps(reply.get("retryable")), reply.get("attempts")), file=sys.stderr)
     except (ValueError, KeyError, TypeError, AttributeError):
         print("error: %r" % body, file=sys.stderr)
 

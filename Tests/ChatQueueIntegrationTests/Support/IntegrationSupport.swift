@@ -176,15 +176,33 @@ final class IntegrationHarness: @unchecked Sendable {
 
     /// Stops the worker and the mock and deletes the test's queues.
     func shutdown() async throws -> Int32 {
+        isShutDown = true
         let status = worker.stop()
         requester.connection.close()
         try? await mock.shutdown()
+        Self.deleteTopology(of: queue)
+        return status
+    }
+
+    private var isShutDown = false
+
+    /// A test that threw before `shutdown()` still leaves no worker, queues or mock behind.
+    deinit {
+        guard !isShutDown else { return }
+        if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) }
+        worker.process.waitUntilExit()
+        requester.connection.close()
+        Self.deleteTopology(of: queue)
+        let mock = self.mock
+        Task { try? await mock.shutdown() }
+    }
+
+    private static func deleteTopology(of queue: String) {
         if let connection = try? AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test cleanup")) {
             for name in [queue, "\(queue).dead"] { try? connection.deleteQueue(name) }
             try? connection.deleteExchange("\(queue).dlx")
             connection.close()
         }
-        return status
     }
 }
 
