@@ -237,6 +237,7 @@ public struct BenchReport: Sendable {
             ("latency p50 / p99 / max (ms)", { Self.triple($0.latency) }),
             ("chunk forwarding delay p50 / p99 / max (ms)", { Self.triple($0.chunkDelay) }),
             ("worker CPU (s)", { Self.cpu($0.worker) }),
+            ("of which kernel (s)", { $0.worker?.systemCPUSeconds.map { Self.number($0) } ?? "n/a" }),
             ("broker CPU (s)", { Self.cpu($0.broker) }),
             ("upstream CPU (s)", { Self.cpu($0.process("upstream")) }),
             ("generator CPU (s)", { Self.cpu($0.process("generator")) }),
@@ -246,6 +247,9 @@ public struct BenchReport: Sendable {
             ("worker CPU per 1,000 chunks (ms)", { $0.workerCPUPerThousandChunks.map { Self.number($0) } ?? "—" }),
             ("worker peak RSS (MB)", { $0.worker?.peakRSSKilobytes.map { Self.number(megabytes($0)) } ?? "n/a" }),
             ("worker RSS after the run (MB)", { $0.worker?.rssKilobytes.map { Self.number(megabytes($0)) } ?? "n/a" }),
+            ("of which anonymous, not shared libraries (MB)", {
+                $0.worker?.anonymousRSSKilobytes.map { Self.number(megabytes($0)) } ?? "n/a"
+            }),
             ("load average at start → end", { "\($0.loadAverageStart ?? "?") → \($0.loadAverageEnd ?? "?")" }),
         ]
         var lines = [

@@ -17,11 +17,16 @@ public enum ProcFS {
     /// The command name (field 2) is in parentheses and may itself hold spaces
     /// or parentheses, so fields are counted after the last ')'.
     public static func cpuTicks(statLine: String) -> UInt64? {
+        cpuTicksSplit(statLine: statLine).map { $0.user + $0.system }
+    }
+
+    /// utime and stime apart: user space and kernel (system calls, page faults).
+    public static func cpuTicksSplit(statLine: String) -> (user: UInt64, system: UInt64)? {
         guard let close = statLine.lastIndex(of: ")") else { return nil }
         let fields = statLine[statLine.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
         // fields[0] is field 3 (state), so field n is fields[n - 3].
         guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
-        return user + system
+        return (user, system)
     }
 
     /// A "Name:   123 kB" line of /proc/<pid>/status (VmHWM, VmRSS, ...), in kB.
@@ -82,8 +87,8 @@ public enum ProcFS {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    public static func cpuTicks(pid: Int32) -> UInt64? {
-        read("/proc/\(pid)/stat").flatMap { cpuTicks(statLine: $0) }
+    public static func cpuTicksSplit(pid: Int32) -> (user: UInt64, system: UInt64)? {
+        read("/proc/\(pid)/stat").flatMap { cpuTicksSplit(statLine: $0) }
     }
 
     public static func status(pid: Int32) -> String? { read("/proc/\(pid)/status") }
@@ -132,17 +137,27 @@ public struct ProcessUsage: Sendable, Equatable {
     public var pid: Int32
     /// user + system CPU time over the run.
     public var cpuSeconds: Double
+    /// The system (kernel) part of `cpuSeconds`.
+    public var systemCPUSeconds: Double?
     /// VmHWM at the end of the run: the process's peak resident memory so far.
     public var peakRSSKilobytes: Int?
     /// VmRSS at the end of the run.
     public var rssKilobytes: Int?
+    /// RssAnon at the end of the run: the process's own memory, without the
+    /// shared libraries' pages that VmRSS also counts.
+    public var anonymousRSSKilobytes: Int?
 
-    public init(role: String, pid: Int32, cpuSeconds: Double, peakRSSKilobytes: Int? = nil, rssKilobytes: Int? = nil) {
+    public init(
+        role: String, pid: Int32, cpuSeconds: Double, systemCPUSeconds: Double? = nil, peakRSSKilobytes: Int? = nil,
+        rssKilobytes: Int? = nil, anonymousRSSKilobytes: Int? = nil
+    ) {
         self.role = role
         self.pid = pid
         self.cpuSeconds = cpuSeconds
+        self.systemCPUSeconds = systemCPUSeconds
         self.peakRSSKilobytes = peakRSSKilobytes
         self.rssKilobytes = rssKilobytes
+        self.anonymousRSSKilobytes = anonymousRSSKilobytes
     }
 }
 
@@ -160,7 +175,7 @@ public struct ResourceSampler: Sendable {
     }
 
     public struct Snapshot: Sendable {
-        var ticks: [UInt64?]
+        var ticks: [(user: UInt64, system: UInt64)?]
         var machineBusyTicks: UInt64?
         public var loadAverage: String?
     }
@@ -175,7 +190,7 @@ public struct ResourceSampler: Sendable {
 
     public func snapshot() -> Snapshot {
         Snapshot(
-            ticks: watched.map { ProcFS.cpuTicks(pid: $0.pid) }, machineBusyTicks: ProcFS.machineBusyTicks(),
+            ticks: watched.map { ProcFS.cpuTicksSplit(pid: $0.pid) }, machineBusyTicks: ProcFS.machineBusyTicks(),
             loadAverage: ProcFS.loadAverage())
     }
 
@@ -187,11 +202,15 @@ public struct ResourceSampler: Sendable {
         for (index, process) in watched.enumerated() {
             guard let before = start.ticks[index], let after = end.ticks[index] else { continue }
             let status = ProcFS.status(pid: process.pid)
+            let user = after.user &- before.user
+            let system = after.system &- before.system
             result.append(
                 ProcessUsage(
-                    role: process.role, pid: process.pid, cpuSeconds: Double(after &- before) / ticksPerSecond,
+                    role: process.role, pid: process.pid, cpuSeconds: Double(user &+ system) / ticksPerSecond,
+                    systemCPUSeconds: Double(system) / ticksPerSecond,
                     peakRSSKilobytes: status.flatMap { ProcFS.statusKilobytes($0, field: "VmHWM") },
-                    rssKilobytes: status.flatMap { ProcFS.statusKilobytes($0, field: "VmRSS") }))
+                    rssKilobytes: status.flatMap { ProcFS.statusKilobytes($0, field: "VmRSS") },
+                    anonymousRSSKilobytes: status.flatMap { ProcFS.statusKilobytes($0, field: "RssAnon") }))
         }
         var busy: Double?
         if let before = start.machineBusyTicks, let after = end.machineBusyTicks {

@@ -196,8 +196,10 @@ extension ProcessUsage {
     public var json: JSONValue {
         [
             "role": .string(role), "pid": .int(Int(pid)), "cpu_seconds": .decimal(cpuSeconds, digits: 3),
+            "system_cpu_seconds": systemCPUSeconds.map { .decimal($0, digits: 3) } ?? .null,
             "peak_rss_kb": peakRSSKilobytes.map { .int($0) } ?? .null,
             "rss_kb": rssKilobytes.map { .int($0) } ?? .null,
+            "rss_anon_kb": anonymousRSSKilobytes.map { .int($0) } ?? .null,
         ]
     }
 
@@ -207,7 +209,9 @@ extension ProcessUsage {
         else { throw BenchError("process usage: expected role, pid, cpu_seconds") }
         self.init(
             role: role, pid: Int32(truncatingIfNeeded: pid), cpuSeconds: cpu,
-            peakRSSKilobytes: json["peak_rss_kb"]?.integerValue, rssKilobytes: json["rss_kb"]?.integerValue)
+            systemCPUSeconds: json["system_cpu_seconds"]?.doubleValue,
+            peakRSSKilobytes: json["peak_rss_kb"]?.integerValue, rssKilobytes: json["rss_kb"]?.integerValue,
+            anonymousRSSKilobytes: json["rss_anon_kb"]?.integerValue)
     }
 }
 

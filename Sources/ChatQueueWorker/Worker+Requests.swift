@@ -116,7 +116,8 @@ extension Worker {
         if let first = request.firstProgressAt {
             supervisor.metrics.upstreamFirstChunk.observe(seconds: Double(first &- request.tryStartedAt) / 1e9)
         }
-        let outcome = response.outcome(Self.transportResult(result))
+        let outcome = response.outcome(
+            Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
         switch outcome {
         case .completion(let body):
             try recordTry(nil)
@@ -210,6 +211,11 @@ extension Worker {
         } else {
             counters.failed += 1
         }
+    }
+
+    /// ChunkSink: the idle timer moved; make sure the loop wakes for it.
+    func timerArmed(at deadline: UInt64) {
+        if deadline < nextTimerCheck { nextTimerCheck = deadline }
     }
 
     /// ChunkSink: called from inside `multi.perform()`.

@@ -8,6 +8,7 @@ import ChatQueueAMQP
 import ChatQueueBench
 import ChatQueueConfig
 import ChatQueueCore
+import ChatQueueWorker
 import Foundation
 import Synchronization
 
@@ -100,9 +101,7 @@ struct BenchCommand: ParsableCommand {
         if let upstreamPID { watched.append(.init(role: "upstream", pid: upstreamPID)) }
 
         var options = LoadOptions(
-            connection: AMQPConnectionOptions(
-                host: endpoint.host, port: endpoint.port, vhost: endpoint.vhost, user: endpoint.user,
-                password: endpoint.password.value, tls: endpoint.tls, heartbeat: 0, connectionName: "chatqueue bench"),
+            connection: Self.connectionOptions(settings, endpoint, name: "chatqueue bench"),
             queue: settings.queue.name, load: load, label: label ?? load.scenario.rawValue, watched: watched)
         options.idleTimeout = idleTimeout
 
@@ -123,6 +122,14 @@ struct BenchCommand: ParsableCommand {
         let report = BenchReport(runs: [result])
         print(report.markdown(), terminator: "")
         if !report.isCorrect { throw ExitCode(1) }
+    }
+
+    /// How the benchmark tools connect: like every command (broker.tls.* included),
+    /// without heartbeats (a busy generator or echo always reads anyway).
+    static func connectionOptions(_ settings: Settings, _ endpoint: BrokerEndpoint, name: String) -> AMQPConnectionOptions {
+        var options = settings.amqpOptions(for: endpoint, connectionName: name)
+        options.heartbeat = 0
+        return options
     }
 
     /// The broker's pid when it runs on this machine (found by its listening port).
@@ -171,9 +178,7 @@ struct BenchEchoCommand: ParsableCommand {
         do {
             let echo = try EchoResponder(
                 options: EchoResponder.Options(
-                    connection: AMQPConnectionOptions(
-                        host: endpoint.host, port: endpoint.port, vhost: endpoint.vhost, user: endpoint.user,
-                        password: endpoint.password.value, tls: endpoint.tls, heartbeat: 0),
+                    connection: BenchCommand.connectionOptions(settings, endpoint, name: "chatqueue bench-echo"),
                     queue: settings.queue.name, prefetch: concurrency))
             BenchCommand.stderr("bench-echo consuming from \(settings.queue.name) (prefetch \(concurrency))")
             try echo.run { echoStopRequested.load(ordering: .relaxed) }
@@ -246,9 +251,7 @@ struct BenchCleanupCommand: ParsableCommand {
     func run() throws {
         let settings = try configuration.loadSettings()
         let endpoint = settings.broker.endpoints[0]
-        let options = AMQPConnectionOptions(
-            host: endpoint.host, port: endpoint.port, vhost: endpoint.vhost, user: endpoint.user,
-            password: endpoint.password.value, tls: endpoint.tls, heartbeat: 0, connectionName: "chatqueue bench-cleanup")
+        let options = BenchCommand.connectionOptions(settings, endpoint, name: "chatqueue bench-cleanup")
         // A failed delete closes the channel, so each gets its own connection.
         for name in [settings.queue.name, settings.queue.deadLetterQueue] {
             if let connection = try? AMQPConnection(options: options) {

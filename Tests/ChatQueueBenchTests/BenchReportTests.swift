@@ -18,7 +18,10 @@ struct BenchReportTests {
             chunks: chunks, latency: Distribution(count: completed, p50: 1.5, p99: 9.25, max: 20),
             chunkDelay: delay,
             processes: [
-                ProcessUsage(role: "worker", pid: 10, cpuSeconds: workerCPU, peakRSSKilobytes: peakKB, rssKilobytes: rssKB),
+                ProcessUsage(
+                    role: "worker", pid: 10, cpuSeconds: workerCPU, systemCPUSeconds: workerCPU / 2,
+                    peakRSSKilobytes: peakKB, rssKilobytes: rssKB,
+                    anonymousRSSKilobytes: rssKB / 4),
                 ProcessUsage(role: "broker", pid: 11, cpuSeconds: brokerCPU),
                 ProcessUsage(role: "generator", pid: 12, cpuSeconds: 0.2),
             ],

@@ -498,10 +498,12 @@ struct MockUpstreamTests {
             body: #"{"model":"m","messages":[],"stream":true,"mock":{"keepalive_only":true,"keepalive_ms":50}}"#,
             keepAlive: false
         )
-        let client = Task.detached { try MockRawHTTP.exchange(port: port, bytes: request, timeout: 10) }
+        // The blocking client runs on a thread of its own: on the cooperative pool
+        // (two threads on two cores) it could starve the shutdown it waits for.
+        let client = BlockingThread { try MockRawHTTP.exchange(port: port, bytes: request, timeout: 10) }
         try await Task.sleep(for: .milliseconds(200))
         try await mock.shutdown()
-        let exchange = try await client.value
+        let exchange = try await client.value()
         #expect(!exchange.timedOut)
         #expect(String(decoding: exchange.bytes, as: UTF8.self).contains(": keep-alive"))
         try await mock.shutdown()  // a second call is harmless
@@ -746,6 +748,41 @@ extension MockUpstreamTests {
             let scripted = try MockRawHTTP.post(
                 mock, json: #"{"model":"deepseek-chat","messages":[{"role":"user","content":"x"}],"mock":{"status":429}}"#)
             #expect(scripted.status == 429)
+        }
+    }
+}
+
+/// Runs a blocking closure on a dedicated thread and hands its result to async code.
+final class BlockingThread<Result: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Swift.Result<Result, any Error>?
+    private var waiter: CheckedContinuation<Result, any Error>?
+
+    init(_ body: @escaping @Sendable () throws -> Result) {
+        let thread = Thread { [self] in
+            let outcome = Swift.Result { try body() }
+            lock.lock()
+            if let waiter {
+                lock.unlock()
+                waiter.resume(with: outcome)
+            } else {
+                result = outcome
+                lock.unlock()
+            }
+        }
+        thread.start()
+    }
+
+    func value() async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            lock.lock()
+            if let result {
+                lock.unlock()
+                continuation.resume(with: result)
+            } else {
+                waiter = continuation
+                lock.unlock()
+            }
         }
     }
 }

@@ -131,4 +131,15 @@ struct UpstreamResponseTests {
         #expect(response.outcome(.connectTimedOut) == .failure(.connectTimeout))
         #expect(response.outcome(.failed("reset")) == .failure(.connectionFailed("reset")))
     }
+
+    @Test("a response with headers and no body is classified by its final status and type")
+    func headersOnly() {
+        let response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 1 << 20)
+        #expect(response.outcome(.ok, status: 503, contentType: nil) == .failure(.httpStatus(503, body: [])))
+        #expect(response.outcome(.ok, status: 200, contentType: "text/event-stream") == .failure(.emptyStream))
+        guard case .failure(.badResponse) = response.outcome(.ok, status: 200, contentType: "application/json") else {
+            Issue.record("expected bad_response for an empty JSON body")
+            return
+        }
+    }
 }

@@ -6,6 +6,8 @@ import Logging
 protocol ChunkSink: AnyObject {
     /// Publishes one chunk; returns false when it could not (the transfer is then aborted).
     func forward(chunk: [UInt8], of request: InFlightRequest) -> Bool
+    /// A timer of the request moved (the idle timer re-arms on every data event).
+    func timerArmed(at deadline: UInt64)
 }
 
 /// One delivery being answered: its identity, its body (kept for retries),
@@ -96,7 +98,9 @@ final class InFlightRequest: CurlTransferDelegate {
                 let now = MonotonicClock.now()
                 if firstProgressAt == nil { firstProgressAt = now }
                 firstByteDeadline = nil
-                idleDeadline = now &+ idleTimeout
+                let idle = now &+ idleTimeout
+                idleDeadline = idle
+                sink.timerArmed(at: idle)
             }
             return true
         }

@@ -178,9 +178,16 @@ struct UpstreamResponse {
         return .proceed(progress: events > 0)
     }
 
-    /// How the try ended, given how the transfer ended.
-    func outcome(_ transport: TransportResult) -> Outcome {
+    /// How the try ended, given how the transfer ended. `status` and
+    /// `contentType` are the response's as libcurl has them at the end: a
+    /// response without a body never passed through `receive`.
+    func outcome(_ transport: TransportResult, status finalStatus: Int = 0, contentType: String? = nil) -> Outcome {
         if let failure { return .failure(failure) }
+        if mode == .pending, finalStatus != 0 {
+            var headersOnly = self
+            headersOnly.begin(status: finalStatus, contentType: contentType)
+            return headersOnly.outcome(transport)
+        }
         switch transport {
         case .ok:
             break
@@ -202,8 +209,8 @@ struct UpstreamResponse {
         }
         switch mode {
         case .pending:
-            // Headers and no body at all.
-            return .failure(status == 200 ? .badResponse("empty response body") : .httpStatus(status, body: []))
+            // No response at all.
+            return .failure(.badResponse("no response"))
         case .errorBody:
             return .failure(.httpStatus(status, body: body))
         case .document:
