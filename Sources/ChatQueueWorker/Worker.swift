@@ -71,9 +71,7 @@ public final class Worker: ChunkSink {
         self.settings = settings
         self.options = options
         self.logger = logger
-        retryPolicy = RetryPolicy(
-            maxAttempts: settings.retry.maxAttempts, baseDelay: settings.retry.baseDelay,
-            maxDelay: settings.retry.maxDelay, maxRetryAfter: settings.retry.maxRetryAfter)
+        retryPolicy = settings.retry
         upstreamOptions = CurlRequestOptions(
             url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
             caFile: settings.upstream.caFile)

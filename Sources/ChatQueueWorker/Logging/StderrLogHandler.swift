@@ -1,4 +1,5 @@
 import ChatQueueConfig
+import ChatQueueCore
 import Logging
 
 #if canImport(Glibc)
@@ -196,25 +197,9 @@ public struct StderrLogHandler: LogHandler {
 
     /// JSON text for log lines, escaped per RFC 8259 (no Foundation encoder needed).
     private enum JSONEscaping {
-        /// `text` as a JSON string literal.
+        /// `text` as a JSON string literal (ChatQueueCore's serializer, RFC 8259).
         static func string(_ text: String) -> String {
-            var result = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": result += "\\\""
-                case "\\": result += "\\\\"
-                case "\n": result += "\\n"
-                case "\r": result += "\\r"
-                case "\t": result += "\\t"
-                case "\u{08}": result += "\\b"
-                case "\u{0C}": result += "\\f"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: result.unicodeScalars.append(scalar)
-                }
-            }
-            return result + "\""
+            JSONValue.string(text).serializedString()
         }
 
         /// A metadata value: strings as strings, arrays and dictionaries as JSON arrays and objects.

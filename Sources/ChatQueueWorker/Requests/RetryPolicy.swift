@@ -1,24 +1,16 @@
-/// When to make another HTTP try, and how long to wait first. Pure.
+import ChatQueueConfig
+
+/// When to make another HTTP try, and how long to wait first: the policy
+/// is the `retry.*` configuration itself. Pure.
 ///
 /// Exponential backoff with full jitter: the n-th retry waits a random time
 /// in [0, min(maxDelay, baseDelay * 2^(n-1))]. A `retry-after-ms` or
 /// `Retry-After` from the upstream is a minimum; a wait longer than
 /// `maxRetryAfter`, or one that would end past the request's deadline, is not
 /// taken (the error reply then says retryable: true).
-public struct RetryPolicy: Sendable, Equatable {
-    /// HTTP tries per delivery, the first included.
-    public var maxAttempts: Int
-    public var baseDelay: Double
-    public var maxDelay: Double
-    public var maxRetryAfter: Double
+public typealias RetryPolicy = Settings.Retry
 
-    public init(maxAttempts: Int = 4, baseDelay: Double = 0.5, maxDelay: Double = 30, maxRetryAfter: Double = 60) {
-        self.maxAttempts = maxAttempts
-        self.baseDelay = baseDelay
-        self.maxDelay = maxDelay
-        self.maxRetryAfter = maxRetryAfter
-    }
-
+extension Settings.Retry {
     /// The wait in seconds before the next try, or nil when there is none.
     /// - triesMade: HTTP tries already made (>= 1).
     /// - retryAfter: the upstream's minimum wait in seconds, if it gave one.
