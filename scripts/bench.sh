@@ -6,7 +6,7 @@
 # the logs per run) and prints the Markdown report: every figure next to its
 # target. See docs/performance.md.
 #
-#   ./scripts/bench.sh                 # every scenario, full counts (~2 minutes on 2 cores)
+#   ./scripts/bench.sh                 # every scenario, full counts (about a minute of load on 2 cores)
 #   ./scripts/bench.sh --smoke         # tiny counts, debug build: proves the harness works
 #   ./scripts/bench.sh nonstream stream   # only these runs (labels below)
 #
@@ -23,7 +23,7 @@ SELECTED=()
 for argument in "$@"; do
   case "$argument" in
     --smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) log "unknown option $argument"; exit 2 ;;
     *) SELECTED+=("$argument") ;;
   esac

@@ -34,7 +34,6 @@ public final class EchoResponder {
         #"{"id":"echo","object":"chat.completion","created":0,"model":"echo","choices":[{"index":0,"message":{"role":"assistant","content":"echo"},"finish_reason":"stop"}]}"#
             .utf8)
 
-    private let options: Options
     private let consumer: AMQPConnection
     private let publisher: AMQPConnection
     private var consumerAssembler = ContentAssembler(maxBodyBytes: 16 * 1024 * 1024)
@@ -46,7 +45,6 @@ public final class EchoResponder {
     public private(set) var answered = 0
 
     public init(options: Options) throws(AMQPError) {
-        self.options = options
         var consumerOptions = options.connection
         consumerOptions.connectionName = "chatqueue bench-echo consumer"
         var publisherOptions = options.connection

@@ -73,10 +73,9 @@ struct BenchCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard let scenario = BenchScenario(rawValue: scenario) else {
+        guard BenchScenario(rawValue: scenario) != nil else {
             throw ValidationError("--scenario must be one of \(BenchScenario.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        _ = scenario
         if let requests, requests < 1 { throw ValidationError("--requests must be >= 1") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be >= 1") }
         if let words, words < 0 { throw ValidationError("--words must be >= 0") }
