@@ -73,10 +73,18 @@ struct OperationsTests {
         let mock = try await MockUpstream.start(MockUpstreamOptions())
         let queue = IntegrationEnvironment.uniqueQueueName("notify")
         let statusFile = FileManager.default.temporaryDirectory.appendingPathComponent("cq-status-\(queue).json").path
+        let metricsFile = FileManager.default.temporaryDirectory.appendingPathComponent("cq-metrics-\(queue).prom").path
         let worker = try WorkerProcess(
-            queue: queue, upstreamURL: mock.baseURL, settings: ["status.file": statusFile, "status.interval": "0.2"],
+            queue: queue, upstreamURL: mock.baseURL,
+            settings: ["status.file": statusFile, "status.interval": "0.2", "metrics.textfile": metricsFile],
             environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
         try worker.waitUntilConsuming()
+        // One request, so the counters and histograms have something in them.
+        let requester = try Requester(options: IntegrationEnvironment.brokerOptions(name: "notify requester"))
+        try requester.send(to: queue, body: Array(chatRequest("count me").utf8))
+        var answered = false
+        while !answered, let reply = try requester.nextReply(timeout: 30) { answered = reply.isFinal }
+        #expect(answered)
 
         var messages: [String] = []
         let deadline = Date().addingTimeInterval(20)
@@ -100,6 +108,14 @@ struct OperationsTests {
         #expect(status["state"]?.stringValue == "running")
         #expect(status["broker"]?["queue"]?.stringValue == queue)
         #expect(status["pid"]?.integerValue == Int(worker.process.processIdentifier))
+        #expect(status["requests"]?["succeeded"]?.integerValue == 1)
+
+        // The Prometheus textfile, for node_exporter.
+        try await Task.sleep(for: .milliseconds(500))
+        let metrics = try String(contentsOfFile: metricsFile, encoding: .utf8)
+        #expect(metrics.contains("# TYPE chatqueue_requests_total counter"))
+        #expect(metrics.contains(#"chatqueue_requests_total{instance=""#) && metrics.contains(#"outcome="succeeded"} 1"#))
+        #expect(metrics.contains("chatqueue_upstream_duration_seconds_count"))
 
         worker.process.terminate()
         var stopping = false
@@ -112,6 +128,9 @@ struct OperationsTests {
         let final = try JSONValue(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: statusFile))))
         #expect(final["state"]?.stringValue == "stopped")
         try? FileManager.default.removeItem(atPath: statusFile)
+        try? FileManager.default.removeItem(atPath: metricsFile)
+        try? requester.connection.deleteQueue(queue)
+        try? requester.connection.deleteQueue("\(queue).dead")
         try? await mock.shutdown()
     }
 
