@@ -152,19 +152,40 @@ public final class AMQPConnection {
         try checkReply(amqp_get_rpc_reply(state), "channel.open")
     }
 
-    /// Builds the client-properties table (connection_name) for the login call.
+    /// The capabilities rabbitmq-c 0.11 does not announce by itself. Without
+    /// them the broker sends neither connection.blocked (it just stops reading
+    /// from a publisher under an alarm) nor basic.cancel when it drops a consumer.
+    static let extraCapabilities = ["connection.blocked", "consumer_cancel_notify", "publisher_confirms", "basic.nack"]
+
+    /// Builds the client-properties table for the login call: connection_name
+    /// and the capabilities above (the library merges them with its own).
     private func withClientProperties<R>(_ body: (UnsafePointer<amqp_table_t>) -> R) -> R {
         arena.reset()
-        let key = arena.append("connection_name")
-        let value = arena.append(options.connectionName)
+        let nameKey = arena.append("connection_name")
+        let nameValue = arena.append(options.connectionName)
+        let capabilitiesKey = arena.append("capabilities")
+        let capabilityKeys = Self.extraCapabilities.map { arena.append($0) }
         return arena.withBytes { base in
-            var entry = amqp_table_entry_t()
-            entry.key = base.amqpBytes(key)
-            entry.value.kind = UInt8(ascii: "S")
-            entry.value.value.bytes = base.amqpBytes(value)
-            return withUnsafeMutablePointer(to: &entry) { entryPointer in
-                var table = amqp_table_t(num_entries: 1, entries: entryPointer)
-                return body(&table)
+            var capabilities = capabilityKeys.map { key -> amqp_table_entry_t in
+                var entry = amqp_table_entry_t()
+                entry.key = base.amqpBytes(key)
+                entry.value.kind = UInt8(ascii: "t")
+                entry.value.value.boolean = 1
+                return entry
+            }
+            return capabilities.withUnsafeMutableBufferPointer { capabilityEntries in
+                var entries = [amqp_table_entry_t](repeating: amqp_table_entry_t(), count: 2)
+                entries[0].key = base.amqpBytes(nameKey)
+                entries[0].value.kind = UInt8(ascii: "S")
+                entries[0].value.value.bytes = base.amqpBytes(nameValue)
+                entries[1].key = base.amqpBytes(capabilitiesKey)
+                entries[1].value.kind = UInt8(ascii: "F")
+                entries[1].value.value.table = amqp_table_t(
+                    num_entries: Int32(capabilityEntries.count), entries: capabilityEntries.baseAddress)
+                return entries.withUnsafeMutableBufferPointer { topLevel in
+                    var table = amqp_table_t(num_entries: Int32(topLevel.count), entries: topLevel.baseAddress)
+                    return body(&table)
+                }
             }
         }
     }

@@ -116,6 +116,71 @@ struct BrokerFaultTests {
         try? await mock.shutdown()
     }
 
+    @Test("a memory alarm blocks publishing: the loop keeps running (watchdog pings), replies flow once it clears")
+    func blockedPublisher() async throws {
+        try FaultBroker.requireRunning()
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let queue = IntegrationEnvironment.uniqueQueueName("blocked")
+        let socketPath = FileManager.default.temporaryDirectory.appendingPathComponent("cq-blocked-\(getpid()).sock").path
+        let listener = try DatagramListener(path: socketPath)
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL, environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "200000"],
+            brokerURL: FaultBroker.url)
+        defer { worker.stop() }
+        try worker.waitUntilConsuming()
+        let requester = try Requester(options: FaultBroker.options("blocked requester"))
+        defer { try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"]) }
+
+        // The request streams for about 6 s; the alarm comes while it does and blocks every publisher.
+        try requester.send(to: queue, body: request("during the alarm", stream: true, words: 150, intervalMs: 40), correlationID: "b")
+        _ = try requester.nextReply(timeout: 30)
+        try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
+        let deadline = Date().addingTimeInterval(20)
+        while !worker.log.contains("broker blocked publishing") && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(worker.log.contains("broker blocked publishing"))
+        // While blocked, the event loop still runs: it keeps pinging the watchdog.
+        var pings = 0
+        let pingDeadline = Date().addingTimeInterval(5)
+        while pings < 5 && Date() < pingDeadline {
+            if let message = listener.receive(timeout: 0.5), message.contains("WATCHDOG=1") { pings += 1 }
+        }
+        #expect(pings >= 5, "the loop stopped pinging the watchdog while publishing was blocked")
+
+        try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
+        var replies: [ReceivedReply] = []
+        while let reply = try requester.nextReply(timeout: 30) {
+            replies.append(reply)
+            if reply.isFinal { break }
+        }
+        // The first chunk was read above: the rest follow in order, then the final.
+        #expect(replies.last?.type == "chat.completion")
+        #expect(replies.map(\.seq) == (1...Int64(replies.count)).map { $0 })
+        #expect(worker.log.contains("broker unblocked publishing"))
+        #expect(worker.stop() == 0)
+        try? requester.connection.deleteQueue(queue)
+        try? requester.connection.deleteQueue("\(queue).dead")
+        try? await mock.shutdown()
+    }
+
+    @Test("the request queue deleted under the worker: consumer cancel noticed, topology declared again, serving again")
+    func queueDeletedUnderTheWorker() async throws {
+        let harness = try await IntegrationHarness.start("cancelled")
+        let admin = try AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test admin"))
+        try admin.deleteQueue(harness.queue)
+        let deadline = Date().addingTimeInterval(30)
+        while harness.worker.log.components(separatedBy: "consuming").count < 3 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(harness.worker.log.contains("broker cancelled the consumer"))
+        #expect(harness.worker.log.components(separatedBy: "consuming").count >= 3, "no new subscription:\n\(harness.worker.log)")
+        let replies = try harness.exchange(json: chatRequest("after the queue came back"))
+        #expect(replies.last?.type == "chat.completion")
+        admin.close()
+        #expect(try await harness.shutdown() == 0)
+    }
+
     @Test("amqps:// with the broker's CA: the worker connects over TLS and serves")
     func tlsVerified() async throws {
         try FaultBroker.requireRunning()
