@@ -25,25 +25,23 @@ public struct CurlRequestOptions: Sendable {
     }
 }
 
-/// One HTTP POST, owning its easy handle. Added to a `CurlMulti` to run.
+/// An HTTP POST, owning its easy handle. Added to a `CurlMulti` to run.
+/// Reusable: the options that never change are set once, and `prepare(body:)`
+/// sets the next request's body, so a pooled transfer skips libcurl's
+/// per-handle set-up (URL parsing, allocations) on every request.
 public final class CurlTransfer {
     let easy: UnsafeMutableRawPointer
     public weak var delegate: CurlTransferDelegate?
     /// Kept alive for as long as the transfer may use it.
     private let headers: CurlHeaderList
 
-    public init(options: CurlRequestOptions, headers: CurlHeaderList, body: UnsafeRawBufferPointer) {
+    public init(options: CurlRequestOptions, headers: CurlHeaderList) {
         guard let easy = curl_easy_init() else { fatalError("curl_easy_init: out of memory") }
         self.easy = easy
         self.headers = headers
         let me = Unmanaged.passUnretained(self).toOpaque()
         checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_URL, options.url), "URL")
         checkSetopt(cq_curl_easy_setopt_long(easy, CURLOPT_POST, 1), "POST")
-        // Size first: COPYPOSTFIELDS copies exactly that many bytes (bodies may hold NULs in theory).
-        checkSetopt(cq_curl_easy_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "POSTFIELDSIZE")
-        checkSetopt(
-            cq_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)),
-            "COPYPOSTFIELDS")
         checkSetopt(cq_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers.list), "HTTPHEADER")
         checkSetopt(
             cq_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000)),
@@ -58,6 +56,14 @@ public final class CurlTransfer {
         checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me), "WRITEDATA")
         checkSetopt(cq_curl_easy_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, curlHeaderCallback), "HEADERFUNCTION")
         checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, me), "HEADERDATA")
+    }
+
+    /// Sets the body of the next request (copied by libcurl).
+    public func prepare(body: UnsafeRawBufferPointer) {
+        // Size first: COPYPOSTFIELDS copies exactly that many bytes (bodies may hold NULs in theory).
+        checkSetopt(cq_curl_easy_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "POSTFIELDSIZE")
+        let bytes = UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
+        checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, bytes), "COPYPOSTFIELDS")
     }
 
     deinit { curl_easy_cleanup(easy) }

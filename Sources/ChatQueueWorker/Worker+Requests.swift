@@ -83,9 +83,8 @@ extension Worker {
         guard let validated = request.validated else { return }
         request.httpTries += 1
         if request.httpTries > 1 { counters.retried += 1 }
-        let transfer = request.body.withUnsafeBytes { body in
-            CurlTransfer(options: upstreamOptions, headers: upstreamHeaders, body: body)
-        }
+        let transfer = idleTransfers.popLast() ?? CurlTransfer(options: upstreamOptions, headers: upstreamHeaders)
+        request.body.withUnsafeBytes { transfer.prepare(body: $0) }
         transfer.delegate = request
         request.response = UpstreamResponse(
             forwardChunks: validated.stream, maxResponseBytes: settings.upstream.maxResponseBytes)
@@ -99,6 +98,7 @@ extension Worker {
             try multi.add(transfer)
         } catch {
             request.transfer = nil
+            recycle(transfer)
             try finish(request, error: ChatError(upstream: .connectionFailed("\(error)")))
             return
         }
@@ -111,6 +111,7 @@ extension Worker {
             let response = request.response
         else { return }
         request.transfer = nil
+        defer { recycle(transfer) }
         let now = MonotonicClock.now()
         supervisor.metrics.upstreamDuration.observe(seconds: Double(now &- request.tryStartedAt) / 1e9)
         if let first = request.firstProgressAt {
@@ -199,6 +200,7 @@ extension Worker {
         if let transfer = request.transfer {
             multi.remove(transfer)
             request.transfer = nil
+            recycle(transfer)
         }
         request.phase = .finalPublished
         request.response = nil
@@ -211,6 +213,12 @@ extension Worker {
         } else {
             counters.failed += 1
         }
+    }
+
+    /// Keeps a finished transfer's easy handle for the next request (up to the concurrency).
+    func recycle(_ transfer: CurlTransfer) {
+        transfer.delegate = nil
+        if idleTransfers.count < settings.worker.concurrency { idleTransfers.append(transfer) }
     }
 
     /// ChunkSink: the idle timer moved; make sure the loop wakes for it.
@@ -285,6 +293,7 @@ extension Worker {
         if let transfer = request.transfer {
             multi.remove(transfer)
             request.transfer = nil
+            recycle(transfer)
         }
         switch failure {
         case .firstByteTimeout:

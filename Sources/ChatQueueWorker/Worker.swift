@@ -39,6 +39,8 @@ public final class Worker: ChunkSink {
 
     var session: BrokerSession?
     var inFlight: [UInt64: InFlightRequest] = [:]
+    /// Easy handles of finished transfers, reused by the next ones.
+    var idleTransfers: [CurlTransfer] = []
     public internal(set) var counters = WorkerCounters()
     var nextTimerCheck: UInt64 = .max
     /// A broker error raised inside a libcurl callback, rethrown by the loop.
