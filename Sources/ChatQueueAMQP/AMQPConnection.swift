@@ -91,7 +91,7 @@ public final class AMQPConnection {
     public static let channel: amqp_channel_t = 1
 
     public let options: AMQPConnectionOptions
-    private let state: amqp_connection_state_t
+    let state: amqp_connection_state_t
     private var isOpen = false
     /// Reused scratch memory for building outgoing properties and tables.
     private var arena = ByteArena()
@@ -547,7 +547,7 @@ public final class AMQPConnection {
         }
     }
 
-    private func check(_ status: Int32, _ what: @autoclosure () -> String, code: AMQPError.Code? = nil)
+    func check(_ status: Int32, _ what: @autoclosure () -> String, code: AMQPError.Code? = nil)
         throws(AMQPError)
     {
         guard status < 0 else { return }

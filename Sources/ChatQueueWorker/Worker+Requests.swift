@@ -231,7 +231,8 @@ extension Worker {
         guard let session, brokerFailure == nil else { return false }
         let seq = request.nextSeq
         do {
-            try session.replies.publish(.chunk, body: chunk, to: request.address, seq: seq, settling: nil)
+            try session.replies.publish(
+                .chunk, body: chunk, to: request.address, seq: seq, settling: nil, prepared: request.chunkProperties)
         } catch {
             brokerFailure = error
             return false

@@ -80,6 +80,8 @@ final class ReplyPublisher {
         var address: ReplyAddress
         var seq: Int64
         var deliveryTag: UInt64?
+        /// The request's chunk properties, built once (chunks only).
+        var prepared: AMQPPreparedProperties?
     }
 
     let connection: AMQPConnection
@@ -104,9 +106,11 @@ final class ReplyPublisher {
     /// Publishes one reply, or queues it behind earlier ones. Final replies are
     /// persistent and remembered until confirmed; chunks are transient.
     func publish(
-        _ kind: ReplyKind, body: [UInt8], to address: ReplyAddress, seq: Int64, settling deliveryTag: UInt64?
+        _ kind: ReplyKind, body: [UInt8], to address: ReplyAddress, seq: Int64, settling deliveryTag: UInt64?,
+        prepared: AMQPPreparedProperties? = nil
     ) throws(AMQPError) {
-        let reply = Outgoing(kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag)
+        let reply = Outgoing(
+            kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag, prepared: prepared)
         if hasBacklog || isBlocked || !connection.isWritable() {
             outbox.append(reply)
             return
@@ -127,18 +131,32 @@ final class ReplyPublisher {
         }
     }
 
-    private func write(_ reply: Outgoing) throws(AMQPError) {
-        let properties = AMQPOutgoingProperties(
-            contentType: "application/json", correlationID: reply.address.correlationID, type: reply.kind.rawValue,
-            persistent: reply.kind.isFinal,
+    /// The properties of every reply of `kind` to `address`, built once; `x-seq` is set per publish.
+    static func prepareProperties(_ kind: ReplyKind, to address: ReplyAddress) -> AMQPPreparedProperties {
+        AMQPPreparedProperties(routingKey: address.replyTo, properties(kind, to: address, seq: 0))
+    }
+
+    private static func properties(_ kind: ReplyKind, to address: ReplyAddress, seq: Int64) -> AMQPOutgoingProperties {
+        AMQPOutgoingProperties(
+            contentType: "application/json", correlationID: address.correlationID, type: kind.rawValue,
+            persistent: kind.isFinal,
             headers: [
-                ("x-request-id", .string(reply.address.requestID)),
-                ("x-seq", .int(reply.seq)),
-                ("x-attempt", .int(Int64(reply.address.attempt))),
+                ("x-request-id", .string(address.requestID)),
+                ("x-seq", .int(seq)),
+                ("x-attempt", .int(Int64(address.attempt))),
             ])
+    }
+
+    private func write(_ reply: Outgoing) throws(AMQPError) {
         // Mandatory: a reply to a queue that no longer exists comes back as basic.return.
-        try connection.publish(
-            routingKey: reply.address.replyTo, mandatory: true, properties: properties, body: reply.body)
+        if let prepared = reply.prepared {
+            prepared.setInteger(reply.seq, forHeader: "x-seq")
+            try connection.publish(prepared: prepared, mandatory: true, body: reply.body)
+        } else {
+            let properties = Self.properties(reply.kind, to: reply.address, seq: reply.seq)
+            try connection.publish(
+                routingKey: reply.address.replyTo, mandatory: true, properties: properties, body: reply.body)
+        }
         lastSequence += 1
         if let deliveryTag = reply.deliveryTag { pending.append(sequence: lastSequence, deliveryTag: deliveryTag) }
     }

@@ -39,6 +39,8 @@ final class InFlightRequest: CurlTransferDelegate {
     var httpTries = 0
     /// x-seq of the next reply.
     var nextSeq: Int64 = 0
+    /// This attempt's chunk properties, built at the first chunk.
+    lazy var chunkProperties = ReplyPublisher.prepareProperties(.chunk, to: address)
     /// Reject (dead-letter) instead of ack once the final reply is confirmed.
     var rejectWhenSettled = false
 
