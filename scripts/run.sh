@@ -34,9 +34,17 @@ if [ "$has_key" = false ]; then
 fi
 
 log "starting the worker"
-"$CHATQUEUE_BIN" "${worker_args[@]}" &
+status_file="$ROOT/.build/run-status.json"
+rm -f "$status_file"
+CHATQUEUE_STATUS_FILE="$status_file" "$CHATQUEUE_BIN" "${worker_args[@]}" &
 worker_pid=$!
 pids+=("$worker_pid")
+# Wait until it consumes (it declares the queue first): a request sent before would have no queue.
+for _ in $(seq 1 120); do
+  "$CHATQUEUE_BIN" health --status-file "$status_file" >/dev/null 2>&1 && break
+  kill -0 "$worker_pid" 2>/dev/null || { log "the worker exited"; exit 1; }
+  sleep 0.5
+done
 
 log "sending a sample request"
 "$CHATQUEUE_BIN" send "${config_args[@]}" --timeout 120 \

@@ -18,6 +18,8 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
         case heartbeatTimeout
         /// A frame arrived that the protocol does not allow here.
         case unexpectedFrame
+        /// A mandatory publish came back: nothing is bound to its routing key.
+        case unroutable
         /// Any other library status.
         case library(status: Int32)
     }

@@ -61,10 +61,12 @@ public final class Requester {
         let properties = AMQPOutgoingProperties(
             contentType: contentType, correlationID: correlationID, messageID: messageID,
             replyTo: replyTo ?? self.replyTo, persistent: true, headers: headers)
-        try connection.publish(routingKey: queue, mandatory: false, properties: properties, body: body)
+        // Mandatory: a request to a queue that does not exist comes back (see nextReply) instead of vanishing.
+        try connection.publish(routingKey: queue, mandatory: true, properties: properties, body: body)
     }
 
     /// The next reply, or nil when none arrives within `timeout` seconds.
+    /// Throws `.unroutable` when a request sent with `send` had no queue to go to.
     public func nextReply(timeout: Double) throws(AMQPError) -> ReceivedReply? {
         let deadline = Self.now() + timeout
         while true {
@@ -72,6 +74,11 @@ public final class Requester {
                 guard let output = try assembler.handle(frame) else { continue }
                 switch output {
                 case .message(let message):
+                    if case .returned(_, let text, _, let routingKey) = message.method {
+                        throw AMQPError(
+                            code: .unroutable, message: "\(text): no queue named \(routingKey) (is a worker running?)",
+                            context: "requester")
+                    }
                     return ReceivedReply(
                         type: message.properties.type ?? "", correlationID: message.properties.correlationID,
                         contentType: message.properties.contentType, deliveryMode: message.properties.deliveryMode,

@@ -62,7 +62,14 @@ struct SendCommand: ParsableCommand {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let left = deadline.timeIntervalSinceNow
-            guard left > 0, let reply = try requester.nextReply(timeout: left) else {
+            let next: ReceivedReply?
+            do {
+                next = left > 0 ? try requester.nextReply(timeout: left) : nil
+            } catch {
+                Self.stderr("chatqueue: \(error)")
+                throw ExitCode(1)
+            }
+            guard let reply = next else {
                 printer.finishLine()
                 Self.stderr("chatqueue: no final reply within \(timeout) s")
                 throw ExitCode(3)
