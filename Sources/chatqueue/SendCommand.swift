@@ -11,8 +11,8 @@ struct SendCommand: ParsableCommand {
         commandName: "send",
         abstract: "Send one chat request through the queue and print the answer.",
         discussion: """
-            Exit status: 0 on chat.completion, 1 on an error reply (its message on stderr), \
-            2 on usage errors, 3 when no final reply arrives within --timeout.
+            Exit status: 0 on chat.completion, 1 on an error reply (its message on stderr) or when \
+            the queue does not exist, 2 on usage errors, 3 when no final reply arrives within --timeout.
             """
     )
 
