@@ -414,76 +414,15 @@ public final class AMQPConnection {
             headers: (p._flags & CQ_FLAG_HEADERS) != 0 ? decodeTable(p.headers) : [:])
     }
 
-    /// Publishes on channel 1. With confirms enabled, the publish's sequence
-    /// number is the count of publishes so far (the caller tracks it).
-    /// The write can block while the socket's send buffer is full; the worker
-    /// keeps publishing on a connection of its own for that reason.
+    /// Publishes on channel 1 through the default exchange. With confirms
+    /// enabled, the publish's sequence number is the count of publishes so far
+    /// (the caller tracks it). The write can block while the socket's send
+    /// buffer is full; the worker checks `isWritable()` first and keeps
+    /// publishing on a connection of its own for that reason.
     public func publish(
-        exchange: String = "", routingKey: String, mandatory: Bool, properties: AMQPOutgoingProperties,
-        body: UnsafeRawBufferPointer
+        routingKey: String, mandatory: Bool, properties: AMQPOutgoingProperties, body: [UInt8]
     ) throws(AMQPError) {
-        arena.reset()
-        let exchangeRange = arena.append(exchange)
-        let keyRange = arena.append(routingKey)
-        let contentType = properties.contentType.map { arena.append($0) }
-        let correlationID = properties.correlationID.map { arena.append($0) }
-        let messageID = properties.messageID.map { arena.append($0) }
-        let replyTo = properties.replyTo.map { arena.append($0) }
-        let type = properties.type.map { arena.append($0) }
-        let expiration = properties.expiration.map { arena.append($0) }
-        let status = withTable(properties.headers) { base, headers in
-            var p = amqp_basic_properties_t()
-            p._flags = CQ_FLAG_DELIVERY_MODE
-            p.delivery_mode = properties.persistent ? 2 : 1
-            if let contentType {
-                p._flags |= CQ_FLAG_CONTENT_TYPE
-                p.content_type = base.amqpBytes(contentType)
-            }
-            if let correlationID {
-                p._flags |= CQ_FLAG_CORRELATION_ID
-                p.correlation_id = base.amqpBytes(correlationID)
-            }
-            if let messageID {
-                p._flags |= CQ_FLAG_MESSAGE_ID
-                p.message_id = base.amqpBytes(messageID)
-            }
-            if let replyTo {
-                p._flags |= CQ_FLAG_REPLY_TO
-                p.reply_to = base.amqpBytes(replyTo)
-            }
-            if let type {
-                p._flags |= CQ_FLAG_TYPE
-                p.type = base.amqpBytes(type)
-            }
-            if let expiration {
-                p._flags |= CQ_FLAG_EXPIRATION
-                p.expiration = base.amqpBytes(expiration)
-            }
-            if headers.num_entries > 0 {
-                p._flags |= CQ_FLAG_HEADERS
-                p.headers = headers
-            }
-            let bodyBytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
-            return amqp_basic_publish(
-                state, Self.channel, base.amqpBytes(exchangeRange), base.amqpBytes(keyRange), mandatory ? 1 : 0, 0, &p,
-                bodyBytes)
-        }
-        try check(status, "basic.publish to \(routingKey)")
-    }
-
-    /// `publish` for a byte array (withUnsafeBytes would lose the typed throw).
-    public func publish(
-        exchange: String = "", routingKey: String, mandatory: Bool, properties: AMQPOutgoingProperties, body: [UInt8]
-    ) throws(AMQPError) {
-        var failure: AMQPError?
-        body.withUnsafeBytes { bytes in
-            do throws(AMQPError) {
-                try publish(exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties, body: bytes)
-            } catch {
-                failure = error
-            }
-        }
-        if let failure { throw failure }
+        try publish(prepared: AMQPPreparedProperties(routingKey: routingKey, properties), mandatory: mandatory, body: body)
     }
 
     public func ack(deliveryTag: UInt64, multiple: Bool = false) throws(AMQPError) {
