@@ -111,7 +111,7 @@ final class ReplyPublisher {
     ) throws(AMQPError) {
         let reply = Outgoing(
             kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag, prepared: prepared)
-        if hasBacklog || isBlocked || !connection.isWritable() {
+        if hasBacklog || isBlocked || !hasRoom(for: body.count) {
             outbox.append(reply)
             return
         }
@@ -120,7 +120,7 @@ final class ReplyPublisher {
 
     /// Writes queued replies while the socket has room; call when it is writable or the broker unblocked.
     func flush() throws(AMQPError) {
-        while hasBacklog, !isBlocked, connection.isWritable() {
+        while hasBacklog, !isBlocked, hasRoom(for: outbox[outboxHead].body.count) {
             try write(outbox[outboxHead])
             outbox[outboxHead].body = []
             outboxHead += 1
@@ -147,7 +147,23 @@ final class ReplyPublisher {
             ])
     }
 
+    /// Bytes written since the socket last reported room. A writable TCP socket
+    /// has at least a third of its send buffer free (16 KiB at the least by
+    /// default), so replies adding up to less than `assumedRoom` after a check
+    /// cannot block: most chunks are written without a poll system call.
+    private var writtenSinceCheck = Int.max
+    private static let assumedRoom = 4096
+
+    private func hasRoom(for bytes: Int) -> Bool {
+        // Frame headers and properties add a few hundred bytes to the body.
+        if writtenSinceCheck <= Self.assumedRoom - bytes - 512 { return true }
+        guard connection.isWritable() else { return false }
+        writtenSinceCheck = 0
+        return true
+    }
+
     private func write(_ reply: Outgoing) throws(AMQPError) {
+        writtenSinceCheck &+= reply.body.count + 512
         // Mandatory: a reply to a queue that no longer exists comes back as basic.return.
         if let prepared = reply.prepared {
             prepared.setInteger(reply.seq, forHeader: "x-seq")
