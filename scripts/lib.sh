@@ -36,6 +36,12 @@ start_rabbitmq() {
   fi
   log "starting RabbitMQ"
   as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  # The node registers with epmd a moment after -detached returns; await_startup
+  # fails at once on a node it cannot see yet.
+  for _ in $(seq 1 60); do
+    as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break
+    sleep 1
+  done
   as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
   log "RabbitMQ is up"
 }
