@@ -40,29 +40,19 @@ public final class AMQPPreparedProperties {
         properties.initialize(to: amqp_basic_properties_t())
         properties.pointee._flags = CQ_FLAG_DELIVERY_MODE
         properties.pointee.delivery_mode = source.persistent ? 2 : 1
-        if let text = source.contentType {
-            properties.pointee._flags |= CQ_FLAG_CONTENT_TYPE
-            properties.pointee.content_type = place(text)
-        }
-        if let text = source.correlationID {
-            properties.pointee._flags |= CQ_FLAG_CORRELATION_ID
-            properties.pointee.correlation_id = place(text)
-        }
-        if let text = source.messageID {
-            properties.pointee._flags |= CQ_FLAG_MESSAGE_ID
-            properties.pointee.message_id = place(text)
-        }
-        if let text = source.replyTo {
-            properties.pointee._flags |= CQ_FLAG_REPLY_TO
-            properties.pointee.reply_to = place(text)
-        }
-        if let text = source.type {
-            properties.pointee._flags |= CQ_FLAG_TYPE
-            properties.pointee.type = place(text)
-        }
-        if let text = source.expiration {
-            properties.pointee._flags |= CQ_FLAG_EXPIRATION
-            properties.pointee.expiration = place(text)
+        // The optional string properties: each sets its flag bit and field when present.
+        let fields: [(String?, amqp_flags_t, WritableKeyPath<amqp_basic_properties_t, amqp_bytes_t>)] = [
+            (source.contentType, CQ_FLAG_CONTENT_TYPE, \.content_type),
+            (source.correlationID, CQ_FLAG_CORRELATION_ID, \.correlation_id),
+            (source.messageID, CQ_FLAG_MESSAGE_ID, \.message_id),
+            (source.replyTo, CQ_FLAG_REPLY_TO, \.reply_to),
+            (source.type, CQ_FLAG_TYPE, \.type),
+            (source.expiration, CQ_FLAG_EXPIRATION, \.expiration),
+        ]
+        for (text, flag, field) in fields {
+            guard let text else { continue }
+            properties.pointee._flags |= flag
+            properties.pointee[keyPath: field] = place(text)
         }
         let entries = UnsafeMutablePointer<amqp_table_entry_t>.allocate(capacity: max(source.headers.count, 1))
         for (index, (name, value)) in source.headers.enumerated() {
