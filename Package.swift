@@ -5,6 +5,7 @@
 //
 // Layout (one folder per architectural part):
 //   CRabbitMQ, CCurl        system libraries (module map + typed shim for what Swift can't import)
+//   CLinux                  Linux headers Glibc's Swift module leaves out (epoll)
 //   ChatQueueCore           pure logic: JSON, SSE parsing, validation, assembly, error mapping (no I/O)
 //   ChatQueueConfig         settings: YAML file < environment < flags, secrets from files
 //   ChatQueueAMQP           rabbitmq-c connections, frame-level delivery assembly, publishing
@@ -36,6 +37,7 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(
             name: "CCurl",
             pkgConfig: "libcurl",
@@ -66,7 +68,7 @@ let package = Package(
         .target(
             name: "ChatQueueWorker",
             dependencies: [
-                "ChatQueueCore", "ChatQueueConfig", "ChatQueueAMQP", "ChatQueueHTTP",
+                "ChatQueueCore", "ChatQueueConfig", "ChatQueueAMQP", "ChatQueueHTTP", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -60,6 +60,25 @@ static inline CURLMcode cq_curl_multi_setopt_long(CURLM *multi, CURLMoption opti
     return curl_multi_setopt(multi, option, value);
 }
 
+// CURLMOPT_SOCKETFUNCTION: libcurl says which sockets to watch, and for
+// what, so the worker's epoll set holds them (the event-driven API:
+// curl_multi_socket_action instead of curl_multi_perform, which visits every
+// transfer on every call).
+static inline CURLMcode cq_curl_multi_setopt_socket_function(CURLM *multi, curl_socket_callback value) {
+    return curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, value);
+}
+
+// CURLMOPT_TIMERFUNCTION: libcurl says when it next needs
+// curl_multi_socket_action(CURL_SOCKET_TIMEOUT) (timeouts, new transfers).
+static inline CURLMcode cq_curl_multi_setopt_timer_function(CURLM *multi, curl_multi_timer_callback value) {
+    return curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, value);
+}
+
+// CURLMOPT_SOCKETDATA and CURLMOPT_TIMERDATA: the callbacks' userp.
+static inline CURLMcode cq_curl_multi_setopt_pointer(CURLM *multi, CURLMoption option, void *value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
 // CURLMsg.data is a union; Swift can read it, but naming the member keeps the
 // intent (the result of a finished transfer) visible at the call site.
 static inline CURLcode cq_curl_msg_result(const CURLMsg *msg) {

@@ -1,24 +1,52 @@
 import CCurl
 
+/// What libcurl wants to hear about one of its sockets.
+public enum CurlSocketInterest: Sendable, Equatable {
+    case readable
+    case writable
+    case readableOrWritable
+    /// libcurl is done with the socket (it may close it next): stop watching.
+    case none
+}
+
+/// Watches libcurl's sockets and timer for a `CurlMulti` (the worker's event
+/// loop). Both calls arrive from inside `CurlMulti` calls, on the loop thread.
+public protocol CurlSocketWatcher: AnyObject {
+    /// Start, change or stop watching `socket`.
+    func curlMulti(_ multi: CurlMulti, watch socket: Int32, for interest: CurlSocketInterest)
+    /// libcurl wants `timeoutAction()` after `milliseconds` (0: as soon as
+    /// possible), or no longer (nil). Replaces any earlier timer.
+    func curlMulti(_ multi: CurlMulti, timerIn milliseconds: Int?)
+}
+
 /// The multi handle: runs every upstream transfer of the worker on the event
-/// loop thread, and is where that thread waits (`poll`), with the AMQP
-/// sockets as extra descriptors.
+/// loop thread, driven by socket events (`curl_multi_socket_action`). libcurl
+/// tells its `watcher` which sockets to watch and when its timer is due, so
+/// the cost of an event does not grow with the number of open transfers
+/// (`curl_multi_perform` and `curl_multi_poll` visit them all on every call).
 public final class CurlMulti {
     private let multi: UnsafeMutableRawPointer
     /// Transfers added and not yet removed, by easy handle; the multi handle
     /// only knows raw pointers, so this keeps the objects alive.
     private var running: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    /// Hears about sockets and the timer; set before the first `add`.
+    public weak var watcher: CurlSocketWatcher?
 
     public init(maxConnections: Int) {
         Curl.globalInit()
         guard let multi = curl_multi_init() else { fatalError("curl_multi_init: out of memory") }
         self.multi = multi
         // Keep enough idle connections for every concurrent request to reuse one.
-        let code = cq_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(maxConnections, 8))
-        precondition(code == CURLM_OK, "CURLMOPT_MAXCONNECTS")
+        check(cq_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(maxConnections, 8)), "MAXCONNECTS")
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        check(cq_curl_multi_setopt_socket_function(multi, curlSocketCallback), "SOCKETFUNCTION")
+        check(cq_curl_multi_setopt_pointer(multi, CURLMOPT_SOCKETDATA, me), "SOCKETDATA")
+        check(cq_curl_multi_setopt_timer_function(multi, curlTimerCallback), "TIMERFUNCTION")
+        check(cq_curl_multi_setopt_pointer(multi, CURLMOPT_TIMERDATA, me), "TIMERDATA")
     }
 
     deinit {
+        watcher = nil
         for easy in running.keys { curl_multi_remove_handle(multi, easy) }
         running.removeAll()
         curl_multi_cleanup(multi)
@@ -38,22 +66,24 @@ public final class CurlMulti {
         curl_multi_remove_handle(multi, transfer.easy)
     }
 
-    /// Lets libcurl do whatever I/O is ready; delegates are called from here.
-    public func perform() throws(CurlError) {
+    /// `socket` is ready: libcurl does the I/O of the transfer(s) on it;
+    /// delegates are called from here.
+    public func socketAction(_ socket: Int32, readable: Bool, writable: Bool, failed: Bool) throws(CurlError) {
+        var mask: Int32 = 0
+        if readable { mask |= CURL_CSELECT_IN }
+        if writable { mask |= CURL_CSELECT_OUT }
+        if failed { mask |= CURL_CSELECT_ERR }
         var stillRunning: Int32 = 0
-        let code = curl_multi_perform(multi, &stillRunning)
-        guard code == CURLM_OK else { throw CurlError.multi(code, "curl_multi_perform") }
+        let code = curl_multi_socket_action(multi, socket, mask, &stillRunning)
+        guard code == CURLM_OK else { throw CurlError.multi(code, "curl_multi_socket_action") }
     }
 
-    /// Waits until a transfer or one of `extraDescriptors` needs attention, or
-    /// `timeoutMilliseconds` pass. `revents` of the extra descriptors tell which were ready.
-    public func poll(extraDescriptors: inout [curl_waitfd], timeoutMilliseconds: Int32) throws(CurlError) {
-        var ready: Int32 = 0
-        let count = UInt32(extraDescriptors.count)
-        let code = extraDescriptors.withUnsafeMutableBufferPointer { buffer in
-            curl_multi_poll(multi, buffer.baseAddress, count, timeoutMilliseconds, &ready)
-        }
-        guard code == CURLM_OK else { throw CurlError.multi(code, "curl_multi_poll") }
+    /// The timer the watcher was given is due: libcurl starts new transfers
+    /// and handles its own timeouts.
+    public func timeoutAction() throws(CurlError) {
+        var stillRunning: Int32 = 0
+        let code = curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &stillRunning)
+        guard code == CURLM_OK else { throw CurlError.multi(code, "curl_multi_socket_action(timeout)") }
     }
 
     /// Transfers that finished since the last call, with their result; they
@@ -71,15 +101,37 @@ public final class CurlMulti {
         }
         return done
     }
-}
 
-extension curl_waitfd {
-    /// A descriptor to watch for input.
-    public static func readable(_ fd: Int32) -> curl_waitfd {
-        curl_waitfd(fd: fd, events: Int16(CURL_WAIT_POLLIN), revents: 0)
+    fileprivate func socketChanged(_ socket: Int32, what: Int32) {
+        let interest: CurlSocketInterest
+        switch what {
+        case CURL_POLL_IN: interest = .readable
+        case CURL_POLL_OUT: interest = .writable
+        case CURL_POLL_INOUT: interest = .readableOrWritable
+        default: interest = .none  // CURL_POLL_REMOVE
+        }
+        watcher?.curlMulti(self, watch: socket, for: interest)
     }
 
-    public var isReadable: Bool { (revents & Int16(CURL_WAIT_POLLIN)) != 0 }
+    fileprivate func timerChanged(_ milliseconds: Int) {
+        watcher?.curlMulti(self, timerIn: milliseconds < 0 ? nil : milliseconds)
+    }
 
-    public var isWritable: Bool { (revents & Int16(CURL_WAIT_POLLOUT)) != 0 }
+    /// Options are constants set once: a failure is a programming error.
+    private func check(_ code: CURLMcode, _ option: StaticString) {
+        precondition(code == CURLM_OK, "curl_multi_setopt \(option): \(code)")
+    }
+}
+
+private func curlSocketCallback(
+    _ easy: UnsafeMutableRawPointer?, _ socket: curl_socket_t, _ what: Int32, _ userp: UnsafeMutableRawPointer?,
+    _ socketp: UnsafeMutableRawPointer?
+) -> Int32 {
+    Unmanaged<CurlMulti>.fromOpaque(userp!).takeUnretainedValue().socketChanged(socket, what: what)
+    return 0
+}
+
+private func curlTimerCallback(_ multi: UnsafeMutableRawPointer?, _ milliseconds: Int, _ userp: UnsafeMutableRawPointer?) -> Int32 {
+    Unmanaged<CurlMulti>.fromOpaque(userp!).takeUnretainedValue().timerChanged(milliseconds)
+    return 0
 }

@@ -10,8 +10,9 @@ import Glibc
 #endif
 
 /// The worker: one thread, one loop. It owns the broker connections and the
-/// curl multi handle and waits in `curl_multi_poll` with the AMQP sockets and
-/// a signal descriptor as extra descriptors. Every request is a delivery that
+/// curl multi handle and waits in one epoll set holding the AMQP sockets, a
+/// signal descriptor and libcurl's sockets (libcurl's event-driven API: it
+/// says which sockets to watch, the loop says which are ready). Every request is a delivery that
 /// becomes HTTP tries, chunks and exactly one final reply per attempt, and is
 /// acked only once the broker confirmed that final reply.
 public final class Worker: ChunkSink {
@@ -36,6 +37,10 @@ public final class Worker: ChunkSink {
     let upstreamHeaders: CurlHeaderList
     let multi: CurlMulti
     let signals: SignalDescriptor
+    /// Where the loop waits: the AMQP sockets, the signal pipe and libcurl's sockets.
+    let poller = EventPoll()
+    /// When libcurl next wants `timeoutAction()` (new transfers, its own timeouts).
+    var curlTimerDeadline: UInt64 = .max
 
     var session: BrokerSession?
     var inFlight: [UInt64: InFlightRequest] = [:]
@@ -83,6 +88,8 @@ public final class Worker: ChunkSink {
         multi = CurlMulti(maxConnections: settings.worker.concurrency)
         supervisor = WorkerSupervisor(
             settings: settings, instance: options.instanceName, logger: logger, environment: options.environment)
+        multi.watcher = self
+        poller.watch(signals.descriptor, readable: true, writable: false)
     }
 
     /// Waits up to `seconds` for a signal while keeping the status file and
@@ -160,11 +167,22 @@ public final class Worker: ChunkSink {
     /// The event loop for one broker session. Returns after a clean drain; throws when the session is lost.
     func serve() throws {
         guard let session else { return }
-        var descriptors: [curl_waitfd] = [
-            .readable(session.consumer.socketDescriptor),
-            .readable(session.publisher.socketDescriptor),
-            .readable(signals.descriptor),
-        ]
+        let consumerSocket = session.consumer.socketDescriptor
+        let publisherSocket = session.publisher.socketDescriptor
+        poller.watch(consumerSocket, readable: true, writable: false)
+        poller.watch(publisherSocket, readable: true, writable: false)
+        // Before the session's sockets close (see EventPoll.forget).
+        defer {
+            poller.forget(consumerSocket)
+            poller.forget(publisherSocket)
+        }
+        var watchingPublisherOutput = false
+        var consumerReadable = false
+        var publisherReadable = false
+        var publisherWritable = false
+        var signalled = false
+        var upstreamEvents: [EventPoll.Event] = []
+        upstreamEvents.reserveCapacity(256)
         let heartbeatService = settings.broker.heartbeat > 0
             ? MonotonicClock.nanoseconds(Double(settings.broker.heartbeat) / 4) : UInt64.max
         var lastHeartbeatService = MonotonicClock.now()
@@ -175,19 +193,27 @@ public final class Worker: ChunkSink {
             let serviceHeartbeats = heartbeatService != .max && now &- lastHeartbeatService >= heartbeatService
             if serviceHeartbeats { lastHeartbeatService = now }
 
-            // 1. Broker I/O: replies waiting for room, then input: what poll reported,
+            // 1. Broker I/O: replies waiting for room, then input: what epoll reported,
             //    what the library already buffered, or a heartbeat due.
-            if descriptors[1].isWritable { try session.replies.flush() }
-            if descriptors[1].isReadable || session.publisher.hasBufferedInput || serviceHeartbeats {
+            if publisherWritable { try session.replies.flush() }
+            if publisherReadable || session.publisher.hasBufferedInput || serviceHeartbeats {
                 try drainPublisher(session)
             }
-            if descriptors[0].isReadable || session.consumer.hasBufferedInput || serviceHeartbeats {
+            if consumerReadable || session.consumer.hasBufferedInput || serviceHeartbeats {
                 try drainConsumer(session)
             }
-            if descriptors[2].isReadable { handleSignals() }
+            if signalled { handleSignals() }
 
-            // 2. Upstream I/O; chunks are forwarded from inside perform().
-            try multi.perform()
+            // 2. Upstream I/O, socket by socket; chunks are forwarded from inside these calls.
+            for event in upstreamEvents {
+                try multi.socketAction(
+                    event.descriptor, readable: event.readable, writable: event.writable, failed: event.failed)
+            }
+            upstreamEvents.removeAll(keepingCapacity: true)
+            if curlTimerDeadline != .max, MonotonicClock.now() >= curlTimerDeadline {
+                curlTimerDeadline = .max
+                try multi.timeoutAction()
+            }
             if let failure = brokerFailure {
                 brokerFailure = nil
                 throw failure
@@ -210,15 +236,49 @@ public final class Worker: ChunkSink {
 
             // 4. Wait. Input the library already holds must not wait for the socket.
             var timeout: UInt64 = 1_000_000_000
-            if nextTimerCheck != .max { timeout = min(timeout, nextTimerCheck &- min(nextTimerCheck, afterIO)) }
-            if draining && drainDeadline != .max { timeout = min(timeout, drainDeadline &- min(drainDeadline, afterIO)) }
+            for deadline in [nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline()]
+            where deadline != .max {
+                timeout = min(timeout, deadline &- min(deadline, afterIO))
+            }
             if heartbeatService != .max { timeout = min(timeout, heartbeatService) }
-            let supervision = supervisor.nextDeadline()
-            timeout = min(timeout, supervision &- min(supervision, afterIO))
             if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { timeout = 0 }
-            for index in descriptors.indices { descriptors[index].revents = 0 }
-            descriptors[1].events = Int16(CURL_WAIT_POLLIN) | (session.replies.hasBacklog ? Int16(CURL_WAIT_POLLOUT) : 0)
-            try multi.poll(extraDescriptors: &descriptors, timeoutMilliseconds: Int32((timeout + 999_999) / 1_000_000))
+            if session.replies.hasBacklog != watchingPublisherOutput {
+                watchingPublisherOutput.toggle()
+                poller.watch(publisherSocket, readable: true, writable: watchingPublisherOutput)
+            }
+            consumerReadable = false
+            publisherReadable = false
+            publisherWritable = false
+            signalled = false
+            poller.wait(timeoutMilliseconds: Int32((timeout + 999_999) / 1_000_000)) { event in
+                switch event.descriptor {
+                case consumerSocket: consumerReadable = true
+                case publisherSocket:
+                    publisherReadable = event.readable || event.failed
+                    publisherWritable = event.writable
+                case signals.descriptor: signalled = true
+                default: upstreamEvents.append(event)
+                }
+            }
         }
+    }
+}
+
+extension Worker: CurlSocketWatcher {
+    public func curlMulti(_ multi: CurlMulti, watch socket: Int32, for interest: CurlSocketInterest) {
+        switch interest {
+        case .none: poller.forget(socket)
+        case .readable: poller.watch(socket, readable: true, writable: false)
+        case .writable: poller.watch(socket, readable: false, writable: true)
+        case .readableOrWritable: poller.watch(socket, readable: true, writable: true)
+        }
+    }
+
+    public func curlMulti(_ multi: CurlMulti, timerIn milliseconds: Int?) {
+        guard let milliseconds else {
+            curlTimerDeadline = .max
+            return
+        }
+        curlTimerDeadline = MonotonicClock.now() &+ UInt64(milliseconds) * 1_000_000
     }
 }
