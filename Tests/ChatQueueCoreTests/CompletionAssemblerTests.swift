@@ -5,7 +5,7 @@ import Testing
 private func assemble(_ chunks: [String]) throws -> (response: JSONValue, assembler: CompletionAssembler) {
     var assembler = CompletionAssembler()
     for chunk in chunks {
-        assembler.add(chunk: try json(chunk))
+        _ = try assembler.add(chunk: Array(chunk.utf8))
     }
     return (assembler.response(), assembler)
 }
@@ -154,5 +154,79 @@ struct CompletionAssemblerTests {
     @Test func noChunksGiveAnEmptyCompletion() {
         let response = CompletionAssembler().response()
         #expect(response.serializedString() == #"{"id":null,"object":"chat.completion","created":null,"model":null,"choices":[]}"#)
+    }
+
+    @Test func aChoiceMayNameItsIndexAfterItsDelta() throws {
+        let (response, _) = try assemble([
+            #"{"id":"c-1","choices":[{"delta":{"content":"a"},"index":1},{"delta":{"content":"b"},"index":0}]}"#,
+            #"{"choices":[{"finish_reason":"stop","delta":{"content":"c"},"index":1}]}"#,
+        ])
+        let choices = response["choices"]?.arrayValue ?? []
+        #expect(choices.count == 2)
+        #expect(choices.first?["message"]?["content"]?.stringValue == "b")
+        #expect(choices.last?["message"]?["content"]?.stringValue == "ac")
+        #expect(choices.last?["finish_reason"]?.stringValue == "stop")
+    }
+
+    @Test func escapesInKeysAndContentAreDecoded() throws {
+        let (response, _) = try assemble([
+            #"{"choices":[{"index":0,"d\u0065lta":{"content":"caf\u00e9 \"ok\"\n"}}]}"#
+        ])
+        #expect(response["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "caf\u{e9} \"ok\"\n")
+    }
+
+    @Test func factsSayWhatTheCallerActsOn() throws {
+        var assembler = CompletionAssembler()
+        let plain = try assembler.add(chunk: Array(chunk(#"{"content":"x"}"#).utf8))
+        #expect(plain == CompletionAssembler.ChunkFacts(isObject: true, hasError: false, hasFinishReason: false))
+        let last = try assembler.add(chunk: Array(chunk(#"{}"#, finish: #""length""#).utf8))
+        #expect(last.hasFinishReason)
+        let failed = try assembler.add(chunk: Array(#"{"error":{"message":"overloaded","type":"server_error"}}"#.utf8))
+        #expect(failed.hasError)
+        let notAnObject = try assembler.add(chunk: Array(#"[1,2]"#.utf8))
+        #expect(!notAnObject.isObject)
+        #expect(assembler.chunkCount == 3)
+    }
+
+    /// Metadata is the first non-null value seen, even within one chunk; a
+    /// repeated delta member counts as its last occurrence, as in a parsed tree.
+    @Test func repeatedMembers() throws {
+        let (response, _) = try assemble([
+            #"{"id":"first","id":"second","choices":[{"index":0,"delta":{"content":"x","content":"y"},"delta":{"content":"z"}}]}"#
+        ])
+        #expect(response["id"]?.stringValue == "first")
+        #expect(response["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "z")
+    }
+
+    /// The scanner skips the members it does not need, but must reject exactly
+    /// what the full parser rejects, wherever the fault is.
+    @Test(arguments: [
+        #"{"choices":[],"logprobs":{"a":[1,2,{"b":null}]}}"#,
+        #"{"choices":[{"index":0,"delta":{"content":"x","extra":[true,false,-1.5e3]}}]}"#,
+        #" {"a":"\ud83d\ude00"} "#,
+        #"{"choices":[],"logprobs":01}"#,
+        #"{"choices":[],"logprobs":{"a":1,}}"#,
+        #"{"choices":[{"index":0,"delta":{"content":"x"}}]} x"#,
+        #"{"choices":[{"index":0,"delta":{"content":"x"}]}"#,
+        #"{"choices":[],"other":"\ud800"}"#,
+        #"{"choices":[],"other":"\q"}"#,
+        #"{"choices":[],"other":tru}"#,
+        #"{"choices":[{"index":1.5e,"delta":{}}]}"#,
+        #"{"choices":[{"index":0,"delta":{"role":"assistant","content":nul}}]}"#,
+        #"{"usage":{"total_tokens":3},"id":"x""#,
+        "{\"choices\":[],\"other\":\"a\u{1}b\"}",
+        #"{"choices":[],"other":"# + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}",
+    ])
+    func acceptsExactlyWhatTheParserAccepts(text: String) {
+        var assembler = CompletionAssembler()
+        let parserAccepts = (try? JSONValue(parsing: text)) != nil
+        let scannerAccepts = (try? assembler.add(chunk: Array(text.utf8))) != nil
+        #expect(scannerAccepts == parserAccepts)
+    }
+
+    @Test func invalidUTF8InASkippedMemberIsRejected() {
+        var assembler = CompletionAssembler()
+        let bytes = Array(#"{"choices":[],"other":""#.utf8) + [0xC0, 0xAF] + Array(#""}"#.utf8)
+        #expect(throws: JSONParseError.self) { _ = try assembler.add(chunk: bytes) }
     }
 }

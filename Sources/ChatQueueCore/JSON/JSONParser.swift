@@ -74,13 +74,14 @@ struct JSONParser {
 
     init(bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
-        // Typical chat payloads nest a few levels with a handful of members;
-        // starting with room for them avoids repeated regrowth.
-        valueStack.reserveCapacity(16)
-        memberStack.reserveCapacity(32)
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
+        // Typical chat payloads nest a few levels with a handful of members;
+        // starting with room for them avoids repeated regrowth. (Not in init:
+        // scanning with `scanObject` needs no stacks.)
+        valueStack.reserveCapacity(16)
+        memberStack.reserveCapacity(32)
         skipWhitespace()
         let value = try parseValue()
         skipWhitespace()
@@ -92,7 +93,7 @@ struct JSONParser {
 
     // MARK: Values
 
-    private mutating func parseValue() throws(JSONParseError) -> JSONValue {
+    mutating func parseValue() throws(JSONParseError) -> JSONValue {
         guard position < bytes.count else { throw failure("unexpected end of input") }
         switch bytes[position] {
         case ASCII.openBrace:
@@ -240,6 +241,12 @@ struct JSONParser {
     /// Checks the RFC 8259 number grammar and returns the literal text:
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
     private mutating func parseNumber() throws(JSONParseError) -> String {
+        let start = try scanNumber()
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+    }
+
+    /// Checks the number at `position`, moves past it and returns where it started.
+    private mutating func scanNumber() throws(JSONParseError) -> Int {
         let start = position
         if bytes[position] == ASCII.minus { position += 1 }
         guard position < bytes.count, ASCII.isDigit(bytes[position]) else {
@@ -267,7 +274,7 @@ struct JSONParser {
             }
             skipDigits()
         }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+        return start
     }
 
     private mutating func skipDigits() {
@@ -278,6 +285,15 @@ struct JSONParser {
 
     /// Parses a string starting at its opening quote.
     private mutating func parseString() throws(JSONParseError) -> String {
+        let scanned = try scanString()
+        if scanned.escaped { return String(decoding: scratch, as: UTF8.self) }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[scanned.start..<scanned.end]), as: UTF8.self)
+    }
+
+    /// Checks the string at its opening quote and moves past it. Its text is
+    /// `bytes[start..<end]` when it had no escapes, else the decoded text is in
+    /// `scratch` (until the next string).
+    private mutating func scanString() throws(JSONParseError) -> (start: Int, end: Int, escaped: Bool) {
         position += 1  // opening quote
         let start = position
         var runStart = position  // first byte not yet copied to `scratch`
@@ -300,15 +316,12 @@ struct JSONParser {
             guard position < end else { throw failure("unterminated string") }
             let byte = bytes[position]
             if byte == ASCII.quote {
-                let text: String
                 if hasEscapes {
                     scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
-                    text = String(decoding: scratch, as: UTF8.self)
-                } else {
-                    text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
                 }
+                let end = position
                 position += 1
-                return text
+                return (start, end, hasEscapes)
             } else if byte == ASCII.backslash {
                 if !hasEscapes {
                     hasEscapes = true
@@ -436,6 +449,179 @@ struct JSONParser {
         }
         return length
     }
+
+    // MARK: Scanning without building values
+
+    // For hot paths that need a few members of a document: the caller walks
+    // it with `scanObject` / `scanArray`, reads the members it wants and
+    // `skipValue()`s the rest. Everything is still checked as strictly as by
+    // `parseDocument()`; only the values nobody asked for are never built.
+
+    /// A member's key. Compared before the member's value is read.
+    struct Key {
+        fileprivate var raw: UnsafeRawBufferPointer
+        /// Set instead of `raw` for a key that had escapes (rare).
+        fileprivate var decoded: String?
+
+        func equals(_ name: StaticString) -> Bool {
+            let expected = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+            if let decoded { return decoded.utf8.elementsEqual(expected) }
+            return raw.elementsEqual(expected)
+        }
+    }
+
+    /// The first byte of the next value (after whitespace), or nil at the end.
+    mutating func peek() -> UInt8? {
+        skipWhitespace()
+        return position < bytes.count ? bytes[position] : nil
+    }
+
+    /// Checks that only whitespace is left.
+    mutating func expectEnd() throws(JSONParseError) {
+        skipWhitespace()
+        guard position == bytes.count else { throw failure("unexpected data after the JSON value") }
+    }
+
+    /// Checks the next value and moves past it without building it.
+    mutating func skipValue() throws(JSONParseError) {
+        skipWhitespace()
+        guard position < bytes.count else { throw failure("unexpected end of input") }
+        switch bytes[position] {
+        case ASCII.openBrace:
+            try scanObject { parser, _ throws(JSONParseError) in try parser.skipValue() }
+        case ASCII.openBracket:
+            try scanArray { parser, _ throws(JSONParseError) in try parser.skipValue() }
+        case ASCII.quote:
+            _ = try scanString()
+        case UInt8(ascii: "t"):
+            try expectKeyword("true")
+        case UInt8(ascii: "f"):
+            try expectKeyword("false")
+        case UInt8(ascii: "n"):
+            try expectKeyword("null")
+        case ASCII.minus, ASCII.zero...ASCII.nine:
+            _ = try scanNumber()
+        default:
+            throw failure("unexpected character")
+        }
+    }
+
+    /// Walks the object at `position`: `member` gets each key with the parser
+    /// at its value, and must read or skip exactly that value.
+    mutating func scanObject(
+        _ member: (inout JSONParser, Key) throws(JSONParseError) -> Void
+    ) throws(JSONParseError) {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == ASCII.openBrace else { throw failure("expected an object") }
+        try enterContainer()
+        position += 1  // {
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == ASCII.closeBrace {
+            position += 1
+            depth -= 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated object") }
+            guard bytes[position] == ASCII.quote else { throw failure("expected a string key in object") }
+            let scanned = try scanString()
+            let key =
+                scanned.escaped
+                ? Key(raw: UnsafeRawBufferPointer(start: nil, count: 0), decoded: String(decoding: scratch, as: UTF8.self))
+                : Key(raw: UnsafeRawBufferPointer(rebasing: bytes[scanned.start..<scanned.end]), decoded: nil)
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == ASCII.colon else {
+                throw failure("expected ':' after object key")
+            }
+            position += 1
+            skipWhitespace()
+            try member(&self, key)
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated object") }
+            let byte = bytes[position]
+            position += 1
+            if byte == ASCII.comma { continue }
+            if byte == ASCII.closeBrace { break }
+            position -= 1
+            throw failure("expected ',' or '}' in object")
+        }
+        depth -= 1
+    }
+
+    /// Walks the array at `position`: `element` gets each element's position
+    /// with the parser at it, and must read or skip exactly that element.
+    mutating func scanArray(_ element: (inout JSONParser, Int) throws(JSONParseError) -> Void) throws(JSONParseError) {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == ASCII.openBracket else { throw failure("expected an array") }
+        try enterContainer()
+        position += 1  // [
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == ASCII.closeBracket {
+            position += 1
+            depth -= 1
+            return
+        }
+        var index = 0
+        while true {
+            skipWhitespace()
+            try element(&self, index)
+            index += 1
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated array") }
+            let byte = bytes[position]
+            position += 1
+            if byte == ASCII.comma { continue }
+            if byte == ASCII.closeBracket { break }
+            position -= 1
+            throw failure("expected ',' or ']' in array")
+        }
+        depth -= 1
+    }
+
+    /// Reads a string and appends its decoded UTF-8 to `text` (no `String` is
+    /// made); returns false, having skipped it, when the value is not a string.
+    mutating func appendString(to text: inout [UInt8]) throws(JSONParseError) -> Bool {
+        guard peek() == ASCII.quote else {
+            try skipValue()
+            return false
+        }
+        let scanned = try scanString()
+        if scanned.escaped {
+            text.append(contentsOf: scratch)
+        } else {
+            text.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[scanned.start..<scanned.end]))
+        }
+        return true
+    }
+
+    /// Reads an integer the way `JSONValue.integerValue` does; nil (having
+    /// skipped it) for any other value.
+    mutating func integer() throws(JSONParseError) -> Int? {
+        guard let first = peek(), first == ASCII.minus || ASCII.isDigit(first) else {
+            try skipValue()
+            return nil
+        }
+        let start = try scanNumber()
+        var value = 0
+        var negative = false
+        for offset in start..<position {
+            let byte = bytes[offset]
+            if byte == ASCII.minus {
+                negative = true
+                continue
+            }
+            guard ASCII.isDigit(byte) else { return nil }  // a fraction or exponent
+            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = shifted.addingReportingOverflow(Int(byte - ASCII.zero))
+            guard !overflow1, !overflow2 else { return nil }
+            value = sum
+        }
+        return negative ? -value : value
+    }
+
+    /// True when the next value is `null` (not consumed).
+    mutating func nextIsNull() -> Bool { peek() == UInt8(ascii: "n") }
 
     // MARK: Helpers
 

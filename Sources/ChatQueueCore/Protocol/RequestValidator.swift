@@ -40,18 +40,19 @@ public enum RequestValidator {
             return .failure(.unsupportedContentType(contentType))
         }
 
-        let document: JSONValue
-        do {
-            document = try JSONValue(parsing: body)
-        } catch {
+        let fields: RequestFields
+        switch RequestFields.read(body) {
+        case .success(let read):
+            fields = read
+        case .failure(let error):
             return .failure(.invalidJSON("request body is not valid JSON: \(error.message) at byte offset \(error.offset)"))
         }
-        guard case .object(let request) = document else {
+        guard fields.isObject else {
             return .failure(.invalidJSON("request body must be a JSON object"))
         }
 
         let validated: ValidatedRequest
-        switch validateFields(request) {
+        switch validateFields(fields) {
         case .success(let value): validated = value
         case .failure(let error): return .failure(error)
         }
@@ -85,10 +86,10 @@ public enum RequestValidator {
 
     // MARK: Fields
 
-    private static func validateFields(_ request: JSONObject) -> Result<ValidatedRequest, ChatError> {
+    private static func validateFields(_ request: RequestFields) -> Result<ValidatedRequest, ChatError> {
         // model
         let model: String
-        switch request["model"] {
+        switch request.model {
         case nil, .null?:
             return .failure(.invalidField(param: "model", message: "model is required"))
         case .string(let value)?:
@@ -101,29 +102,26 @@ public enum RequestValidator {
         }
 
         // messages
-        switch request["messages"] {
-        case nil, .null?:
+        switch request.messages {
+        case .absentOrNull:
             return .failure(.invalidField(param: "messages", message: "messages is required"))
-        case .array(let messages)?:
-            guard !messages.isEmpty else {
-                return .failure(.invalidField(param: "messages", message: "messages must contain at least one message"))
-            }
-            for (position, message) in messages.enumerated() {
-                let param = "messages[\(position)]"
-                guard case .object(let fields) = message else {
-                    return .failure(.invalidField(param: param, message: "\(param) must be an object"))
-                }
-                guard case .string? = fields["role"] else {
-                    return .failure(.invalidField(param: "\(param).role", message: "\(param).role must be a string"))
-                }
-            }
-        default:
+        case .notAnArray:
             return .failure(.invalidField(param: "messages", message: "messages must be an array"))
+        case .array(count: 0, firstProblem: _):
+            return .failure(.invalidField(param: "messages", message: "messages must contain at least one message"))
+        case .array(_, firstProblem: .some(let problem)):
+            let param = "messages[\(problem.position)]"
+            if problem.notAnObject {
+                return .failure(.invalidField(param: param, message: "\(param) must be an object"))
+            }
+            return .failure(.invalidField(param: "\(param).role", message: "\(param).role must be a string"))
+        case .array(_, firstProblem: nil):
+            break
         }
 
         // Optional fields: checked only when present and not null.
         var stream = false
-        if let value = present(request["stream"]) {
+        if let value = present(request.stream) {
             guard let flag = value.boolValue else {
                 return .failure(.invalidField(param: "stream", message: "stream must be a boolean"))
             }
@@ -131,32 +129,32 @@ public enum RequestValidator {
         }
 
         var n = 1
-        if let value = present(request["n"]) {
+        if let value = present(request.n) {
             guard let count = value.integerValue, (1...128).contains(count) else {
                 return .failure(.invalidField(param: "n", message: "n must be an integer between 1 and 128"))
             }
             n = count
         }
 
-        if let value = present(request["temperature"]) {
+        if let value = present(request.temperature) {
             guard let number = value.doubleValue, (0...2).contains(number) else {
                 return .failure(.invalidField(param: "temperature", message: "temperature must be a number between 0 and 2"))
             }
         }
 
-        if let value = present(request["top_p"]) {
+        if let value = present(request.topP) {
             guard let number = value.doubleValue, (0...1).contains(number) else {
                 return .failure(.invalidField(param: "top_p", message: "top_p must be a number between 0 and 1"))
             }
         }
 
-        if let value = present(request["max_tokens"]) {
+        if let value = present(request.maxTokens) {
             guard let count = value.integerValue, count >= 1 else {
                 return .failure(.invalidField(param: "max_tokens", message: "max_tokens must be an integer of at least 1"))
             }
         }
 
-        if let value = present(request["response_format"]) {
+        if let value = present(request.responseFormat) {
             guard case .object(let format) = value else {
                 return .failure(.invalidField(param: "response_format", message: "response_format must be an object"))
             }
@@ -174,5 +172,95 @@ public enum RequestValidator {
     private static func present(_ value: JSONValue?) -> JSONValue? {
         guard let value, !value.isNull else { return nil }
         return value
+    }
+}
+
+/// The members of a request body the validator checks, read without building
+/// a tree of the rest (`messages` can be large: each message is only checked
+/// for a string `role`). A repeated member counts as its last occurrence, as
+/// in a parsed tree.
+struct RequestFields {
+    enum Messages {
+        case absentOrNull
+        case notAnArray
+        case array(count: Int, firstProblem: (position: Int, notAnObject: Bool)?)
+    }
+
+    var isObject = true
+    var model: JSONValue?
+    var messages = Messages.absentOrNull
+    var stream: JSONValue?
+    var n: JSONValue?
+    var temperature: JSONValue?
+    var topP: JSONValue?
+    var maxTokens: JSONValue?
+    var responseFormat: JSONValue?
+
+    /// Reads `body`, which must be strict JSON (as `JSONValue(parsing:)` accepts).
+    static func read(_ body: [UInt8]) -> Result<RequestFields, JSONParseError> {
+        body.withUnsafeBytes { bytes in
+            Result { () throws(JSONParseError) -> RequestFields in
+                var parser = JSONParser(bytes: bytes)
+                var fields = RequestFields()
+                guard parser.peek() == ASCII.openBrace else {
+                    try parser.skipValue()
+                    try parser.expectEnd()
+                    fields.isObject = false
+                    return fields
+                }
+                try parser.scanObject { parser, key throws(JSONParseError) in
+                    if key.equals("messages") {
+                        fields.messages = try readMessages(&parser)
+                    } else if key.equals("model") {
+                        fields.model = try parser.parseValue()
+                    } else if key.equals("stream") {
+                        fields.stream = try parser.parseValue()
+                    } else if key.equals("n") {
+                        fields.n = try parser.parseValue()
+                    } else if key.equals("temperature") {
+                        fields.temperature = try parser.parseValue()
+                    } else if key.equals("top_p") {
+                        fields.topP = try parser.parseValue()
+                    } else if key.equals("max_tokens") {
+                        fields.maxTokens = try parser.parseValue()
+                    } else if key.equals("response_format") {
+                        fields.responseFormat = try parser.parseValue()
+                    } else {
+                        try parser.skipValue()
+                    }
+                }
+                try parser.expectEnd()
+                return fields
+            }
+        }
+    }
+
+    private static func readMessages(_ parser: inout JSONParser) throws(JSONParseError) -> Messages {
+        switch parser.peek() {
+        case UInt8(ascii: "n"):
+            try parser.skipValue()
+            return .absentOrNull
+        case ASCII.openBracket:
+            var count = 0
+            var firstProblem: (position: Int, notAnObject: Bool)?
+            try parser.scanArray { parser, position throws(JSONParseError) in
+                count += 1
+                guard parser.peek() == ASCII.openBrace else {
+                    if firstProblem == nil { firstProblem = (position, true) }
+                    try parser.skipValue()
+                    return
+                }
+                var roleIsString = false
+                try parser.scanObject { parser, key throws(JSONParseError) in
+                    if key.equals("role") { roleIsString = parser.peek() == ASCII.quote }
+                    try parser.skipValue()
+                }
+                if !roleIsString, firstProblem == nil { firstProblem = (position, false) }
+            }
+            return .array(count: count, firstProblem: firstProblem)
+        default:
+            try parser.skipValue()
+            return .notAnArray
+        }
     }
 }

@@ -1,10 +1,28 @@
 /// Builds the final `chat.completion` of a stream from its chunks (each chunk
-/// is one SSE event's parsed JSON object), so a streamed request can also be
+/// is one SSE event's JSON object), so a streamed request can also be
 /// answered with one complete response.
 ///
-/// Adding a chunk costs a few small-object lookups and string appends; the
-/// response is built once at the end.
+/// A chunk is read without building a JSON tree: the members the answer
+/// needs are picked out while the whole chunk is still checked as strict
+/// JSON, content deltas are appended as decoded bytes, and the response is
+/// built once at the end.
 public struct CompletionAssembler: Sendable {
+    /// What the caller needs to know about one chunk.
+    public struct ChunkFacts: Sendable, Equatable {
+        /// The chunk is a JSON object (anything else is not a chunk; nothing was added).
+        public var isObject = true
+        /// The chunk has a top-level `error` member: the stream reports a failure.
+        public var hasError = false
+        /// A choice in the chunk has a non-null `finish_reason`.
+        public var hasFinishReason = false
+
+        public init(isObject: Bool = true, hasError: Bool = false, hasFinishReason: Bool = false) {
+            self.isObject = isObject
+            self.hasError = hasError
+            self.hasFinishReason = hasFinishReason
+        }
+    }
+
     /// Chunks added so far.
     public private(set) var chunkCount: Int = 0
 
@@ -15,13 +33,15 @@ public struct CompletionAssembler: Sendable {
     private var usage: JSONValue?
     /// In order of first appearance; sorted by index only in `response()`.
     private var choices: [ChoiceState] = []
+    /// The delta being read (reused from chunk to chunk, so reading one allocates nothing).
+    private var delta = DeltaFields()
 
     private struct ChoiceState: Sendable {
         var index: Int
         var role: String?
-        /// nil until a content string arrives (then JSON null becomes "").
-        var content: String?
-        var reasoningContent: String?
+        /// UTF-8; nil until a content string arrives (then JSON null becomes "").
+        var content: [UInt8]?
+        var reasoningContent: [UInt8]?
         var toolCalls: [ToolCallState] = []
         var finishReason: JSONValue?
     }
@@ -34,47 +54,156 @@ public struct CompletionAssembler: Sendable {
         var arguments: String = ""
     }
 
+    /// One choice's `delta`, as read from a chunk.
+    private struct DeltaFields: Sendable {
+        var role: String?
+        var hasContent = false
+        var content: [UInt8] = []
+        var hasReasoningContent = false
+        var reasoningContent: [UInt8] = []
+        var toolCalls: JSONValue?
+
+        mutating func reset() {
+            role = nil
+            hasContent = false
+            content.removeAll(keepingCapacity: true)
+            hasReasoningContent = false
+            reasoningContent.removeAll(keepingCapacity: true)
+            toolCalls = nil
+        }
+    }
+
     /// An assembler that has seen no chunks yet.
     public init() {}
 
-    /// Folds one `chat.completion.chunk` object into the answer.
-    public mutating func add(chunk: JSONValue) {
-        chunkCount += 1
-        guard case .object(let object) = chunk else { return }
-
-        Self.keepFirst(&id, object["id"])
-        Self.keepFirst(&model, object["model"])
-        Self.keepFirst(&created, object["created"])
-        Self.keepFirst(&systemFingerprint, object["system_fingerprint"])
-        if let chunkUsage = object["usage"], !chunkUsage.isNull {
-            usage = chunkUsage
+    /// Folds one `chat.completion.chunk` (the event's JSON text) into the
+    /// answer. Throws when the text is not strict JSON; a JSON value that is
+    /// not an object is reported in the facts and adds nothing.
+    public mutating func add(chunk bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> ChunkFacts {
+        var parser = JSONParser(bytes: bytes)
+        var facts = ChunkFacts()
+        guard parser.peek() == ASCII.openBrace else {
+            try parser.skipValue()
+            try parser.expectEnd()
+            facts.isObject = false
+            return facts
         }
-
-        guard case .array(let chunkChoices)? = object["choices"] else { return }
-        for (position, choice) in chunkChoices.enumerated() {
-            guard case .object(let choiceObject) = choice else { continue }
-            let index = choiceObject["index"]?.integerValue ?? position
-            let slot = choiceSlot(for: index)
-            if let reason = choiceObject["finish_reason"], !reason.isNull {
-                choices[slot].finishReason = reason
+        chunkCount += 1
+        try parser.scanObject { parser, key throws(JSONParseError) in
+            if key.equals("choices") {
+                try self.addChoices(&parser, &facts)
+            } else if key.equals("id") {
+                try Self.keepFirst(&self.id, &parser)
+            } else if key.equals("model") {
+                try Self.keepFirst(&self.model, &parser)
+            } else if key.equals("created") {
+                try Self.keepFirst(&self.created, &parser)
+            } else if key.equals("system_fingerprint") {
+                try Self.keepFirst(&self.systemFingerprint, &parser)
+            } else if key.equals("usage") {
+                if parser.nextIsNull() {
+                    try parser.skipValue()
+                } else {
+                    self.usage = try parser.parseValue()
+                }
+            } else {
+                if key.equals("error") { facts.hasError = true }
+                try parser.skipValue()
             }
-            if case .object(let delta)? = choiceObject["delta"] {
-                apply(delta: delta, toChoiceAt: slot)
+        }
+        try parser.expectEnd()
+        return facts
+    }
+
+    /// `add(chunk:)` for bytes in an array.
+    public mutating func add(chunk bytes: [UInt8]) throws(JSONParseError) -> ChunkFacts {
+        let result: Result<ChunkFacts, JSONParseError> = bytes.withUnsafeBytes { buffer in
+            Result { () throws(JSONParseError) -> ChunkFacts in try self.add(chunk: buffer) }
+        }
+        return try result.get()
+    }
+
+    /// Reads `choices`. A choice's members may come in any order (its
+    /// `index` after its `delta`), so each is read whole and then applied.
+    private mutating func addChoices(_ parser: inout JSONParser, _ facts: inout ChunkFacts) throws(JSONParseError) {
+        guard parser.peek() == ASCII.openBracket else {
+            try parser.skipValue()
+            return
+        }
+        try parser.scanArray { parser, position throws(JSONParseError) in
+            guard parser.peek() == ASCII.openBrace else {
+                try parser.skipValue()
+                return
+            }
+            var index: Int?
+            var finishReason: JSONValue?
+            var hasDelta = false
+            self.delta.reset()
+            try parser.scanObject { parser, key throws(JSONParseError) in
+                if key.equals("index") {
+                    index = try parser.integer()
+                } else if key.equals("finish_reason") {
+                    if parser.nextIsNull() {
+                        finishReason = nil
+                        try parser.skipValue()
+                    } else {
+                        finishReason = try parser.parseValue()
+                    }
+                } else if key.equals("delta") {
+                    // A repeated member counts once, as its last occurrence (as in a parsed tree).
+                    self.delta.reset()
+                    hasDelta = parser.peek() == ASCII.openBrace
+                    if hasDelta { try self.readDelta(&parser) } else { try parser.skipValue() }
+                } else {
+                    try parser.skipValue()
+                }
+            }
+            let slot = self.choiceSlot(for: index ?? position)
+            if let finishReason {
+                self.choices[slot].finishReason = finishReason
+                facts.hasFinishReason = true
+            }
+            if hasDelta { self.applyDelta(toChoiceAt: slot) }
+        }
+    }
+
+    private mutating func readDelta(_ parser: inout JSONParser) throws(JSONParseError) {
+        try parser.scanObject { parser, key throws(JSONParseError) in
+            if key.equals("content") {
+                self.delta.content.removeAll(keepingCapacity: true)
+                self.delta.hasContent = try parser.appendString(to: &self.delta.content)
+            } else if key.equals("reasoning_content") {
+                self.delta.reasoningContent.removeAll(keepingCapacity: true)
+                self.delta.hasReasoningContent = try parser.appendString(to: &self.delta.reasoningContent)
+            } else if key.equals("role") {
+                self.delta.role = try parser.parseValue().stringValue
+            } else if key.equals("tool_calls") {
+                self.delta.toolCalls = try parser.parseValue()
+            } else {
+                try parser.skipValue()
             }
         }
     }
 
-    private mutating func apply(delta: JSONObject, toChoiceAt slot: Int) {
-        if choices[slot].role == nil, let role = delta["role"]?.stringValue {
+    private mutating func applyDelta(toChoiceAt slot: Int) {
+        if choices[slot].role == nil, let role = delta.role {
             choices[slot].role = role
         }
-        if let text = delta["content"]?.stringValue {
-            Self.append(text, to: &choices[slot].content)
+        if delta.hasContent {
+            if choices[slot].content == nil {
+                choices[slot].content = delta.content
+            } else {
+                choices[slot].content!.append(contentsOf: delta.content)
+            }
         }
-        if let text = delta["reasoning_content"]?.stringValue {
-            Self.append(text, to: &choices[slot].reasoningContent)
+        if delta.hasReasoningContent {
+            if choices[slot].reasoningContent == nil {
+                choices[slot].reasoningContent = delta.reasoningContent
+            } else {
+                choices[slot].reasoningContent!.append(contentsOf: delta.reasoningContent)
+            }
         }
-        guard case .array(let calls)? = delta["tool_calls"] else { return }
+        guard case .array(let calls)? = delta.toolCalls else { return }
         for (position, call) in calls.enumerated() {
             guard case .object(let callObject) = call else { continue }
             let index = callObject["index"]?.integerValue ?? position
@@ -110,17 +239,13 @@ public struct CompletionAssembler: Sendable {
         return choices.count - 1
     }
 
-    private static func keepFirst(_ stored: inout JSONValue?, _ candidate: JSONValue?) {
-        guard stored == nil, let candidate, !candidate.isNull else { return }
-        stored = candidate
-    }
-
-    private static func append(_ text: String, to stored: inout String?) {
-        if stored == nil {
-            stored = text
-        } else {
-            stored!.append(text)
+    /// Reads the value into `stored` if nothing non-null is stored yet, else skips it.
+    private static func keepFirst(_ stored: inout JSONValue?, _ parser: inout JSONParser) throws(JSONParseError) {
+        guard stored == nil, !parser.nextIsNull() else {
+            try parser.skipValue()
+            return
         }
+        stored = try parser.parseValue()
     }
 
     /// The assembled `chat.completion`:
@@ -155,9 +280,9 @@ public struct CompletionAssembler: Sendable {
     private static func choiceObject(_ choice: ChoiceState) -> JSONValue {
         var message = JSONObject()
         message["role"] = .string(choice.role ?? "assistant")
-        message["content"] = choice.content.map(JSONValue.string) ?? .null
+        message["content"] = choice.content.map { .string(String(decoding: $0, as: UTF8.self)) } ?? .null
         if let reasoning = choice.reasoningContent {
-            message["reasoning_content"] = .string(reasoning)
+            message["reasoning_content"] = .string(String(decoding: reasoning, as: UTF8.self))
         }
         if !choice.toolCalls.isEmpty {
             let calls = choice.toolCalls.sorted { $0.index < $1.index }.map { call -> JSONValue in

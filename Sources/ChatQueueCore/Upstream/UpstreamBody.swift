@@ -14,13 +14,29 @@ public enum UpstreamBody {
         while start < end, ASCII.isWhitespace(body[start]) { start += 1 }
         while end > start, ASCII.isWhitespace(body[end - 1]) { end -= 1 }
         let trimmed = body[start..<end]
-        guard let document = try? JSONValue(parsing: trimmed), case .object(let object) = document else {
+        // Checked without building a tree: only `error` matters here.
+        let scan: Result<Bool, JSONParseError> = trimmed.withUnsafeBytes { bytes in
+            Result { () throws(JSONParseError) -> Bool in
+                var parser = JSONParser(bytes: bytes)
+                guard parser.peek() == ASCII.openBrace else { throw JSONParseError(offset: 0, message: "not an object") }
+                var hasError = false
+                try parser.scanObject { parser, key throws(JSONParseError) in
+                    // `"error": null` is no error (some compatible servers always send the key).
+                    if key.equals("error") { hasError = !parser.nextIsNull() }
+                    try parser.skipValue()
+                }
+                try parser.expectEnd()
+                return hasError
+            }
+        }
+        switch scan {
+        case .failure:
             return .failure(.badResponse("response is not a JSON object"))
+        case .success(true):
+            // Rare: parsed once more, whole, for the error mapping.
+            return .failure(.streamError((try? JSONValue(parsing: trimmed)) ?? .null))
+        case .success(false):
+            return .success(trimmed)
         }
-        // `"error": null` is no error (some compatible servers always send the key).
-        if let error = object["error"], !error.isNull {
-            return .failure(.streamError(document))
-        }
-        return .success(trimmed)
     }
 }

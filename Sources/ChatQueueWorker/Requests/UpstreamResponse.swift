@@ -136,22 +136,21 @@ struct UpstreamResponse {
                     sawDone = true
                     return
                 }
-                let chunk: JSONValue
-                do {
-                    chunk = try JSONValue(parsing: event.data)
-                } catch let error as JSONParseError {
+                let facts: CompletionAssembler.ChunkFacts
+                switch Result(catching: { () throws(JSONParseError) in try assembler.add(chunk: event.data) }) {
+                case .success(let read):
+                    facts = read
+                case .failure(let error):
                     stop = .badResponse("stream event is not JSON: \(error.message) at byte \(error.offset)")
                     return
-                } catch {
-                    stop = .badResponse("stream event is not JSON")
-                    return
                 }
-                guard chunk.objectValue != nil else {
+                guard facts.isObject else {
                     stop = .badResponse("stream event is not a JSON object")
                     return
                 }
-                if chunk["error"] != nil {
-                    stop = .streamError(chunk)
+                if facts.hasError {
+                    // Rare: the whole event is parsed once more, for the error mapping.
+                    stop = .streamError((try? JSONValue(parsing: event.data)) ?? .null)
                     return
                 }
                 events += 1
@@ -160,13 +159,7 @@ struct UpstreamResponse {
                     publish(event.data)
                     publishedChunks += 1
                 }
-                if !sawFinishReason, let choices = chunk["choices"]?.arrayValue {
-                    sawFinishReason = choices.contains { choice in
-                        if let reason = choice["finish_reason"], !reason.isNull { return true }
-                        return false
-                    }
-                }
-                assembler.add(chunk: chunk)
+                if facts.hasFinishReason { sawFinishReason = true }
             }
         } catch {
             stop = .badResponse("stream event larger than \(maxResponseBytes) bytes")
