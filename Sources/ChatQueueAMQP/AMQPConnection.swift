@@ -95,6 +95,9 @@ public final class AMQPConnection {
     private var isOpen = false
     /// Reused scratch memory for building outgoing properties and tables.
     private var arena = ByteArena()
+    /// Frames encoded by `enqueuePublish` not yet written (see AMQPConnection+BatchedWrites.swift).
+    var unsent: [UInt8] = []
+    var unsentHead = 0
 
     /// Connects, logs in and opens channel 1.
     public init(options: AMQPConnectionOptions) throws(AMQPError) {
@@ -311,13 +314,18 @@ public final class AMQPConnection {
     /// Input the library already read from the socket (whole frames queued by
     /// a synchronous call, or bytes in its buffer): poll would not report it,
     /// so the loop drains it before waiting.
+    /// While frames of ours are partly written nothing is read (see
+    /// `readFrame`), so buffered input does not count then.
     public var hasBufferedInput: Bool {
-        amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0
+        !hasUnsentFrames && (amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0)
     }
 
     /// Reads one frame if one is available now; never waits. Also sends a
     /// heartbeat when one is due and detects a silent broker.
     public func readFrame() throws(AMQPError) -> AMQPFrame? {
+        // The library may write a heartbeat while reading; in the middle of
+        // partly written frames of ours that would corrupt the stream.
+        if hasUnsentFrames { return nil }
         var frame = amqp_frame_t()
         let status = cq_amqp_read_frame_now(state, &frame)
         if status == Int32(AMQP_STATUS_TIMEOUT.rawValue) { return nil }
@@ -444,6 +452,8 @@ public final class AMQPConnection {
     public func close() {
         guard isOpen else { return }
         isOpen = false
+        // A close written after a partly written frame of ours would be garbage to the broker.
+        if hasUnsentFrames, (try? writeUnsent()) != true { return }
         _ = amqp_channel_close(state, Self.channel, AMQP_REPLY_SUCCESS)
         _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
     }

@@ -234,7 +234,9 @@ public final class Worker: ChunkSink {
                 logger.notice("degraded: probing the upstream with one request")
             }
 
-            // 4. Wait. Input the library already holds must not wait for the socket.
+            // 4. Write this turn's replies (one send on plain TCP), then wait.
+            //    Input the library already holds must not wait for the socket.
+            if session.replies.hasBacklog { try session.replies.flush() }
             var timeout: UInt64 = 1_000_000_000
             for deadline in [nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline()]
             where deadline != .max {
@@ -242,7 +244,7 @@ public final class Worker: ChunkSink {
             }
             if heartbeatService != .max { timeout = min(timeout, heartbeatService) }
             if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { timeout = 0 }
-            if session.replies.hasBacklog != watchingPublisherOutput {
+            if session.replies.waitsForWritable != watchingPublisherOutput {
                 watchingPublisherOutput.toggle()
                 poller.watch(publisherSocket, readable: true, writable: watchingPublisherOutput)
             }

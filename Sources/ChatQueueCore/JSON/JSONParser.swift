@@ -466,7 +466,10 @@ struct JSONParser {
         func equals(_ name: StaticString) -> Bool {
             let expected = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
             if let decoded { return decoded.utf8.elementsEqual(expected) }
-            return raw.elementsEqual(expected)
+            // Lengths first: most keys differ in length from most names.
+            guard raw.count == expected.count else { return false }
+            for index in 0..<expected.count where raw[index] != expected[index] { return false }
+            return true
         }
     }
 

@@ -67,12 +67,17 @@ struct PendingConfirms {
 /// and tracks which final replies the broker has confirmed. Sequence numbers
 /// count every publish on the channel from 1, as the broker does.
 ///
-/// A write to a full socket would block the whole event loop (rabbitmq-c
-/// waits until the socket drains), and a broker under a memory or disk alarm
-/// stops reading from publishers. So a reply is written only when the socket
-/// has room and the broker has not said connection.blocked; otherwise it
-/// waits in the outbox, in order, and `flush()` sends it when the loop sees
-/// the socket writable again.
+/// On plain TCP, replies are encoded into the connection's write buffer and
+/// `flush()` writes them with one non-blocking send per loop turn
+/// (AMQPConnection+BatchedWrites.swift). On TLS each reply is a library
+/// publish, and a write to a full socket would block the whole event loop
+/// (rabbitmq-c waits until the socket drains), so a reply is written only
+/// when the socket has room.
+///
+/// A broker under a memory or disk alarm stops reading from publishers:
+/// after connection.blocked, and whenever the write buffer or the socket is
+/// full, replies wait in the outbox, in order, and `flush()` sends them when
+/// the loop sees the socket writable again.
 final class ReplyPublisher {
     private struct Outgoing {
         var kind: ReplyKind
@@ -101,7 +106,16 @@ final class ReplyPublisher {
     var unconfirmedFinals: Int { pending.count + (outbox.count - outboxHead) }
 
     /// Replies waiting for the socket or for the broker to unblock.
-    var hasBacklog: Bool { outboxHead < outbox.count }
+    var hasBacklog: Bool { outboxHead < outbox.count || connection.hasUnsentFrames }
+
+    /// Whether the loop should wake when the socket becomes writable: bytes
+    /// are waiting for it, or replies are and the broker is not blocking us
+    /// (while blocked, a writable socket is no reason to wake).
+    var waitsForWritable: Bool { connection.hasUnsentFrames || (outboxHead < outbox.count && !isBlocked) }
+
+    /// Encoded replies beyond this wait in the outbox instead (as messages,
+    /// not bytes), so a stalled socket doesn't pile up frames.
+    private static let maxUnsentBytes = 256 * 1024
 
     /// Publishes one reply, or queues it behind earlier ones. Final replies are
     /// persistent and remembered until confirmed; chunks are transient.
@@ -111,16 +125,19 @@ final class ReplyPublisher {
     ) throws(AMQPError) {
         let reply = Outgoing(
             kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag, prepared: prepared)
-        if hasBacklog || isBlocked || !hasRoom(for: body.count) {
+        if outboxHead < outbox.count || isBlocked || !hasRoom(for: body.count) {
             outbox.append(reply)
             return
         }
         try write(reply)
     }
 
-    /// Writes queued replies while the socket has room; call when it is writable or the broker unblocked.
+    /// Writes what is encoded and queued replies while the socket has room;
+    /// call once per loop turn, and when the socket is writable or the broker unblocked.
     func flush() throws(AMQPError) {
-        while hasBacklog, !isBlocked, hasRoom(for: outbox[outboxHead].body.count) {
+        let batched = connection.writesInBatches
+        if batched, connection.hasUnsentFrames, !(try connection.writeUnsent()) { return }
+        while outboxHead < outbox.count, !isBlocked, hasRoom(for: outbox[outboxHead].body.count) {
             try write(outbox[outboxHead])
             outbox[outboxHead].body = []
             outboxHead += 1
@@ -129,6 +146,7 @@ final class ReplyPublisher {
             outbox.removeAll(keepingCapacity: true)
             outboxHead = 0
         }
+        if batched, connection.hasUnsentFrames { try connection.writeUnsent() }
     }
 
     /// The properties of every reply of `kind` to `address`, built once; `x-seq` is set per publish.
@@ -155,6 +173,7 @@ final class ReplyPublisher {
     private static let assumedRoom = 4096
 
     private func hasRoom(for bytes: Int) -> Bool {
+        if connection.writesInBatches { return connection.unsentByteCount < Self.maxUnsentBytes }
         // Frame headers and properties add a few hundred bytes to the body.
         if writtenSinceCheck <= Self.assumedRoom - bytes - 512 { return true }
         guard connection.isWritable() else { return false }
@@ -165,7 +184,12 @@ final class ReplyPublisher {
     private func write(_ reply: Outgoing) throws(AMQPError) {
         writtenSinceCheck &+= reply.body.count + 512
         // Mandatory: a reply to a queue that no longer exists comes back as basic.return.
-        if let prepared = reply.prepared {
+        if connection.writesInBatches {
+            let prepared =
+                reply.prepared ?? AMQPPreparedProperties(routingKey: reply.address.replyTo, Self.properties(reply.kind, to: reply.address, seq: reply.seq))
+            prepared.setInteger(reply.seq, forHeader: "x-seq")
+            try connection.enqueuePublish(prepared: prepared, mandatory: true, body: reply.body)
+        } else if let prepared = reply.prepared {
             prepared.setInteger(reply.seq, forHeader: "x-seq")
             try connection.publish(prepared: prepared, mandatory: true, body: reply.body)
         } else {
