@@ -4,38 +4,70 @@ import CRabbitMQ
 import Glibc
 #endif
 
-/// Publishing in batches: `enqueuePublish` encodes a message's frames into a
-/// buffer and `writeUnsent` writes everything queued with one non-blocking
-/// send, so a loop turn that forwards many chunks makes one system call
-/// instead of three per message, and a full socket never blocks the loop:
+/// Writing in batches: `enqueuePublish`, and `ack` / `reject` / `nack` when
+/// batching, encode frames into a buffer and `writeUnsent` writes everything
+/// queued with one non-blocking send, so a loop turn that forwards many
+/// chunks or settles many deliveries makes one system call instead of one
+/// per frame (three per message), and a full socket never blocks the loop:
 /// what the socket does not take waits for it to become writable.
 ///
-/// Plain TCP only: on TLS the bytes must go through OpenSSL inside
-/// rabbitmq-c, so TLS connections publish message by message.
+/// Opt-in (`batchesWrites`): the owner must call `writeUnsent()` every loop
+/// turn. Plain TCP only: on TLS the bytes must go through OpenSSL inside
+/// rabbitmq-c, so TLS connections write frame by frame.
 extension AMQPConnection {
-    /// Whether `enqueuePublish` can be used on this connection.
-    public var writesInBatches: Bool { !options.tls }
+    /// Whether frames are queued here for `writeUnsent()`.
+    public var writesInBatches: Bool { batchesWrites && !options.tls }
 
-    /// Encoded frames not yet written. While there are any, the connection
-    /// reads nothing (rabbitmq-c may write a heartbeat inside `readFrame`,
-    /// which must not land in the middle of a frame of ours).
+    /// Encoded frames not yet written.
     public var hasUnsentFrames: Bool { unsentHead < unsent.count }
+
+    /// Part of the queued bytes went out and the rest waits for the socket:
+    /// the stream may end inside a frame of ours. Until the rest is written
+    /// the connection reads nothing, since rabbitmq-c may write a heartbeat
+    /// inside `readFrame` (before a send, a heartbeat just goes first).
+    var hasPartlyWrittenFrames: Bool { unsentHead > 0 }
 
     public var unsentByteCount: Int { unsent.count - unsentHead }
 
     /// Encodes a `basic.publish` through the default exchange on channel 1;
     /// `writeUnsent()` sends it. Confirm sequence numbers count it in
     /// enqueue order, like any publish.
-    public func enqueuePublish(prepared: AMQPPreparedProperties, mandatory: Bool, body: [UInt8]) throws(AMQPError) {
+    public func enqueuePublish(
+        routingKey: String, mandatory: Bool, body: [UInt8], properties: (inout AMQPPropertiesWriter) -> Void
+    ) throws(AMQPError) {
         precondition(writesInBatches, "enqueuePublish on a TLS connection")
         let frameMax = Int(amqp_get_frame_max(state))
         let status = body.withUnsafeBytes { bytes in
             AMQPFrameEncoder.appendPublish(
-                routingKey: prepared.routingKey, mandatory: mandatory, properties: prepared.properties, body: bytes,
-                channel: Self.channel, frameMax: frameMax, to: &unsent)
+                routingKey: routingKey, mandatory: mandatory, body: bytes, channel: Self.channel, frameMax: frameMax,
+                to: &unsent, properties: properties)
         }
         guard status >= 0 else {
-            throw AMQPError.status(status, context: "basic.publish to \(String(amqpBytes: prepared.routingKey))")
+            throw AMQPError(
+                code: .library(status: status), message: "a property or the routing key is longer than 255 bytes",
+                context: "basic.publish to \(routingKey)")
+        }
+    }
+
+    /// basic.ack (bits: multiple), basic.reject (requeue) or basic.nack
+    /// (multiple, requeue): a delivery tag and one octet of flags.
+    func enqueueSettlement(_ method: amqp_method_number_t, deliveryTag: UInt64, bits: UInt8) {
+        AMQPFrameEncoder.appendSettlement(method, deliveryTag: deliveryTag, bits: bits, channel: Self.channel, to: &unsent)
+    }
+
+    /// Writes everything queued before rabbitmq-c writes on this connection
+    /// itself (an RPC such as basic.consume), waiting for the socket up to the
+    /// RPC timeout: its frames must not land inside ours.
+    func writeAllUnsent() throws(AMQPError) {
+        guard hasUnsentFrames else { return }
+        let deadline = monotonicSeconds() + options.rpcTimeout
+        while !(try writeUnsent()) {
+            let left = deadline - monotonicSeconds()
+            guard left > 0 else {
+                throw AMQPError(code: .socket, message: "socket not writable for \(options.rpcTimeout) s", context: "amqp write")
+            }
+            var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&descriptor, 1, Int32(min(left, 1) * 1000) + 1)
         }
     }
 
@@ -69,4 +101,10 @@ extension AMQPConnection {
         unsentHead = 0
         return true
     }
+}
+
+private func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

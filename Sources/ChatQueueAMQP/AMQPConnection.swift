@@ -95,9 +95,11 @@ public final class AMQPConnection {
     private var isOpen = false
     /// Reused scratch memory for building outgoing properties and tables.
     private var arena = ByteArena()
-    /// Frames encoded by `enqueuePublish` not yet written (see AMQPConnection+BatchedWrites.swift).
+    /// Frames encoded here and not yet written (see AMQPConnection+BatchedWrites.swift).
     var unsent: [UInt8] = []
     var unsentHead = 0
+    /// Set by the owner that calls `writeUnsent()` every loop turn (see `writesInBatches`).
+    public var batchesWrites = false
 
     /// Connects, logs in and opens channel 1.
     public init(options: AMQPConnectionOptions) throws(AMQPError) {
@@ -268,12 +270,14 @@ public final class AMQPConnection {
     }
 
     public func setPrefetch(_ count: Int) throws(AMQPError) {
+        try writeAllUnsent()
         _ = amqp_basic_qos(state, Self.channel, 0, UInt16(clamping: count), 0)
         try checkReply(amqp_get_rpc_reply(state), "basic.qos \(count)")
     }
 
     /// Starts a consumer and returns its tag. Deliveries then arrive through `readFrame()`.
     public func consume(queue: String, noAck: Bool = false, exclusive: Bool = false) throws(AMQPError) -> String {
+        try writeAllUnsent()
         arena.reset()
         let q = arena.append(queue)
         let tag: String? = arena.withBytes { base in
@@ -291,6 +295,7 @@ public final class AMQPConnection {
     /// Asks the broker to stop delivering; sent without waiting for cancel-ok,
     /// which arrives through `readFrame()` after any deliveries still in flight.
     public func cancel(consumerTag: String) throws(AMQPError) {
+        try writeAllUnsent()
         arena.reset()
         let t = arena.append(consumerTag)
         let status = arena.withBytes { base in
@@ -314,18 +319,18 @@ public final class AMQPConnection {
     /// Input the library already read from the socket (whole frames queued by
     /// a synchronous call, or bytes in its buffer): poll would not report it,
     /// so the loop drains it before waiting.
-    /// While frames of ours are partly written nothing is read (see
+    /// While a frame of ours is partly written nothing is read (see
     /// `readFrame`), so buffered input does not count then.
     public var hasBufferedInput: Bool {
-        !hasUnsentFrames && (amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0)
+        !hasPartlyWrittenFrames && (amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0)
     }
 
     /// Reads one frame if one is available now; never waits. Also sends a
     /// heartbeat when one is due and detects a silent broker.
     public func readFrame() throws(AMQPError) -> AMQPFrame? {
-        // The library may write a heartbeat while reading; in the middle of
-        // partly written frames of ours that would corrupt the stream.
-        if hasUnsentFrames { return nil }
+        // The library may write a heartbeat while reading; in the middle of a
+        // partly written frame of ours that would corrupt the stream.
+        if hasPartlyWrittenFrames { return nil }
         var frame = amqp_frame_t()
         let status = cq_amqp_read_frame_now(state, &frame)
         if status == Int32(AMQP_STATUS_TIMEOUT.rawValue) { return nil }
@@ -433,16 +438,26 @@ public final class AMQPConnection {
         try publish(prepared: AMQPPreparedProperties(routingKey: routingKey, properties), mandatory: mandatory, body: body)
     }
 
+    /// Acks a delivery. With `writesInBatches` it is queued for `writeUnsent()`.
     public func ack(deliveryTag: UInt64, multiple: Bool = false) throws(AMQPError) {
+        if writesInBatches {
+            return enqueueSettlement(CQ_BASIC_ACK, deliveryTag: deliveryTag, bits: multiple ? 1 : 0)
+        }
         try check(amqp_basic_ack(state, Self.channel, deliveryTag, multiple ? 1 : 0), "basic.ack \(deliveryTag)")
     }
 
     /// Rejects one delivery; without requeue it goes to the queue's dead-letter exchange.
     public func reject(deliveryTag: UInt64, requeue: Bool) throws(AMQPError) {
+        if writesInBatches {
+            return enqueueSettlement(CQ_BASIC_REJECT, deliveryTag: deliveryTag, bits: requeue ? 1 : 0)
+        }
         try check(amqp_basic_reject(state, Self.channel, deliveryTag, requeue ? 1 : 0), "basic.reject \(deliveryTag)")
     }
 
     public func nack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) throws(AMQPError) {
+        if writesInBatches {
+            return enqueueSettlement(CQ_BASIC_NACK, deliveryTag: deliveryTag, bits: (multiple ? 1 : 0) | (requeue ? 2 : 0))
+        }
         try check(
             amqp_basic_nack(state, Self.channel, deliveryTag, multiple ? 1 : 0, requeue ? 1 : 0),
             "basic.nack \(deliveryTag)")
@@ -452,8 +467,9 @@ public final class AMQPConnection {
     public func close() {
         guard isOpen else { return }
         isOpen = false
-        // A close written after a partly written frame of ours would be garbage to the broker.
-        if hasUnsentFrames, (try? writeUnsent()) != true { return }
+        // Queued acks go out first; a close written after a partly written
+        // frame of ours would be garbage to the broker.
+        do { try writeAllUnsent() } catch { return }
         _ = amqp_channel_close(state, Self.channel, AMQP_REPLY_SUCCESS)
         _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
     }

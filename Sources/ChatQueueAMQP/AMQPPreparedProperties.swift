@@ -105,6 +105,7 @@ public final class AMQPPreparedProperties {
 extension AMQPConnection {
     /// Publishes through the default exchange with prepared properties.
     public func publish(prepared: AMQPPreparedProperties, mandatory: Bool, body: UnsafeRawBufferPointer) throws(AMQPError) {
+        try writeAllUnsent()
         let bytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
         let status = amqp_basic_publish(
             state, Self.channel, amqp_empty_bytes, prepared.routingKey, mandatory ? 1 : 0, 0, prepared.properties, bytes)

@@ -232,7 +232,8 @@ extension Worker {
         let seq = request.nextSeq
         do {
             try session.replies.publish(
-                .chunk, body: chunk, to: request.address, seq: seq, settling: nil, prepared: request.chunkProperties)
+                .chunk, body: chunk, to: request.address, seq: seq, settling: nil,
+                prepared: session.replies.writesInBatches ? nil : request.chunkProperties)
         } catch {
             brokerFailure = error
             return false

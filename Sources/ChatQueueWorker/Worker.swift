@@ -177,7 +177,9 @@ public final class Worker: ChunkSink {
             poller.forget(publisherSocket)
         }
         var watchingPublisherOutput = false
+        var watchingConsumerOutput = false
         var consumerReadable = false
+        var consumerWritable = false
         var publisherReadable = false
         var publisherWritable = false
         var signalled = false
@@ -196,6 +198,7 @@ public final class Worker: ChunkSink {
             // 1. Broker I/O: replies waiting for room, then input: what epoll reported,
             //    what the library already buffered, or a heartbeat due.
             if publisherWritable { try session.replies.flush() }
+            if consumerWritable { try session.consumer.writeUnsent() }
             if publisherReadable || session.publisher.hasBufferedInput || serviceHeartbeats {
                 try drainPublisher(session)
             }
@@ -234,9 +237,9 @@ public final class Worker: ChunkSink {
                 logger.notice("degraded: probing the upstream with one request")
             }
 
-            // 4. Write this turn's replies (one send on plain TCP), then wait.
+            // 4. Write this turn's acks and replies (one send each on plain TCP), then wait.
             //    Input the library already holds must not wait for the socket.
-            if session.replies.hasBacklog { try session.replies.flush() }
+            try session.writeQueued()
             var timeout: UInt64 = 1_000_000_000
             for deadline in [nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline()]
             where deadline != .max {
@@ -248,13 +251,20 @@ public final class Worker: ChunkSink {
                 watchingPublisherOutput.toggle()
                 poller.watch(publisherSocket, readable: true, writable: watchingPublisherOutput)
             }
+            if session.consumerWaitsForWritable != watchingConsumerOutput {
+                watchingConsumerOutput.toggle()
+                poller.watch(consumerSocket, readable: true, writable: watchingConsumerOutput)
+            }
             consumerReadable = false
+            consumerWritable = false
             publisherReadable = false
             publisherWritable = false
             signalled = false
             poller.wait(timeoutMilliseconds: Int32((timeout + 999_999) / 1_000_000)) { event in
                 switch event.descriptor {
-                case consumerSocket: consumerReadable = true
+                case consumerSocket:
+                    consumerReadable = event.readable || event.failed
+                    consumerWritable = event.writable
                 case publisherSocket:
                     publisherReadable = event.readable || event.failed
                     publisherWritable = event.writable

@@ -33,7 +33,18 @@ final class BrokerSession {
         }
         try consumer.setPrefetch(settings.worker.concurrency)
         consumerTag = try consumer.consume(queue: queue.name)
+        // Acks are written once per loop turn (`writeQueued()`).
+        consumer.batchesWrites = true
     }
+
+    /// Writes this loop turn's acks and replies (one send each on plain TCP).
+    func writeQueued() throws(AMQPError) {
+        if consumer.hasUnsentFrames { try consumer.writeUnsent() }
+        if replies.hasBacklog { try replies.flush() }
+    }
+
+    /// Whether the loop should wake when the consumer socket becomes writable.
+    var consumerWaitsForWritable: Bool { consumer.hasUnsentFrames }
 
     /// The request queue with its dead-letter exchange and queue (docs/protocol.md "Topology").
     static func declareTopology(on connection: AMQPConnection, queue: Settings.Queue) throws(AMQPError) {

@@ -100,6 +100,7 @@ final class ReplyPublisher {
     init(connection: AMQPConnection) throws(AMQPError) {
         self.connection = connection
         try connection.enablePublisherConfirms()
+        connection.batchesWrites = true  // flush() runs every loop turn
     }
 
     /// Final replies written but not yet confirmed, plus replies still waiting to be written.
@@ -116,6 +117,10 @@ final class ReplyPublisher {
     /// Encoded replies beyond this wait in the outbox instead (as messages,
     /// not bytes), so a stalled socket doesn't pile up frames.
     private static let maxUnsentBytes = 256 * 1024
+
+    /// Whether replies are encoded here and written in batches (plain TCP);
+    /// prepared properties are only used otherwise.
+    var writesInBatches: Bool { connection.writesInBatches }
 
     /// Publishes one reply, or queues it behind earlier ones. Final replies are
     /// persistent and remembered until confirmed; chunks are transient.
@@ -185,10 +190,18 @@ final class ReplyPublisher {
         writtenSinceCheck &+= reply.body.count + 512
         // Mandatory: a reply to a queue that no longer exists comes back as basic.return.
         if connection.writesInBatches {
-            let prepared =
-                reply.prepared ?? AMQPPreparedProperties(routingKey: reply.address.replyTo, Self.properties(reply.kind, to: reply.address, seq: reply.seq))
-            prepared.setInteger(reply.seq, forHeader: "x-seq")
-            try connection.enqueuePublish(prepared: prepared, mandatory: true, body: reply.body)
+            // The same properties as `properties(_:to:seq:)`, written straight into the frame.
+            try connection.enqueuePublish(routingKey: reply.address.replyTo, mandatory: true, body: reply.body) {
+                $0.contentType("application/json")
+                $0.headers { headers in
+                    headers.string("x-request-id", reply.address.requestID)
+                    headers.int64("x-seq", reply.seq)
+                    headers.int64("x-attempt", Int64(reply.address.attempt))
+                }
+                $0.deliveryMode(reply.kind.isFinal ? 2 : 1)
+                $0.correlationID(reply.address.correlationID)
+                $0.type(reply.kind.rawValue)
+            }
         } else if let prepared = reply.prepared {
             prepared.setInteger(reply.seq, forHeader: "x-seq")
             try connection.publish(prepared: prepared, mandatory: true, body: reply.body)
