@@ -34,13 +34,22 @@ public final class CurlTransfer {
     public weak var delegate: CurlTransferDelegate?
     /// Kept alive for as long as the transfer may use it.
     private let headers: CurlHeaderList
+    /// The URL, parsed once: given as a string, libcurl would parse it again
+    /// for every request.
+    private let url: OpaquePointer
 
     public init(options: CurlRequestOptions, headers: CurlHeaderList) {
-        guard let easy = curl_easy_init() else { fatalError("curl_easy_init: out of memory") }
+        guard let easy = curl_easy_init(), let url = curl_url() else { fatalError("curl_easy_init: out of memory") }
         self.easy = easy
         self.headers = headers
+        self.url = url
         let me = Unmanaged.passUnretained(self).toOpaque()
-        checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_URL, options.url), "URL")
+        if curl_url_set(url, CURLUPART_URL, options.url, 0) == CURLUE_OK {
+            checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_CURLU, UnsafeMutableRawPointer(url)), "CURLU")
+        } else {
+            // Not a URL libcurl's parser accepts: let the request fail with libcurl's own error.
+            checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_URL, options.url), "URL")
+        }
         checkSetopt(cq_curl_easy_setopt_long(easy, CURLOPT_POST, 1), "POST")
         checkSetopt(cq_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers.list), "HTTPHEADER")
         checkSetopt(
@@ -66,7 +75,10 @@ public final class CurlTransfer {
         checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, bytes), "COPYPOSTFIELDS")
     }
 
-    deinit { curl_easy_cleanup(easy) }
+    deinit {
+        curl_easy_cleanup(easy)
+        curl_url_cleanup(url)
+    }
 
     /// The HTTP status of the last response (0 before headers arrived).
     public var responseCode: Int {

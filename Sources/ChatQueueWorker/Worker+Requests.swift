@@ -21,12 +21,10 @@ extension Worker {
             properties: message.properties, redelivered: redelivered,
             defaultReplyQueue: settings.replies.defaultQueue, makeID: { RequestID.generate() })
         if metadata.attempt > 1 { counters.redelivered += 1 }
-        var requestLogger = logger
-        requestLogger[metadataKey: "request.id"] = "\(metadata.requestID)"
-        requestLogger[metadataKey: "correlation.id"] = "\(metadata.correlationID)"
 
         guard let replyTo = metadata.replyTo else {
-            requestLogger.warning("request has no reply_to and no replies.default_queue is set; dead-lettering it")
+            InFlightRequest.requestLogger(logger, metadata).warning(
+                "request has no reply_to and no replies.default_queue is set; dead-lettering it")
             try session.consumer.reject(deliveryTag: deliveryTag, requeue: false)
             counters.rejected += 1
             return
@@ -34,12 +32,15 @@ extension Worker {
         let now = MonotonicClock.now()
         let request = InFlightRequest(
             deliveryTag: deliveryTag, metadata: metadata, replyTo: replyTo, body: message.body,
-            logger: requestLogger, now: now)
+            logger: logger, now: now)
         request.sink = self
         request.idleTimeout = MonotonicClock.nanoseconds(settings.upstream.idleTimeout)
         inFlight[deliveryTag] = request
-        requestLogger.debug(
-            "request received", metadata: ["request.attempt": "\(metadata.attempt)", "request.bytes": "\(message.bodySize)"])
+        if logger.logLevel <= .debug {
+            request.logger.debug(
+                "request received",
+                metadata: ["request.attempt": "\(metadata.attempt)", "request.bytes": "\(message.bodySize)"])
+        }
 
         if metadata.attempt > settings.worker.maxDeliveries {
             try finish(request, error: .maxDeliveriesExceeded(attempt: metadata.attempt, limit: settings.worker.maxDeliveries))

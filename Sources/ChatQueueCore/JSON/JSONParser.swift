@@ -491,9 +491,9 @@ struct JSONParser {
         guard position < bytes.count else { throw failure("unexpected end of input") }
         switch bytes[position] {
         case ASCII.openBrace:
-            try scanObject { parser, _ throws(JSONParseError) in try parser.skipValue() }
+            try skipObject()
         case ASCII.openBracket:
-            try scanArray { parser, _ throws(JSONParseError) in try parser.skipValue() }
+            try skipArray()
         case ASCII.quote:
             _ = try scanString()
         case UInt8(ascii: "t"):
@@ -507,6 +507,63 @@ struct JSONParser {
         default:
             throw failure("unexpected character")
         }
+    }
+
+    /// `scanObject` skipping every member, without the closure and key per member.
+    private mutating func skipObject() throws(JSONParseError) {
+        try enterContainer()
+        position += 1  // {
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == ASCII.closeBrace {
+            position += 1
+            depth -= 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated object") }
+            guard bytes[position] == ASCII.quote else { throw failure("expected a string key in object") }
+            _ = try scanString()
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == ASCII.colon else {
+                throw failure("expected ':' after object key")
+            }
+            position += 1
+            try skipValue()
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated object") }
+            let byte = bytes[position]
+            position += 1
+            if byte == ASCII.comma { continue }
+            if byte == ASCII.closeBrace { break }
+            position -= 1
+            throw failure("expected ',' or '}' in object")
+        }
+        depth -= 1
+    }
+
+    /// `scanArray` skipping every element.
+    private mutating func skipArray() throws(JSONParseError) {
+        try enterContainer()
+        position += 1  // [
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == ASCII.closeBracket {
+            position += 1
+            depth -= 1
+            return
+        }
+        while true {
+            try skipValue()
+            skipWhitespace()
+            guard position < bytes.count else { throw failure("unterminated array") }
+            let byte = bytes[position]
+            position += 1
+            if byte == ASCII.comma { continue }
+            if byte == ASCII.closeBracket { break }
+            position -= 1
+            throw failure("expected ',' or ']' in array")
+        }
+        depth -= 1
     }
 
     /// Walks the object at `position`: `member` gets each key with the parser

@@ -27,7 +27,10 @@ final class InFlightRequest: CurlTransferDelegate {
     let metadata: RequestMetadata
     let address: ReplyAddress
     let body: [UInt8]
-    let logger: Logger
+    /// The worker's logger with `request.id` and `correlation.id`, built at the
+    /// first line logged for this request (most requests log none).
+    lazy var logger: Logger = Self.requestLogger(workerLogger, metadata)
+    private let workerLogger: Logger
     let receivedAt: UInt64
     var validated: ValidatedRequest?
     var phase: Phase = .calling
@@ -64,8 +67,15 @@ final class InFlightRequest: CurlTransferDelegate {
             replyTo: replyTo, requestID: metadata.requestID, correlationID: metadata.correlationID,
             attempt: metadata.attempt)
         self.body = body
-        self.logger = logger
+        self.workerLogger = logger
         self.receivedAt = now
+    }
+
+    static func requestLogger(_ logger: Logger, _ metadata: RequestMetadata) -> Logger {
+        var requestLogger = logger
+        requestLogger[metadataKey: "request.id"] = "\(metadata.requestID)"
+        requestLogger[metadataKey: "correlation.id"] = "\(metadata.correlationID)"
+        return requestLogger
     }
 
     /// The earliest timer that can fire for this request.
