@@ -279,7 +279,7 @@ public final class Worker: ChunkSink {
 extension Worker: CurlSocketWatcher {
     public func curlMulti(_ multi: CurlMulti, watch socket: Int32, for interest: CurlSocketInterest) {
         switch interest {
-        case .none: poller.forget(socket)
+        case .none: poller.watch(socket, readable: false, writable: false)
         case .readable: poller.watch(socket, readable: true, writable: false)
         case .writable: poller.watch(socket, readable: false, writable: true)
         case .readableOrWritable: poller.watch(socket, readable: true, writable: true)
