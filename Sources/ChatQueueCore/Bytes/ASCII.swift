@@ -1,6 +1,6 @@
 /// ASCII bytes the parser and serializer compare against (computed, so they
 /// fold to constants instead of lazily initialized globals in hot loops).
-enum ASCII {
+public enum ASCII {
     static var quote: UInt8 { UInt8(ascii: "\"") }
     static var backslash: UInt8 { UInt8(ascii: "\\") }
     static var slash: UInt8 { UInt8(ascii: "/") }
@@ -26,5 +26,17 @@ enum ASCII {
 
     static func isDigit(_ byte: UInt8) -> Bool {
         byte >= zero && byte <= nine
+    }
+
+    /// Whether `bytes` spell `lowercase` (all lower case ASCII) ignoring ASCII case.
+    public static func equalsIgnoringCase<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        var expected = lowercase.utf8Start
+        for actual in bytes {
+            let wanted = expected.pointee
+            guard actual == wanted || (actual >= 0x41 && actual <= 0x5A && actual | 0x20 == wanted) else { return false }
+            expected += 1
+        }
+        return true
     }
 }

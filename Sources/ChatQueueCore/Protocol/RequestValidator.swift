@@ -76,12 +76,7 @@ public enum RequestValidator {
             // Blank means "not given"; parameters without a media type are not JSON.
             return parametersStart == bytes.count
         }
-        let expected = "application/json".utf8
-        guard end - start == expected.count else { return false }
-        // ASCII case folding; `expected` is all lower case.
-        return zip(bytes[start..<end], expected).allSatisfy { actual, wanted in
-            actual == wanted || (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") && actual | 0x20 == wanted)
-        }
+        return ASCII.equalsIgnoringCase(bytes[start..<end], "application/json")
     }
 
     // MARK: Fields

@@ -80,10 +80,12 @@ struct UpstreamResponse {
             }
             return
         }
-        let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
-        guard name == "retry-after" || name == "retry-after-ms" else { return }
+        // Compared in place: most responses carry a dozen headers and none of these.
+        let name = line[..<colon]
+        let isRetryAfter = ASCII.equalsIgnoringCase(name, "retry-after")
+        guard isRetryAfter || ASCII.equalsIgnoringCase(name, "retry-after-ms") else { return }
         let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingASCIIWhitespace()
-        if name == "retry-after" { retryAfter = value } else { retryAfterMilliseconds = value }
+        if isRetryAfter { retryAfter = value } else { retryAfterMilliseconds = value }
     }
 
     /// Body bytes. `status` and `contentType` are the response's (read by the
