@@ -9,7 +9,8 @@ import Glibc
 /// worker does for a non-stream request: consume with prefetch, publish one
 /// persistent, mandatory `chat.completion` reply (headers x-request-id, x-seq,
 /// x-attempt) on a second connection in confirm mode, and ack the delivery
-/// only after the broker confirmed the reply. What it sustains is what the
+/// only after the broker confirmed the reply, writing replies and acks in
+/// batches once per loop turn as the worker does on plain TCP. What it sustains is what the
 /// broker allows on the machine, so a benchmark can say how close the real
 /// worker gets.
 public final class EchoResponder {
@@ -57,6 +58,9 @@ public final class EchoResponder {
         }
         try consumer.setPrefetch(options.prefetch)
         _ = try consumer.consume(queue: options.queue)
+        // Like the worker: replies and acks written once per loop turn (plain TCP).
+        consumer.batchesWrites = true
+        publisher.batchesWrites = true
     }
 
     /// Answers until `shouldStop` returns true (checked at least every 200 ms).
@@ -68,7 +72,11 @@ public final class EchoResponder {
         while !shouldStop() {
             try drainPublisher()
             try drainConsumer()
+            if consumer.hasUnsentFrames { try consumer.writeUnsent() }
+            if publisher.hasUnsentFrames { try publisher.writeUnsent() }
             if consumer.hasBufferedInput || publisher.hasBufferedInput { continue }
+            descriptors[0].events = Int16(POLLIN) | (consumer.hasUnsentFrames ? Int16(POLLOUT) : 0)
+            descriptors[1].events = Int16(POLLIN) | (publisher.hasUnsentFrames ? Int16(POLLOUT) : 0)
             descriptors[0].revents = 0
             descriptors[1].revents = 0
             _ = poll(&descriptors, 2, 200)
@@ -99,11 +107,26 @@ public final class EchoResponder {
             try consumer.reject(deliveryTag: deliveryTag, requeue: false)
             return
         }
-        let reply = AMQPOutgoingProperties(
-            contentType: "application/json", correlationID: properties.correlationID ?? requestID,
-            type: "chat.completion", persistent: true,
-            headers: [("x-request-id", .string(requestID)), ("x-seq", .int(0)), ("x-attempt", .int(redelivered ? 2 : 1))])
-        try publisher.publish(routingKey: replyTo, mandatory: true, properties: reply, body: Self.replyBody)
+        let correlationID = properties.correlationID ?? requestID
+        let write: (inout AMQPPropertiesWriter) -> Void = {
+            $0.contentType("application/json")
+            $0.headers { headers in
+                headers.string("x-request-id", requestID)
+                headers.int64("x-seq", 0)
+                headers.int64("x-attempt", redelivered ? 2 : 1)
+            }
+            $0.deliveryMode(2)
+            $0.correlationID(correlationID)
+            $0.type("chat.completion")
+        }
+        if publisher.writesInBatches {
+            try publisher.enqueuePublish(routingKey: replyTo, mandatory: true, body: Self.replyBody, properties: write)
+        } else {
+            let reply = AMQPOutgoingProperties(
+                contentType: "application/json", correlationID: correlationID, type: "chat.completion", persistent: true,
+                headers: [("x-request-id", .string(requestID)), ("x-seq", .int(0)), ("x-attempt", .int(redelivered ? 2 : 1))])
+            try publisher.publish(routingKey: replyTo, mandatory: true, properties: reply, body: Self.replyBody)
+        }
         lastSequence += 1
         unconfirmed.append((lastSequence, deliveryTag))
     }
