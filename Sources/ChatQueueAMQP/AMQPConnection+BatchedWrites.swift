@@ -19,15 +19,15 @@ extension AMQPConnection {
     public var writesInBatches: Bool { batchesWrites && !options.tls }
 
     /// Encoded frames not yet written.
-    public var hasUnsentFrames: Bool { unsentHead < unsent.count }
+    public var hasUnsentFrames: Bool { !unsent.isEmpty }
 
     /// Part of the queued bytes went out and the rest waits for the socket:
     /// the stream may end inside a frame of ours. Until the rest is written
     /// the connection reads nothing, since rabbitmq-c may write a heartbeat
     /// inside `readFrame` (before a send, a heartbeat just goes first).
-    var hasPartlyWrittenFrames: Bool { unsentHead > 0 }
+    var hasPartlyWrittenFrames: Bool { unsent.isPartlyWritten }
 
-    public var unsentByteCount: Int { unsent.count - unsentHead }
+    public var unsentByteCount: Int { unsent.count }
 
     /// Encodes a `basic.publish` through the default exchange on channel 1;
     /// `writeUnsent()` sends it. Confirm sequence numbers count it in
@@ -40,7 +40,7 @@ extension AMQPConnection {
         let status = body.withUnsafeBytes { bytes in
             AMQPFrameEncoder.appendPublish(
                 routingKey: routingKey, mandatory: mandatory, body: bytes, channel: Self.channel, frameMax: frameMax,
-                to: &unsent, properties: properties)
+                to: &unsent.bytes, properties: properties)
         }
         guard status >= 0 else {
             throw AMQPError(
@@ -52,7 +52,7 @@ extension AMQPConnection {
     /// basic.ack (bits: multiple), basic.reject (requeue) or basic.nack
     /// (multiple, requeue): a delivery tag and one octet of flags.
     func enqueueSettlement(_ method: amqp_method_number_t, deliveryTag: UInt64, bits: UInt8) {
-        AMQPFrameEncoder.appendSettlement(method, deliveryTag: deliveryTag, bits: bits, channel: Self.channel, to: &unsent)
+        AMQPFrameEncoder.appendSettlement(method, deliveryTag: deliveryTag, bits: bits, channel: Self.channel, to: &unsent.bytes)
     }
 
     /// Writes everything queued before rabbitmq-c writes on this connection
@@ -74,15 +74,34 @@ extension AMQPConnection {
     /// Writes what the socket takes now. Returns true when nothing is left.
     @discardableResult
     public func writeUnsent() throws(AMQPError) -> Bool {
-        let descriptor = socketDescriptor
-        while unsentHead < unsent.count {
-            let written = unsent.withUnsafeBytes { buffer in
+        try unsent.write(to: socketDescriptor)
+    }
+}
+
+/// Bytes queued for a non-blocking socket, written from the front; what the
+/// socket does not take stays for the next call, in order.
+struct OutgoingBytes {
+    var bytes: [UInt8] = []
+    /// Bytes before this were written.
+    private(set) var head = 0
+
+    var isEmpty: Bool { head == bytes.count }
+    var count: Int { bytes.count - head }
+    /// Some of the queued bytes went out, the rest did not.
+    var isPartlyWritten: Bool { head > 0 }
+
+    /// Writes as much as `descriptor` takes without blocking. Returns true when
+    /// everything went out; false when the socket is full (call again once it
+    /// is writable); throws when the connection failed.
+    mutating func write(to descriptor: Int32) throws(AMQPError) -> Bool {
+        while head < bytes.count {
+            let written = bytes.withUnsafeBytes { buffer in
                 send(
-                    descriptor, buffer.baseAddress! + unsentHead, buffer.count - unsentHead,
+                    descriptor, buffer.baseAddress! + head, buffer.count - head,
                     Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
             }
             if written > 0 {
-                unsentHead += written
+                head += written
                 continue
             }
             let error = errno
@@ -93,12 +112,12 @@ extension AMQPConnection {
                 context: "amqp write")
         }
         // A burst can grow the buffer a lot; don't keep a large one around.
-        if unsent.capacity > 1 << 20 {
-            unsent = []
+        if bytes.capacity > 1 << 20 {
+            bytes = []
         } else {
-            unsent.removeAll(keepingCapacity: true)
+            bytes.removeAll(keepingCapacity: true)
         }
-        unsentHead = 0
+        head = 0
         return true
     }
 }

@@ -96,8 +96,7 @@ public final class AMQPConnection {
     /// Reused scratch memory for building outgoing properties and tables.
     private var arena = ByteArena()
     /// Frames encoded here and not yet written (see AMQPConnection+BatchedWrites.swift).
-    var unsent: [UInt8] = []
-    var unsentHead = 0
+    var unsent = OutgoingBytes()
     /// Set by the owner that calls `writeUnsent()` every loop turn (see `writesInBatches`).
     public var batchesWrites = false
 

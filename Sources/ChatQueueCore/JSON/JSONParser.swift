@@ -136,75 +136,92 @@ struct JSONParser {
     }
 
     private mutating func parseArray() throws(JSONParseError) -> JSONValue {
-        try enterContainer()
-        position += 1  // [
-        skipWhitespace()
-        if position < bytes.count, bytes[position] == ASCII.closeBracket {
-            position += 1
-            depth -= 1
-            return .array([])
-        }
+        if try openContainer(closedBy: ASCII.closeBracket) { return .array([]) }
         // Elements collect on a stack shared by all arrays and are copied out
         // once, so each array costs one exactly sized allocation.
         let base = valueStack.count
-        while true {
+        repeat {
             skipWhitespace()
-            let element = try parseValue()
-            valueStack.append(element)
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated array") }
-            let byte = bytes[position]
-            position += 1
-            if byte == ASCII.comma { continue }
-            if byte == ASCII.closeBracket { break }
-            position -= 1
-            throw failure("expected ',' or ']' in array")
-        }
+            valueStack.append(try parseValue())
+        } while try !endOfArrayElement()
         let elements = Array(valueStack[base...])
         valueStack.removeLast(valueStack.count - base)
-        depth -= 1
         return .array(elements)
     }
 
     private mutating func parseObject() throws(JSONParseError) -> JSONValue {
-        try enterContainer()
-        position += 1  // {
-        skipWhitespace()
-        if position < bytes.count, bytes[position] == ASCII.closeBrace {
-            position += 1
-            depth -= 1
-            return .object(JSONObject())
-        }
+        if try openContainer(closedBy: ASCII.closeBrace) { return .object(JSONObject()) }
         // Members collect on a shared stack like array elements do.
         let base = memberStack.count
         var index: [String: Int]? = nil
-        while true {
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated object") }
-            guard bytes[position] == ASCII.quote else { throw failure("expected a string key in object") }
+        repeat {
+            try expectKeyStart()
             let key = try parseString()
-            skipWhitespace()
-            guard position < bytes.count, bytes[position] == ASCII.colon else {
-                throw failure("expected ':' after object key")
-            }
-            position += 1
-            skipWhitespace()
+            try expectColon()
             let value = try parseValue()
             addMember(key: key, value: value, base: base, index: &index)
-
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated object") }
-            let byte = bytes[position]
-            position += 1
-            if byte == ASCII.comma { continue }
-            if byte == ASCII.closeBrace { break }
-            position -= 1
-            throw failure("expected ',' or '}' in object")
-        }
+        } while try !endOfObjectMember()
         let members = Array(memberStack[base...])
         memberStack.removeLast(memberStack.count - base)
-        depth -= 1
         return .object(JSONObject(uniqueMembers: members))
+    }
+
+    // MARK: Container punctuation (shared by parsing, scanning and skipping)
+
+    /// At an opening bracket or brace: enters the container and moves past it
+    /// and any whitespace. Returns true, having left it again, when it is empty.
+    private mutating func openContainer(closedBy close: UInt8) throws(JSONParseError) -> Bool {
+        try enterContainer()
+        position += 1
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == close else { return false }
+        position += 1
+        depth -= 1
+        return true
+    }
+
+    /// Before a member: checks that a key string starts here.
+    private mutating func expectKeyStart() throws(JSONParseError) {
+        skipWhitespace()
+        guard position < bytes.count else { throw failure("unterminated object") }
+        guard bytes[position] == ASCII.quote else { throw failure("expected a string key in object") }
+    }
+
+    /// After a key: the colon, and whitespace up to the value.
+    private mutating func expectColon() throws(JSONParseError) {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == ASCII.colon else {
+            throw failure("expected ':' after object key")
+        }
+        position += 1
+        skipWhitespace()
+    }
+
+    /// After a member: a comma (false: another member follows) or the closing
+    /// brace (true: the object is left).
+    private mutating func endOfObjectMember() throws(JSONParseError) -> Bool {
+        try endOfElement(closedBy: ASCII.closeBrace, unterminated: "unterminated object", expected: "expected ',' or '}' in object")
+    }
+
+    /// After an element: a comma (false) or the closing bracket (true: the array is left).
+    private mutating func endOfArrayElement() throws(JSONParseError) -> Bool {
+        try endOfElement(closedBy: ASCII.closeBracket, unterminated: "unterminated array", expected: "expected ',' or ']' in array")
+    }
+
+    private mutating func endOfElement(
+        closedBy close: UInt8, unterminated: StaticString, expected: StaticString
+    ) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard position < bytes.count else { throw failure("\(unterminated)") }
+        let byte = bytes[position]
+        if byte == ASCII.comma {
+            position += 1
+            return false
+        }
+        guard byte == close else { throw failure("\(expected)") }
+        position += 1
+        depth -= 1
+        return true
     }
 
     /// Pushes a member of the object whose members start at `base`. Duplicate
@@ -511,59 +528,21 @@ struct JSONParser {
 
     /// `scanObject` skipping every member, without the closure and key per member.
     private mutating func skipObject() throws(JSONParseError) {
-        try enterContainer()
-        position += 1  // {
-        skipWhitespace()
-        if position < bytes.count, bytes[position] == ASCII.closeBrace {
-            position += 1
-            depth -= 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated object") }
-            guard bytes[position] == ASCII.quote else { throw failure("expected a string key in object") }
+        if try openContainer(closedBy: ASCII.closeBrace) { return }
+        repeat {
+            try expectKeyStart()
             _ = try scanString()
-            skipWhitespace()
-            guard position < bytes.count, bytes[position] == ASCII.colon else {
-                throw failure("expected ':' after object key")
-            }
-            position += 1
+            try expectColon()
             try skipValue()
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated object") }
-            let byte = bytes[position]
-            position += 1
-            if byte == ASCII.comma { continue }
-            if byte == ASCII.closeBrace { break }
-            position -= 1
-            throw failure("expected ',' or '}' in object")
-        }
-        depth -= 1
+        } while try !endOfObjectMember()
     }
 
     /// `scanArray` skipping every element.
     private mutating func skipArray() throws(JSONParseError) {
-        try enterContainer()
-        position += 1  // [
-        skipWhitespace()
-        if position < bytes.count, bytes[position] == ASCII.closeBracket {
-            position += 1
-            depth -= 1
-            return
-        }
-        while true {
+        if try openContainer(closedBy: ASCII.closeBracket) { return }
+        repeat {
             try skipValue()
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated array") }
-            let byte = bytes[position]
-            position += 1
-            if byte == ASCII.comma { continue }
-            if byte == ASCII.closeBracket { break }
-            position -= 1
-            throw failure("expected ',' or ']' in array")
-        }
-        depth -= 1
+        } while try !endOfArrayElement()
     }
 
     /// Walks the object at `position`: `member` gets each key with the parser
@@ -573,40 +552,17 @@ struct JSONParser {
     ) throws(JSONParseError) {
         skipWhitespace()
         guard position < bytes.count, bytes[position] == ASCII.openBrace else { throw failure("expected an object") }
-        try enterContainer()
-        position += 1  // {
-        skipWhitespace()
-        if position < bytes.count, bytes[position] == ASCII.closeBrace {
-            position += 1
-            depth -= 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated object") }
-            guard bytes[position] == ASCII.quote else { throw failure("expected a string key in object") }
+        if try openContainer(closedBy: ASCII.closeBrace) { return }
+        repeat {
+            try expectKeyStart()
             let scanned = try scanString()
             let key =
                 scanned.escaped
                 ? Key(raw: UnsafeRawBufferPointer(start: nil, count: 0), decoded: String(decoding: scratch, as: UTF8.self))
                 : Key(raw: UnsafeRawBufferPointer(rebasing: bytes[scanned.start..<scanned.end]), decoded: nil)
-            skipWhitespace()
-            guard position < bytes.count, bytes[position] == ASCII.colon else {
-                throw failure("expected ':' after object key")
-            }
-            position += 1
-            skipWhitespace()
+            try expectColon()
             try member(&self, key)
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated object") }
-            let byte = bytes[position]
-            position += 1
-            if byte == ASCII.comma { continue }
-            if byte == ASCII.closeBrace { break }
-            position -= 1
-            throw failure("expected ',' or '}' in object")
-        }
-        depth -= 1
+        } while try !endOfObjectMember()
     }
 
     /// Walks the array at `position`: `element` gets each element's position
@@ -614,29 +570,13 @@ struct JSONParser {
     mutating func scanArray(_ element: (inout JSONParser, Int) throws(JSONParseError) -> Void) throws(JSONParseError) {
         skipWhitespace()
         guard position < bytes.count, bytes[position] == ASCII.openBracket else { throw failure("expected an array") }
-        try enterContainer()
-        position += 1  // [
-        skipWhitespace()
-        if position < bytes.count, bytes[position] == ASCII.closeBracket {
-            position += 1
-            depth -= 1
-            return
-        }
+        if try openContainer(closedBy: ASCII.closeBracket) { return }
         var index = 0
-        while true {
+        repeat {
             skipWhitespace()
             try element(&self, index)
             index += 1
-            skipWhitespace()
-            guard position < bytes.count else { throw failure("unterminated array") }
-            let byte = bytes[position]
-            position += 1
-            if byte == ASCII.comma { continue }
-            if byte == ASCII.closeBracket { break }
-            position -= 1
-            throw failure("expected ',' or ']' in array")
-        }
-        depth -= 1
+        } while try !endOfArrayElement()
     }
 
     /// Reads a string and appends its decoded UTF-8 to `text` (no `String` is

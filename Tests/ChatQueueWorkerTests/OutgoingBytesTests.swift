@@ -1,0 +1,58 @@
+import Testing
+
+@testable import ChatQueueAMQP
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Batched writes to a socket that takes less than is queued: nothing may be
+/// lost, reordered or block.
+struct OutgoingBytesTests {
+    private func socketPair() -> (Int32, Int32) {
+        var ends: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
+        var small: Int32 = 4096
+        setsockopt(ends[0], SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        return (ends[0], ends[1])
+    }
+
+    @Test("a full socket keeps the rest queued, in order, until the peer reads")
+    func partialWrites() throws {
+        let (writer, reader) = socketPair()
+        defer { close(writer); close(reader) }
+        let payload = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        var outgoing = OutgoingBytes()
+        outgoing.bytes = payload
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var fullSocketSeen = false
+        while true {
+            let done = try outgoing.write(to: writer)  // never blocks
+            if done { break }
+            fullSocketSeen = true
+            #expect(outgoing.isPartlyWritten || outgoing.count == payload.count)
+            let count = read(reader, &buffer, buffer.count)
+            #expect(count > 0)
+            received.append(contentsOf: buffer[0..<max(count, 0)])
+        }
+        #expect(fullSocketSeen, "the socket should have filled up")
+        #expect(outgoing.isEmpty && !outgoing.isPartlyWritten)
+        while received.count < payload.count {
+            let count = read(reader, &buffer, buffer.count)
+            guard count > 0 else { break }
+            received.append(contentsOf: buffer[0..<count])
+        }
+        #expect(received == payload)
+    }
+
+    @Test("a closed peer is an error, not a silent drop")
+    func closedPeer() {
+        let (writer, reader) = socketPair()
+        defer { close(writer) }
+        close(reader)
+        var outgoing = OutgoingBytes()
+        outgoing.bytes = [1, 2, 3]
+        #expect(throws: AMQPError.self) { _ = try outgoing.write(to: writer) }
+    }
+}
