@@ -50,15 +50,22 @@ public struct ContentAssembler: Sendable {
                 state = .idle
                 return .message(message)
             }
-            if !truncated { message.body.reserveCapacity(Int(size)) }
             state = .awaitingBody(message, received: 0)
             return nil
 
         case (.awaitingBody(var message, let received), .body(let bytes, let bodyChannel))
             where bodyChannel == message.channel:
             state = .idle  // drop the state's reference so the append below doesn't copy
-            if !message.truncated { message.body.append(contentsOf: bytes) }
             let total = received + UInt64(bytes.count)
+            if !message.truncated {
+                // Most bodies fit one frame: take its bytes as they are instead of copying them.
+                if received == 0 && total == message.bodySize {
+                    message.body = bytes
+                } else {
+                    if received == 0 { message.body.reserveCapacity(Int(message.bodySize)) }
+                    message.body.append(contentsOf: bytes)
+                }
+            }
             if total >= message.bodySize {
                 return .message(message)
             }
