@@ -79,6 +79,12 @@ static inline CURLMcode cq_curl_multi_setopt_pointer(CURLM *multi, CURLMoption o
     return curl_multi_setopt(multi, option, value);
 }
 
+// A write callback's answer that pauses the transfer (libcurl keeps the data
+// and stops reading the socket), and curl_easy_pause's "continue"; both are
+// macros Swift may not import with the right type.
+static const size_t CQ_CURL_WRITEFUNC_PAUSE = CURL_WRITEFUNC_PAUSE;
+static const int CQ_CURLPAUSE_CONT = CURLPAUSE_CONT;
+
 // CURLMsg.data is a union; Swift can read it, but naming the member keeps the
 // intent (the result of a finished transfer) visible at the call site.
 static inline CURLcode cq_curl_msg_result(const CURLMsg *msg) {

@@ -199,6 +199,13 @@ enum SettingKeys {
         defaultValue: "",
         summary: "Queue for replies to requests that have no reply_to. Empty: none."
     )
+    static let repliesMaxBacklogBytes = IntKey(
+        name: "replies.max_backlog_bytes",
+        defaultValue: 16_777_216,
+        range: 4096...4_294_967_296,
+        summary:
+            "Replies waiting for the broker (under an alarm, or slower than the upstream) beyond this many bytes pause reading from the upstream until a quarter of it is left (4096...4294967296)."
+    )
 
     // MARK: worker
 
@@ -372,7 +379,7 @@ enum SettingKeys {
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
         brokerTLSCAFile, brokerTLSCertFile, brokerTLSKeyFile, brokerTLSVerify,
         queueName, queueDeclare, queueType, queueDeadLetterExchange, queueDeadLetterQueue,
-        repliesDefaultQueue,
+        repliesDefaultQueue, repliesMaxBacklogBytes,
         workerConcurrency, workerMaxRequestBytes, workerRequestTimeout, workerMaxDeliveries, workerShutdownGrace,
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
         upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamCAFile, upstreamModels,

@@ -84,9 +84,13 @@ public struct Settings: Sendable, Equatable {
     public struct Replies: Sendable, Equatable {
         /// `replies.default_queue`: used when a request has no `reply_to`; nil drops such replies.
         public var defaultQueue: String?
+        /// `replies.max_backlog_bytes`: replies waiting for the broker beyond
+        /// this pause the upstream reads until a quarter of it is left.
+        public var maxBacklogBytes: Int
 
-        public init(defaultQueue: String?) {
+        public init(defaultQueue: String?, maxBacklogBytes: Int = 16_777_216) {
             self.defaultQueue = defaultQueue
+            self.maxBacklogBytes = maxBacklogBytes
         }
     }
 

@@ -34,7 +34,9 @@ public enum SettingsLoader {
         return Settings(
             broker: try broker(from: layers),
             queue: try queue(from: layers),
-            replies: Settings.Replies(defaultQueue: nonEmpty(try layers.text(SettingKeys.repliesDefaultQueue))),
+            replies: Settings.Replies(
+                defaultQueue: nonEmpty(try layers.text(SettingKeys.repliesDefaultQueue)),
+                maxBacklogBytes: try layers.int(SettingKeys.repliesMaxBacklogBytes)),
             worker: Settings.Worker(
                 concurrency: try layers.int(SettingKeys.workerConcurrency),
                 maxRequestBytes: try layers.int(SettingKeys.workerMaxRequestBytes),

@@ -178,6 +178,7 @@ extension Settings {
             SettingKeys.queueDeadLetterExchange.name: .string(queue.deadLetterExchange),
             SettingKeys.queueDeadLetterQueue.name: .string(queue.deadLetterQueue),
             SettingKeys.repliesDefaultQueue.name: .string(replies.defaultQueue ?? ""),
+            SettingKeys.repliesMaxBacklogBytes.name: .int(replies.maxBacklogBytes),
             SettingKeys.workerConcurrency.name: .int(worker.concurrency),
             SettingKeys.workerMaxRequestBytes.name: .int(worker.maxRequestBytes),
             SettingKeys.workerRequestTimeout.name: .number(worker.requestTimeout),

@@ -5,9 +5,18 @@ import CCurl
 public protocol CurlTransferDelegate: AnyObject {
     /// One response header line, CRLF included (the status line too).
     func transfer(_ transfer: CurlTransfer, didReceiveHeaderLine line: UnsafeRawBufferPointer)
-    /// Response body bytes. Return false to abort the transfer (it then
-    /// completes with CURLE_WRITE_ERROR).
-    func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> Bool
+    /// Response body bytes: take them, abort the transfer (it then completes
+    /// with CURLE_WRITE_ERROR), or pause it (the same bytes come again after
+    /// `resume()`).
+    func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> CurlWriteDecision
+}
+
+/// What a delegate does with body bytes.
+public enum CurlWriteDecision: Sendable {
+    case consumed
+    /// libcurl keeps the bytes and stops reading the socket until `resume()`.
+    case pause
+    case abort
 }
 
 /// What a transfer needs that does not change between transfers.
@@ -80,6 +89,12 @@ public final class CurlTransfer {
         curl_url_cleanup(url)
     }
 
+    /// Continues a transfer paused by a delegate; the kept bytes are
+    /// delivered again, possibly before this returns. Not from inside a callback.
+    public func resume() {
+        _ = curl_easy_pause(easy, CQ_CURLPAUSE_CONT)
+    }
+
     /// The HTTP status of the last response (0 before headers arrived).
     public var responseCode: Int {
         var code = 0
@@ -103,7 +118,11 @@ private func curlWriteCallback(
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
     let length = size * count
     guard let delegate = transfer.delegate else { return 0 }
-    return delegate.transfer(transfer, didReceive: UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+    switch delegate.transfer(transfer, didReceive: UnsafeRawBufferPointer(start: data, count: length)) {
+    case .consumed: return length
+    case .pause: return CQ_CURL_WRITEFUNC_PAUSE
+    case .abort: return 0
+    }
 }
 
 private func curlHeaderCallback(

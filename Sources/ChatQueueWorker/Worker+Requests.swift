@@ -227,7 +227,42 @@ extension Worker {
         if deadline < nextTimerCheck { nextTimerCheck = deadline }
     }
 
-    /// ChunkSink: called from inside `multi.perform()`.
+    /// ChunkSink: more than `replies.max_backlog_bytes` of replies wait for
+    /// the broker (an alarm blocks us, or it is slower than the upstream).
+    var repliesBacklogged: Bool {
+        guard let session else { return false }
+        return session.replies.backlogBytes > settings.replies.maxBacklogBytes
+    }
+
+    /// ChunkSink: a transfer paused itself because replies are backlogged.
+    func transferPaused(_ request: InFlightRequest) {
+        if pausedRequests.isEmpty {
+            logger.warning(
+                "replies backlogged: pausing upstream reads",
+                metadata: ["replies.backlog_bytes": "\(session?.replies.backlogBytes ?? 0)"])
+        }
+        pausedRequests.append(request)
+    }
+
+    /// Replies drained to a quarter of the limit: paused transfers continue,
+    /// their idle timers re-armed (the pause was ours, not the upstream's).
+    func resumePausedTransfers() {
+        let paused = pausedRequests
+        pausedRequests.removeAll()
+        logger.notice("replies drained: resuming upstream reads", metadata: ["requests.count": "\(paused.count)"])
+        let now = MonotonicClock.now()
+        for request in paused where request.isPaused {
+            request.isPaused = false
+            guard request.phase == .calling, let transfer = request.transfer else { continue }
+            let idle = now &+ request.idleTimeout
+            request.idleDeadline = idle
+            timerArmed(at: idle)
+            // May deliver the kept bytes (and forward chunks) before it returns.
+            transfer.resume()
+        }
+    }
+
+    /// ChunkSink: called from inside libcurl's socket actions.
     func forward(chunk: [UInt8], of request: InFlightRequest) -> Bool {
         guard let session, brokerFailure == nil else { return false }
         let seq = request.nextSeq

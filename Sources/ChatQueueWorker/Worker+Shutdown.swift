@@ -59,6 +59,7 @@ extension Worker {
             logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(inFlight.count)"])
         }
         inFlight.removeAll()
+        pausedRequests.removeAll()
         nextTimerCheck = .max
     }
 }

@@ -41,6 +41,8 @@ public final class Worker: ChunkSink {
     let poller = EventPoll()
     /// When libcurl next wants `timeoutAction()` (new transfers, its own timeouts).
     var curlTimerDeadline: UInt64 = .max
+    /// Requests whose upstream reads paused because replies backed up (see `resumePausedTransfers`).
+    var pausedRequests: [InFlightRequest] = []
 
     var session: BrokerSession?
     var inFlight: [UInt64: InFlightRequest] = [:]
@@ -240,6 +242,9 @@ public final class Worker: ChunkSink {
             // 4. Write this turn's acks and replies (one send each on plain TCP), then wait.
             //    Input the library already holds must not wait for the socket.
             try session.writeQueued()
+            if !pausedRequests.isEmpty, session.replies.backlogBytes <= settings.replies.maxBacklogBytes / 4 {
+                resumePausedTransfers()
+            }
             var timeout: UInt64 = 1_000_000_000
             for deadline in [nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline()]
             where deadline != .max {

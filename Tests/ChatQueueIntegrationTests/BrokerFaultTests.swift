@@ -116,7 +116,9 @@ struct BrokerFaultTests {
         try? await mock.shutdown()
     }
 
-    @Test("a memory alarm blocks publishing: the loop keeps running (watchdog pings), replies flow once it clears")
+    @Test(
+        "a memory alarm blocks publishing: the loop keeps running (watchdog pings), upstream reads pause once replies back up, and everything flows in order once it clears"
+    )
     func blockedPublisher() async throws {
         try FaultBroker.requireRunning()
         let mock = try await MockUpstream.start(MockUpstreamOptions())
@@ -124,8 +126,8 @@ struct BrokerFaultTests {
         let socketPath = FileManager.default.temporaryDirectory.appendingPathComponent("cq-blocked-\(getpid()).sock").path
         let listener = try DatagramListener(path: socketPath)
         let worker = try WorkerProcess(
-            queue: queue, upstreamURL: mock.baseURL, environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "200000"],
-            brokerURL: FaultBroker.url)
+            queue: queue, upstreamURL: mock.baseURL, settings: ["replies.max_backlog_bytes": "4096"],
+            environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "200000"], brokerURL: FaultBroker.url)
         defer { worker.stop() }
         try worker.waitUntilConsuming()
         let requester = try Requester(options: FaultBroker.options("blocked requester"))
@@ -147,6 +149,12 @@ struct BrokerFaultTests {
             if let message = listener.receive(timeout: 0.5), message.contains("WATCHDOG=1") { pings += 1 }
         }
         #expect(pings >= 5, "the loop stopped pinging the watchdog while publishing was blocked")
+        // A few KiB of chunks wait for the broker: the worker stops reading the upstream.
+        let pauseDeadline = Date().addingTimeInterval(10)
+        while !worker.log.contains("pausing upstream reads") && Date() < pauseDeadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(worker.log.contains("pausing upstream reads"))
 
         try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         var replies: [ReceivedReply] = []
@@ -158,6 +166,7 @@ struct BrokerFaultTests {
         #expect(replies.last?.type == "chat.completion")
         #expect(replies.map(\.seq) == (1...Int64(replies.count)).map { $0 })
         #expect(worker.log.contains("broker unblocked publishing"))
+        #expect(worker.log.contains("resuming upstream reads"))
         #expect(worker.stop() == 0)
         try? requester.connection.deleteQueue(queue)
         try? requester.connection.deleteQueue("\(queue).dead")

@@ -109,6 +109,10 @@ final class ReplyPublisher {
     /// Replies waiting for the socket or for the broker to unblock.
     var hasBacklog: Bool { outboxHead < outbox.count || connection.hasUnsentFrames }
 
+    /// Bytes of replies not yet written: encoded ones plus the outbox's bodies.
+    var backlogBytes: Int { connection.unsentByteCount + outboxBytes }
+    private var outboxBytes = 0
+
     /// Whether the loop should wake when the socket becomes writable: bytes
     /// are waiting for it, or replies are and the broker is not blocking us
     /// (while blocked, a writable socket is no reason to wake).
@@ -132,6 +136,7 @@ final class ReplyPublisher {
             kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag, prepared: prepared)
         if outboxHead < outbox.count || isBlocked || !hasRoom(for: body.count) {
             outbox.append(reply)
+            outboxBytes += body.count
             return
         }
         try write(reply)
@@ -144,6 +149,7 @@ final class ReplyPublisher {
         if batched, connection.hasUnsentFrames, !(try connection.writeUnsent()) { return }
         while outboxHead < outbox.count, !isBlocked, hasRoom(for: outbox[outboxHead].body.count) {
             try write(outbox[outboxHead])
+            outboxBytes -= outbox[outboxHead].body.count
             outbox[outboxHead].body = []
             outboxHead += 1
         }

@@ -8,6 +8,10 @@ protocol ChunkSink: AnyObject {
     func forward(chunk: [UInt8], of request: InFlightRequest) -> Bool
     /// A timer of the request moved (the idle timer re-arms on every data event).
     func timerArmed(at deadline: UInt64)
+    /// Replies are piling up for the broker: upstream reads should pause.
+    var repliesBacklogged: Bool { get }
+    /// The request's transfer paused itself; resume it when replies drained.
+    func transferPaused(_ request: InFlightRequest)
 }
 
 /// One delivery being answered: its identity, its body (kept for retries),
@@ -93,18 +97,30 @@ final class InFlightRequest: CurlTransferDelegate {
         response?.headerLine(line)
     }
 
-    func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> Bool {
-        guard response != nil, let sink else { return false }
+    /// Reading paused while replies are backlogged; the idle timer is off meanwhile.
+    var isPaused = false
+
+    func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> CurlWriteDecision {
+        guard response != nil, let sink else { return .abort }
+        if sink.repliesBacklogged {
+            // libcurl keeps these bytes and stops reading; the upstream waits
+            // (TCP flow control) instead of the worker's memory growing.
+            isPaused = true
+            idleDeadline = nil
+            firstByteDeadline = nil  // bytes did arrive; the idle timer takes over on resume
+            sink.transferPaused(self)
+            return .pause
+        }
         var forwarded = true
         let step = response!.receive(
             data, status: transfer.responseCode, contentType: transfer.contentType,
             publish: { chunk in
                 if forwarded { forwarded = sink.forward(chunk: chunk, of: self) }
             })
-        guard forwarded else { return false }
+        guard forwarded else { return .abort }
         switch step {
         case .abort:
-            return false
+            return .abort
         case .proceed(let progress):
             if progress {
                 let now = MonotonicClock.now()
@@ -114,7 +130,7 @@ final class InFlightRequest: CurlTransferDelegate {
                 idleDeadline = idle
                 sink.timerArmed(at: idle)
             }
-            return true
+            return .consumed
         }
     }
 }
