@@ -77,6 +77,27 @@ struct FaultInjectionTests {
         _ = try await harness.shutdown()
     }
 
+    @Test("a second SIGTERM ends a long grace at once: the request is requeued, the worker exits 0")
+    func secondSignalEndsTheGrace() async throws {
+        let harness = try await IntegrationHarness.start("second-signal", settings: ["worker.shutdown_grace": "300"])
+        try harness.requester.send(to: harness.queue, body: slowStream("long", words: 600, intervalMs: 100), correlationID: "s")
+        _ = try #require(try harness.requester.nextReply(timeout: 30))
+        harness.worker.process.terminate()
+        let drainDeadline = Date().addingTimeInterval(10)
+        while !harness.worker.log.contains("draining") && Date() < drainDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(harness.worker.log.contains("draining"))
+        #expect(harness.worker.process.isRunning, "the first signal must only start draining")
+        harness.worker.process.terminate()
+        // stop() waits for the exit (and would send SIGKILL only after 60 s).
+        #expect(harness.worker.stop() == 0)
+        #expect(harness.worker.log.contains("second signal: stopping now"))
+        #expect(harness.worker.log.contains("requeued"))
+        #expect(try harness.waitForMessageCount(harness.queue, toBe: 1) == 1)
+        _ = try await harness.shutdown()
+    }
+
     @Test("a request redelivered more than worker.max_deliveries times is answered and dead-lettered")
     func poisonMessage() async throws {
         // Quorum queues count deliveries (x-delivery-count); each kill -9 is one more.
