@@ -21,11 +21,14 @@ extension AMQPConnection {
     /// Encoded frames not yet written.
     public var hasUnsentFrames: Bool { !unsent.isEmpty }
 
-    /// Part of the queued bytes went out and the rest waits for the socket:
-    /// the stream may end inside a frame of ours. Until the rest is written
-    /// the connection reads nothing, since rabbitmq-c may write a heartbeat
-    /// inside `readFrame` (before a send, a heartbeat just goes first).
-    var hasPartlyWrittenFrames: Bool { unsent.isPartlyWritten }
+    /// The socket refused queued bytes and they wait for room (the stream may
+    /// also end inside a frame of ours). Until they are written the
+    /// connection reads nothing and its owner should wait for the socket to
+    /// become writable, not readable: rabbitmq-c may write a heartbeat inside
+    /// `readFrame`, which would land inside our frame, or block on the full
+    /// socket. (Queued bytes not yet tried are no obstacle: a heartbeat just
+    /// goes first.)
+    public var isWaitingForRoom: Bool { unsent.isWaitingForRoom }
 
     public var unsentByteCount: Int { unsent.count }
 
@@ -89,6 +92,8 @@ struct OutgoingBytes {
     var count: Int { bytes.count - head }
     /// Some of the queued bytes went out, the rest did not.
     var isPartlyWritten: Bool { head > 0 }
+    /// The last write stopped because the socket was full; bytes are left.
+    private(set) var isWaitingForRoom = false
 
     /// Writes as much as `descriptor` takes without blocking. Returns true when
     /// everything went out; false when the socket is full (call again once it
@@ -106,7 +111,10 @@ struct OutgoingBytes {
             }
             let error = errno
             if written < 0 && error == EINTR { continue }
-            if written < 0 && (error == EAGAIN || error == EWOULDBLOCK) { return false }
+            if written < 0 && (error == EAGAIN || error == EWOULDBLOCK) {
+                isWaitingForRoom = true
+                return false
+            }
             throw AMQPError(
                 code: .socket, message: written == 0 ? "connection closed" : String(cString: strerror(error)),
                 context: "amqp write")
@@ -118,6 +126,7 @@ struct OutgoingBytes {
             bytes.removeAll(keepingCapacity: true)
         }
         head = 0
+        isWaitingForRoom = false
         return true
     }
 }

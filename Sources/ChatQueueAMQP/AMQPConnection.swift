@@ -111,8 +111,11 @@ public final class AMQPConnection {
     }
 
     deinit {
-        if isOpen {
-            // Best effort: a clean close tells the broker to requeue at once.
+        // Best effort, never waiting for the socket: queued acks first, then a
+        // clean close, which tells the broker to requeue at once. Not after a
+        // partly written frame of ours, nor into a full socket.
+        if hasUnsentFrames { _ = try? writeUnsent() }
+        if isOpen && !hasUnsentFrames {
             _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
         }
         amqp_destroy_connection(state)
@@ -318,18 +321,17 @@ public final class AMQPConnection {
     /// Input the library already read from the socket (whole frames queued by
     /// a synchronous call, or bytes in its buffer): poll would not report it,
     /// so the loop drains it before waiting.
-    /// While a frame of ours is partly written nothing is read (see
-    /// `readFrame`), so buffered input does not count then.
+    /// While our bytes wait for room nothing is read (see `readFrame`), so
+    /// buffered input does not count then.
     public var hasBufferedInput: Bool {
-        !hasPartlyWrittenFrames && (amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0)
+        !isWaitingForRoom && (amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0)
     }
 
     /// Reads one frame if one is available now; never waits. Also sends a
     /// heartbeat when one is due and detects a silent broker.
     public func readFrame() throws(AMQPError) -> AMQPFrame? {
-        // The library may write a heartbeat while reading; in the middle of a
-        // partly written frame of ours that would corrupt the stream.
-        if hasPartlyWrittenFrames { return nil }
+        // The library may write a heartbeat while reading: see `isWaitingForRoom`.
+        if isWaitingForRoom { return nil }
         var frame = amqp_frame_t()
         let status = cq_amqp_read_frame_now(state, &frame)
         if status == Int32(AMQP_STATUS_TIMEOUT.rawValue) { return nil }

@@ -90,9 +90,11 @@ public final class CurlTransfer {
     }
 
     /// Continues a transfer paused by a delegate; the kept bytes are
-    /// delivered again, possibly before this returns. Not from inside a callback.
-    public func resume() {
-        _ = curl_easy_pause(easy, CQ_CURLPAUSE_CONT)
+    /// delivered again, possibly before this returns. Not from inside a
+    /// callback. Not CURLE_OK: the delegate refused the kept bytes (the
+    /// transfer is then finished; libcurl will not drive it any more).
+    public func resume() -> CURLcode {
+        curl_easy_pause(easy, CQ_CURLPAUSE_CONT)
     }
 
     /// The HTTP status of the last response (0 before headers arrived).

@@ -246,7 +246,7 @@ extension Worker {
 
     /// Replies drained to a quarter of the limit: paused transfers continue,
     /// their idle timers re-armed (the pause was ours, not the upstream's).
-    func resumePausedTransfers() {
+    func resumePausedTransfers() throws {
         let paused = pausedRequests
         pausedRequests.removeAll()
         logger.notice("replies drained: resuming upstream reads", metadata: ["requests.count": "\(paused.count)"])
@@ -258,7 +258,17 @@ extension Worker {
             request.idleDeadline = idle
             timerArmed(at: idle)
             // May deliver the kept bytes (and forward chunks) before it returns.
-            transfer.resume()
+            let result = transfer.resume()
+            if let failure = brokerFailure {
+                brokerFailure = nil
+                throw failure
+            }
+            if result != CURLE_OK {
+                // The kept bytes ended the try (an error event, bad JSON, ...):
+                // finish it now with what the response recorded.
+                multi.remove(transfer)
+                try complete(transfer, result: result)
+            }
         }
     }
 

@@ -152,6 +152,8 @@ public final class Worker: ChunkSink {
                 logger.info("stopped", metadata: ["requests.received": "\(counters.received)"])
                 return 0
             } catch {
+                // Acks settled this turn may still be queued: send what the socket takes now.
+                _ = try? session?.consumer.writeUnsent()
                 logger.error("broker connection lost", metadata: ["error": "\(error)"])
                 supervisor.brokerLastError = "\(error)"
                 abandonInFlight()
@@ -178,8 +180,10 @@ public final class Worker: ChunkSink {
             poller.forget(consumerSocket)
             poller.forget(publisherSocket)
         }
-        var watchingPublisherOutput = false
-        var watchingConsumerOutput = false
+        // What each broker socket is watched for: readable, except while our
+        // queued bytes wait for room (then only writable, see isWaitingForRoom).
+        var publisherInterest = (readable: true, writable: false)
+        var consumerInterest = (readable: true, writable: false)
         var consumerReadable = false
         var consumerWritable = false
         var publisherReadable = false
@@ -200,7 +204,7 @@ public final class Worker: ChunkSink {
             // 1. Broker I/O: replies waiting for room, then input: what epoll reported,
             //    what the library already buffered, or a heartbeat due.
             if publisherWritable { try session.replies.flush() }
-            if consumerWritable { try session.consumer.writeUnsent() }
+            if consumerWritable && session.consumer.hasUnsentFrames { try session.consumer.writeUnsent() }
             if publisherReadable || session.publisher.hasBufferedInput || serviceHeartbeats {
                 try drainPublisher(session)
             }
@@ -243,7 +247,7 @@ public final class Worker: ChunkSink {
             //    Input the library already holds must not wait for the socket.
             try session.writeQueued()
             if !pausedRequests.isEmpty, session.replies.backlogBytes <= settings.replies.maxBacklogBytes / 4 {
-                resumePausedTransfers()
+                try resumePausedTransfers()
             }
             var timeout: UInt64 = 1_000_000_000
             for deadline in [nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline()]
@@ -252,13 +256,15 @@ public final class Worker: ChunkSink {
             }
             if heartbeatService != .max { timeout = min(timeout, heartbeatService) }
             if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { timeout = 0 }
-            if session.replies.waitsForWritable != watchingPublisherOutput {
-                watchingPublisherOutput.toggle()
-                poller.watch(publisherSocket, readable: true, writable: watchingPublisherOutput)
+            let publisherWants = (readable: !session.publisher.isWaitingForRoom, writable: session.replies.waitsForWritable)
+            if publisherWants != publisherInterest {
+                publisherInterest = publisherWants
+                poller.watch(publisherSocket, readable: publisherWants.readable, writable: publisherWants.writable)
             }
-            if session.consumerWaitsForWritable != watchingConsumerOutput {
-                watchingConsumerOutput.toggle()
-                poller.watch(consumerSocket, readable: true, writable: watchingConsumerOutput)
+            let consumerWants = (readable: !session.consumer.isWaitingForRoom, writable: session.consumer.hasUnsentFrames)
+            if consumerWants != consumerInterest {
+                consumerInterest = consumerWants
+                poller.watch(consumerSocket, readable: consumerWants.readable, writable: consumerWants.writable)
             }
             consumerReadable = false
             consumerWritable = false
@@ -267,12 +273,13 @@ public final class Worker: ChunkSink {
             signalled = false
             poller.wait(timeoutMilliseconds: Int32((timeout + 999_999) / 1_000_000)) { event in
                 switch event.descriptor {
+                // A failed socket is tried both ways, so the read or the write reports the error.
                 case consumerSocket:
                     consumerReadable = event.readable || event.failed
-                    consumerWritable = event.writable
+                    consumerWritable = event.writable || event.failed
                 case publisherSocket:
                     publisherReadable = event.readable || event.failed
-                    publisherWritable = event.writable
+                    publisherWritable = event.writable || event.failed
                 case signals.descriptor: signalled = true
                 default: upstreamEvents.append(event)
                 }

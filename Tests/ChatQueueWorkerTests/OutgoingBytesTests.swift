@@ -31,13 +31,15 @@ struct OutgoingBytesTests {
             let done = try outgoing.write(to: writer)  // never blocks
             if done { break }
             fullSocketSeen = true
+            // The connection must not read (nor let rabbitmq-c write) meanwhile.
+            #expect(outgoing.isWaitingForRoom)
             #expect(outgoing.isPartlyWritten || outgoing.count == payload.count)
             let count = read(reader, &buffer, buffer.count)
             #expect(count > 0)
             received.append(contentsOf: buffer[0..<max(count, 0)])
         }
         #expect(fullSocketSeen, "the socket should have filled up")
-        #expect(outgoing.isEmpty && !outgoing.isPartlyWritten)
+        #expect(outgoing.isEmpty && !outgoing.isPartlyWritten && !outgoing.isWaitingForRoom)
         while received.count < payload.count {
             let count = read(reader, &buffer, buffer.count)
             guard count > 0 else { break }

@@ -43,8 +43,6 @@ final class BrokerSession {
         if replies.hasBacklog { try replies.flush() }
     }
 
-    /// Whether the loop should wake when the consumer socket becomes writable.
-    var consumerWaitsForWritable: Bool { consumer.hasUnsentFrames }
 
     /// The request queue with its dead-letter exchange and queue (docs/protocol.md "Topology").
     static func declareTopology(on connection: AMQPConnection, queue: Settings.Queue) throws(AMQPError) {
