@@ -69,8 +69,7 @@ extension AMQPConnection {
             guard left > 0 else {
                 throw AMQPError(code: .socket, message: "socket not writable for \(options.rpcTimeout) s", context: "amqp write")
             }
-            var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&descriptor, 1, Int32(min(left, 1) * 1000) + 1)
+            _ = pollSocket(events: POLLOUT, timeout: min(left, 1))
         }
     }
 
@@ -90,8 +89,6 @@ struct OutgoingBytes {
 
     var isEmpty: Bool { head == bytes.count }
     var count: Int { bytes.count - head }
-    /// Some of the queued bytes went out, the rest did not.
-    var isPartlyWritten: Bool { head > 0 }
     /// The last write stopped because the socket was full; bytes are left.
     private(set) var isWaitingForRoom = false
 
@@ -129,10 +126,4 @@ struct OutgoingBytes {
         isWaitingForRoom = false
         return true
     }
-}
-
-private func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

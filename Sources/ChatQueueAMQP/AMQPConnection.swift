@@ -431,8 +431,8 @@ public final class AMQPConnection {
     /// Publishes on channel 1 through the default exchange. With confirms
     /// enabled, the publish's sequence number is the count of publishes so far
     /// (the caller tracks it). The write can block while the socket's send
-    /// buffer is full; the worker checks `isWritable()` first and keeps
-    /// publishing on a connection of its own for that reason.
+    /// buffer is full: the worker publishes this way only on TLS, after
+    /// `isWritable()`, and with `enqueuePublish` (never blocking) on plain TCP.
     public func publish(
         routingKey: String, mandatory: Bool, properties: AMQPOutgoingProperties, body: [UInt8]
     ) throws(AMQPError) {

@@ -14,27 +14,22 @@ enum AMQPFrameEncoder {
     static let envelopeSize = 8
     static let basicClass: UInt16 = 60
 
-    /// Appends one frame whose payload `payload` appends (returning a negative
-    /// rabbitmq-c status on failure, which removes the partial frame).
-    static func appendFrame(
-        _ type: UInt8, channel: UInt16, to out: inout [UInt8], payload: (inout [UInt8]) -> Int32
-    ) -> Int32 {
+    /// Appends one frame whose payload `payload` appends.
+    static func appendFrame(_ type: UInt8, channel: UInt16, to out: inout [UInt8], payload: (inout [UInt8]) -> Void) {
         let start = out.count
         out.append(type)
         append(channel, to: &out)
         append(UInt32(0), to: &out)  // size, patched below
-        let status = payload(&out)
-        guard status >= 0 else {
-            out.removeLast(out.count - start)
-            return status
-        }
-        let size = UInt32(out.count - start - 7)
-        out[start + 3] = UInt8(truncatingIfNeeded: size >> 24)
-        out[start + 4] = UInt8(truncatingIfNeeded: size >> 16)
-        out[start + 5] = UInt8(truncatingIfNeeded: size >> 8)
-        out[start + 6] = UInt8(truncatingIfNeeded: size)
+        payload(&out)
+        patch(UInt32(out.count - start - 7), at: start + 3, in: &out)
         out.append(frameEnd)
-        return 0
+    }
+
+    /// Writes a big-endian size over the placeholder at `offset`.
+    static func patch(_ value: UInt32, at offset: Int, in out: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { bytes in
+            for index in 0..<4 { out[offset + index] = bytes[index] }
+        }
     }
 
     static func append<Integer: FixedWidthInteger>(_ value: Integer, to out: inout [UInt8]) {
@@ -96,8 +91,7 @@ public struct AMQPPropertiesWriter {
         entries(&table)
         swap(&out, &table.out)
         overflow = overflow || table.overflow
-        let length = UInt32(out.count - lengthAt - 4)
-        for shift in 0..<4 { out[lengthAt + shift] = UInt8(truncatingIfNeeded: length >> (24 - 8 * UInt32(shift))) }
+        AMQPFrameEncoder.patch(UInt32(out.count - lengthAt - 4), at: lengthAt, in: &out)
     }
 
     /// 1: transient, 2: persistent.
@@ -167,7 +161,7 @@ extension AMQPFrameEncoder {
         let start = out.count
         var overflow = false
         var key = routingKey
-        _ = appendFrame(methodFrame, channel: channel, to: &out) { out in
+        appendFrame(methodFrame, channel: channel, to: &out) { out in
             append(UInt32(CQ_BASIC_PUBLISH), to: &out)
             append(UInt16(0), to: &out)  // ticket
             out.append(0)  // exchange: the default one
@@ -177,9 +171,8 @@ extension AMQPFrameEncoder {
                 out.append(contentsOf: bytes.prefix(255))
             }
             out.append(mandatory ? 1 : 0)
-            return 0
         }
-        _ = appendFrame(headerFrame, channel: channel, to: &out) { out in
+        appendFrame(headerFrame, channel: channel, to: &out) { out in
             append(basicClass, to: &out)
             append(UInt16(0), to: &out)  // weight
             append(UInt64(body.count), to: &out)
@@ -187,7 +180,6 @@ extension AMQPFrameEncoder {
             properties(&writer)
             swap(&out, &writer.out)
             overflow = overflow || writer.overflow
-            return 0
         }
         guard !overflow else {
             out.removeLast(out.count - start)
@@ -202,11 +194,10 @@ extension AMQPFrameEncoder {
     static func appendSettlement(
         _ method: amqp_method_number_t, deliveryTag: UInt64, bits: UInt8, channel: UInt16, to out: inout [UInt8]
     ) {
-        _ = appendFrame(methodFrame, channel: channel, to: &out) { out in
+        appendFrame(methodFrame, channel: channel, to: &out) { out in
             append(UInt32(method), to: &out)
             append(deliveryTag, to: &out)
             out.append(bits)
-            return 0
         }
     }
 
@@ -215,9 +206,8 @@ extension AMQPFrameEncoder {
         var offset = 0
         while offset < body.count {
             let end = min(offset + piece, body.count)
-            _ = appendFrame(bodyFrame, channel: channel, to: &out) { out in
+            appendFrame(bodyFrame, channel: channel, to: &out) { out in
                 out.append(contentsOf: UnsafeRawBufferPointer(rebasing: body[offset..<end]))
-                return 0
             }
             offset = end
         }

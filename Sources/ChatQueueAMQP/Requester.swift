@@ -68,7 +68,7 @@ public final class Requester {
     /// The next reply, or nil when none arrives within `timeout` seconds.
     /// Throws `.unroutable` when a request sent with `send` had no queue to go to.
     public func nextReply(timeout: Double) throws(AMQPError) -> ReceivedReply? {
-        let deadline = Self.now() + timeout
+        let deadline = monotonicSeconds() + timeout
         while true {
             while let frame = try connection.readFrame() {
                 guard let output = try assembler.handle(frame) else { continue }
@@ -89,33 +89,10 @@ public final class Requester {
                     continue
                 }
             }
-            let left = deadline - Self.now()
+            let left = deadline - monotonicSeconds()
             if left <= 0 { return nil }
             // Wake at least every second so heartbeats are serviced by readFrame.
             _ = connection.waitForInput(timeout: min(left, 1))
         }
-    }
-
-    private static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-}
-
-extension AMQPConnection {
-    /// Blocks until the socket is readable or `timeout` seconds pass (for
-    /// blocking clients; the worker polls through libcurl instead).
-    @discardableResult
-    public func waitForInput(timeout: Double) -> Bool {
-        if hasBufferedInput { return true }
-        var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLIN), revents: 0)
-        return poll(&descriptor, 1, Int32(max(0, timeout * 1000))) > 0
-    }
-
-    /// Whether the socket has room for a write now (a publish would not block on it).
-    public func isWritable() -> Bool {
-        var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLOUT), revents: 0)
-        return poll(&descriptor, 1, 0) > 0 && (descriptor.revents & Int16(POLLOUT)) != 0
     }
 }

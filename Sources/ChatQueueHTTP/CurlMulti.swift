@@ -1,19 +1,11 @@
 import CCurl
 
-/// What libcurl wants to hear about one of its sockets.
-public enum CurlSocketInterest: Sendable, Equatable {
-    case readable
-    case writable
-    case readableOrWritable
-    /// libcurl is done with the socket (it may close it next): stop watching.
-    case none
-}
-
 /// Watches libcurl's sockets and timer for a `CurlMulti` (the worker's event
 /// loop). Both calls arrive from inside `CurlMulti` calls, on the loop thread.
 public protocol CurlSocketWatcher: AnyObject {
-    /// Start, change or stop watching `socket`.
-    func curlMulti(_ multi: CurlMulti, watch socket: Int32, for interest: CurlSocketInterest)
+    /// Start, change or stop watching `socket`; neither readable nor
+    /// writable means libcurl is done with it (it may close it next).
+    func curlMulti(_ multi: CurlMulti, watch socket: Int32, readable: Bool, writable: Bool)
     /// libcurl wants `timeoutAction()` after `milliseconds` (0: as soon as
     /// possible), or no longer (nil). Replaces any earlier timer.
     func curlMulti(_ multi: CurlMulti, timerIn milliseconds: Int?)
@@ -103,14 +95,9 @@ public final class CurlMulti {
     }
 
     fileprivate func socketChanged(_ socket: Int32, what: Int32) {
-        let interest: CurlSocketInterest
-        switch what {
-        case CURL_POLL_IN: interest = .readable
-        case CURL_POLL_OUT: interest = .writable
-        case CURL_POLL_INOUT: interest = .readableOrWritable
-        default: interest = .none  // CURL_POLL_REMOVE
-        }
-        watcher?.curlMulti(self, watch: socket, for: interest)
+        // CURL_POLL_IN 1, CURL_POLL_OUT 2, CURL_POLL_INOUT 3, CURL_POLL_REMOVE 4 (neither bit).
+        watcher?.curlMulti(
+            self, watch: socket, readable: what & CURL_POLL_IN != 0, writable: what & CURL_POLL_OUT != 0)
     }
 
     fileprivate func timerChanged(_ milliseconds: Int) {

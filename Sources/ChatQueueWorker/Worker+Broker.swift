@@ -77,13 +77,14 @@ extension Worker {
     }
 
     /// Counts a finished HTTP try towards the upstream's health (nil: it
-    /// worked, or the upstream answered sanely) and switches between running
-    /// and degraded when it tips.
+    /// worked) and switches between running and degraded when it tips. A
+    /// failure that is the request's fault (400, 401, 402, ...) is no trouble,
+    /// but no success either.
     func recordTry(_ failure: UpstreamFailure?) throws {
         let trouble = failure.map(Self.countsAsUpstreamTrouble) ?? false
         if trouble, let failure {
             supervisor.upstreamLastError = "\(failure)"
-        } else {
+        } else if failure == nil {
             supervisor.upstreamLastSuccess = MonotonicClock.wallMilliseconds()
         }
         switch health.record(retryableFailure: trouble) {

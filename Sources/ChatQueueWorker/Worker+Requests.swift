@@ -198,11 +198,7 @@ extension Worker {
     /// Publishes the final reply; the delivery is settled when the broker confirms it.
     func finish(_ request: InFlightRequest, kind: ReplyKind, body: [UInt8]) throws {
         guard let session, request.phase != .finalPublished else { return }
-        if let transfer = request.transfer {
-            multi.remove(transfer)
-            request.transfer = nil
-            recycle(transfer)
-        }
+        stopTransfer(of: request)
         request.phase = .finalPublished
         request.response = nil
         let seq = request.nextSeq
@@ -214,6 +210,14 @@ extension Worker {
         } else {
             counters.failed += 1
         }
+    }
+
+    /// Stops the request's running try, if any, and keeps its easy handle. Not from inside a callback.
+    func stopTransfer(of request: InFlightRequest) {
+        guard let transfer = request.transfer else { return }
+        multi.remove(transfer)
+        request.transfer = nil
+        recycle(transfer)
     }
 
     /// Keeps a finished transfer's easy handle for the next request (up to the concurrency).
@@ -251,18 +255,14 @@ extension Worker {
         pausedRequests.removeAll()
         logger.notice("replies drained: resuming upstream reads", metadata: ["requests.count": "\(paused.count)"])
         let now = MonotonicClock.now()
-        for request in paused where request.isPaused {
-            request.isPaused = false
+        for request in paused {
             guard request.phase == .calling, let transfer = request.transfer else { continue }
             let idle = now &+ request.idleTimeout
             request.idleDeadline = idle
             timerArmed(at: idle)
             // May deliver the kept bytes (and forward chunks) before it returns.
             let result = transfer.resume()
-            if let failure = brokerFailure {
-                brokerFailure = nil
-                throw failure
-            }
+            try throwPendingBrokerFailure()
             if result != CURLE_OK {
                 // The kept bytes ended the try (an error event, bad JSON, ...):
                 // finish it now with what the response recorded.
@@ -270,6 +270,13 @@ extension Worker {
                 try complete(transfer, result: result)
             }
         }
+    }
+
+    /// A broker error raised inside a libcurl callback (which cannot throw), rethrown by the loop.
+    func throwPendingBrokerFailure() throws(AMQPError) {
+        guard let failure = brokerFailure else { return }
+        brokerFailure = nil
+        throw failure
     }
 
     /// ChunkSink: called from inside libcurl's socket actions.
@@ -338,11 +345,7 @@ extension Worker {
     /// Stops a running try because a timer fired.
     func abort(_ request: InFlightRequest, _ failure: UpstreamFailure) throws {
         let response = request.response
-        if let transfer = request.transfer {
-            multi.remove(transfer)
-            request.transfer = nil
-            recycle(transfer)
-        }
+        stopTransfer(of: request)
         switch failure {
         case .firstByteTimeout:
             try recordTry(failure)

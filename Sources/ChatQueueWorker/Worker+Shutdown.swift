@@ -33,8 +33,7 @@ extension Worker {
     /// Grace is over: stop the transfers and hand their deliveries back.
     func abortForShutdown(_ session: BrokerSession) throws {
         for request in Array(inFlight.values) where request.phase != .finalPublished {
-            if let transfer = request.transfer { multi.remove(transfer) }
-            request.transfer = nil
+            stopTransfer(of: request)
             inFlight.removeValue(forKey: request.deliveryTag)
             try session.consumer.nack(deliveryTag: request.deliveryTag, requeue: true)
             counters.requeued += 1
@@ -52,8 +51,7 @@ extension Worker {
     /// The connection is gone: its deliveries return to the queue by themselves; drop our side.
     func abandonInFlight() {
         for request in inFlight.values {
-            if let transfer = request.transfer { multi.remove(transfer) }
-            request.transfer = nil
+            stopTransfer(of: request)
         }
         if !inFlight.isEmpty {
             logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(inFlight.count)"])

@@ -55,12 +55,11 @@ public final class Worker: ChunkSink {
 
     /// Whether the upstream looks healthy (see `UpstreamHealth`).
     var health = UpstreamHealth()
-    /// What the worker is doing; `onStateChange` hears every change.
+    /// What the worker is doing; the supervisor hears every change.
     public internal(set) var state: WorkerState = .starting {
         didSet {
             guard state != oldValue else { return }
             supervisor.stateChanged(self)
-            onStateChange?(state)
         }
     }
     /// Status file, systemd notifications and metrics.
@@ -69,7 +68,6 @@ public final class Worker: ChunkSink {
     var inFlightCount: Int { inFlight.count }
     var isConnected: Bool { session != nil }
     var consumerTag: String? { session?.consumerTag }
-    public var onStateChange: ((WorkerState) -> Void)?
 
     /// Shutdown: set on the first SIGTERM/SIGINT.
     var draining = false
@@ -152,8 +150,6 @@ public final class Worker: ChunkSink {
                 logger.info("stopped", metadata: ["requests.received": "\(counters.received)"])
                 return 0
             } catch {
-                // Acks settled this turn may still be queued: send what the socket takes now.
-                _ = try? session?.consumer.writeUnsent()
                 logger.error("broker connection lost", metadata: ["error": "\(error)"])
                 supervisor.brokerLastError = "\(error)"
                 abandonInFlight()
@@ -223,10 +219,7 @@ public final class Worker: ChunkSink {
                 curlTimerDeadline = .max
                 try multi.timeoutAction()
             }
-            if let failure = brokerFailure {
-                brokerFailure = nil
-                throw failure
-            }
+            try throwPendingBrokerFailure()
             for (transfer, result) in multi.takeCompleted() {
                 try complete(transfer, result: result)
             }
@@ -247,13 +240,13 @@ public final class Worker: ChunkSink {
             //    Input the library already holds must not wait for the socket.
             try session.writeQueued()
             if !pausedRequests.isEmpty, session.replies.backlogBytes <= settings.replies.maxBacklogBytes / 4 {
+                // Resumed transfers forward what libcurl kept: write that too before waiting.
                 try resumePausedTransfers()
+                try session.writeQueued()
             }
-            var timeout: UInt64 = 1_000_000_000
-            for deadline in [nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline()]
-            where deadline != .max {
-                timeout = min(timeout, deadline &- min(deadline, afterIO))
-            }
+            let nextDeadline = min(
+                nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline())
+            var timeout = min(1_000_000_000, nextDeadline &- min(nextDeadline, afterIO))
             if heartbeatService != .max { timeout = min(timeout, heartbeatService) }
             if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { timeout = 0 }
             let publisherWants = (readable: !session.publisher.isWaitingForRoom, writable: session.replies.waitsForWritable)
@@ -289,13 +282,8 @@ public final class Worker: ChunkSink {
 }
 
 extension Worker: CurlSocketWatcher {
-    public func curlMulti(_ multi: CurlMulti, watch socket: Int32, for interest: CurlSocketInterest) {
-        switch interest {
-        case .none: poller.watch(socket, readable: false, writable: false)
-        case .readable: poller.watch(socket, readable: true, writable: false)
-        case .writable: poller.watch(socket, readable: false, writable: true)
-        case .readableOrWritable: poller.watch(socket, readable: true, writable: true)
-        }
+    public func curlMulti(_ multi: CurlMulti, watch socket: Int32, readable: Bool, writable: Bool) {
+        poller.watch(socket, readable: readable, writable: writable)
     }
 
     public func curlMulti(_ multi: CurlMulti, timerIn milliseconds: Int?) {

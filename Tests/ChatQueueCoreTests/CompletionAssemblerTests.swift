@@ -230,3 +230,19 @@ struct CompletionAssemblerTests {
         #expect(throws: JSONParseError.self) { _ = try assembler.add(chunk: bytes) }
     }
 }
+
+@Suite("Token usage of a completion body")
+struct TokenUsageTests {
+    @Test func readsPromptAndCompletionTokens() {
+        let body = Array(#"{"id":"x","choices":[{"message":{"content":"usage"}}],"usage":{"prompt_tokens":12,"total_tokens":19,"completion_tokens":7}}"#.utf8)
+        let usage = UpstreamBody.tokenUsage(body)
+        #expect(usage?.prompt == 12)
+        #expect(usage?.completion == 7)
+    }
+
+    @Test func noUsageObjectOrNotJSONGivesNil() {
+        #expect(UpstreamBody.tokenUsage(Array(#"{"id":"x","usage":null}"#.utf8)) == nil)
+        #expect(UpstreamBody.tokenUsage(Array(#"{"id":"x"}"#.utf8)) == nil)
+        #expect(UpstreamBody.tokenUsage(Array("not json".utf8)) == nil)
+    }
+}

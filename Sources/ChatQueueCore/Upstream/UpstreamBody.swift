@@ -39,4 +39,32 @@ public enum UpstreamBody {
             return .success(trimmed)
         }
     }
+
+    /// The `usage` token counts of a chat.completion body (0 for a count that
+    /// is missing), read without building a tree; nil without a usage object
+    /// or when the body is not JSON.
+    public static func tokenUsage(_ body: [UInt8]) -> (prompt: Int, completion: Int)? {
+        let scan: Result<(prompt: Int, completion: Int)?, JSONParseError> = body.withUnsafeBytes { bytes in
+            Result { () throws(JSONParseError) -> (prompt: Int, completion: Int)? in
+                var parser = JSONParser(bytes: bytes)
+                var usage: (prompt: Int, completion: Int)?
+                try parser.scanObject { parser, key throws(JSONParseError) in
+                    guard key.equals("usage"), parser.peek() == ASCII.openBrace else { return try parser.skipValue() }
+                    var counts = (prompt: 0, completion: 0)
+                    try parser.scanObject { parser, key throws(JSONParseError) in
+                        if key.equals("prompt_tokens") {
+                            counts.prompt = try parser.integer() ?? 0
+                        } else if key.equals("completion_tokens") {
+                            counts.completion = try parser.integer() ?? 0
+                        } else {
+                            try parser.skipValue()
+                        }
+                    }
+                    usage = counts
+                }
+                return usage
+            }
+        }
+        return (try? scan.get()) ?? nil
+    }
 }

@@ -35,7 +35,6 @@ final class InFlightRequest: CurlTransferDelegate {
     /// first line logged for this request (most requests log none).
     lazy var logger: Logger = Self.requestLogger(workerLogger, metadata)
     private let workerLogger: Logger
-    let receivedAt: UInt64
     var validated: ValidatedRequest?
     var phase: Phase = .calling
 
@@ -72,7 +71,6 @@ final class InFlightRequest: CurlTransferDelegate {
             attempt: metadata.attempt)
         self.body = body
         self.workerLogger = logger
-        self.receivedAt = now
     }
 
     static func requestLogger(_ logger: Logger, _ metadata: RequestMetadata) -> Logger {
@@ -97,15 +95,11 @@ final class InFlightRequest: CurlTransferDelegate {
         response?.headerLine(line)
     }
 
-    /// Reading paused while replies are backlogged; the idle timer is off meanwhile.
-    var isPaused = false
-
     func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> CurlWriteDecision {
         guard response != nil, let sink else { return .abort }
         if sink.repliesBacklogged {
             // libcurl keeps these bytes and stops reading; the upstream waits
             // (TCP flow control) instead of the worker's memory growing.
-            isPaused = true
             idleDeadline = nil
             firstByteDeadline = nil  // bytes did arrive; the idle timer takes over on resume
             sink.transferPaused(self)

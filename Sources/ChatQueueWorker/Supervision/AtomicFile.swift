@@ -32,7 +32,7 @@ public struct SupervisionFileError: Error, Sendable, Equatable, CustomStringConv
 
 /// Replaces a file's content atomically: readers see the old content or the
 /// new, never a partial write. The bytes go to `.<basename>.<pid>.tmp` in the
-/// same directory (created exclusively), are fsynced, and the temporary file is
+/// same directory (created exclusively), and the temporary file is
 /// renamed over the target. The result is mode 0644 whatever the umask (the
 /// unit's `UMask=0077` would make it 0600, unreadable to `chatqueue health` or
 /// node_exporter running as other users); it holds no secrets.
@@ -62,8 +62,9 @@ enum AtomicFile {
         do throws(SupervisionFileError) {
             defer { close(descriptor) }
             guard fchmod(descriptor, 0o644) == 0 else { throw .system("fchmod", code: errno, path: path) }
+            // No fsync: the rename already keeps readers from half a file, and
+            // the file is rewritten every few seconds; an fsync would block the loop.
             try writeAll(bytes, to: descriptor, path: path)
-            guard fsync(descriptor) == 0 else { throw .system("fsync", code: errno, path: path) }
         } catch {
             _ = unlink(temporary)
             throw error

@@ -48,14 +48,10 @@ final class WorkerSupervisor {
         self.logger = logger
     }
 
-    var statusPath: String { statusWriter.path }
-
-    /// Adds a final response's token usage to the metrics (parsed only when metrics are written).
+    /// Adds a final response's token usage to the metrics (read only when metrics are written).
     func recordUsage(of body: [UInt8]) {
-        guard metricsWriter != nil, let usage = (try? JSONValue(parsing: body))?["usage"] else { return }
-        metrics.recordUsage(
-            promptTokens: usage["prompt_tokens"]?.integerValue ?? 0,
-            completionTokens: usage["completion_tokens"]?.integerValue ?? 0)
+        guard metricsWriter != nil, let usage = UpstreamBody.tokenUsage(body) else { return }
+        metrics.recordUsage(promptTokens: usage.prompt, completionTokens: usage.completion)
     }
 
     /// The longest the loop may sleep before `tick` needs to run again.
