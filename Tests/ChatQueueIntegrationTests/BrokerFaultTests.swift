@@ -135,7 +135,7 @@ struct BrokerFaultTests {
 
         // The request streams for about 6 s; the alarm comes while it does and blocks every publisher.
         try requester.send(to: queue, body: request("during the alarm", stream: true, words: 150, intervalMs: 40), correlationID: "b")
-        _ = try requester.nextReply(timeout: 30)
+        _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
         try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
         let deadline = Date().addingTimeInterval(20)
         while !worker.log.contains("broker blocked publishing") && Date() < deadline {
@@ -163,6 +163,7 @@ struct BrokerFaultTests {
             if reply.isFinal { break }
         }
         // The first chunk was read above: the rest follow in order, then the final.
+        try #require(!replies.isEmpty, "nothing after the alarm cleared")
         #expect(replies.last?.type == "chat.completion")
         #expect(replies.map(\.seq) == (1...Int64(replies.count)).map { $0 })
         #expect(worker.log.contains("broker unblocked publishing"))

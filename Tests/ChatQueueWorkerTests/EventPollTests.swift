@@ -8,9 +8,9 @@ import Glibc
 
 /// The event loop's epoll set, with pipes standing in for sockets.
 struct EventPollTests {
-    private func makePipe() -> (read: Int32, write: Int32) {
+    private func makePipe() throws -> (read: Int32, write: Int32) {
         var ends: [Int32] = [-1, -1]
-        #expect(pipe(&ends) == 0)
+        try #require(pipe(&ends) == 0)
         return (ends[0], ends[1])
     }
 
@@ -21,9 +21,9 @@ struct EventPollTests {
     }
 
     @Test("a watched descriptor is reported while it has input (level-triggered)")
-    func reportsInput() {
+    func reportsInput() throws {
         let poll = EventPoll()
-        let (readEnd, writeEnd) = makePipe()
+        let (readEnd, writeEnd) = try makePipe()
         defer { close(readEnd); close(writeEnd) }
         poll.watch(readEnd, readable: true, writable: false)
         #expect(readyDescriptors(poll).isEmpty)
@@ -34,9 +34,9 @@ struct EventPollTests {
     }
 
     @Test("watching for nothing hides the descriptor's events, and watching again brings them back")
-    func watchForNothing() {
+    func watchForNothing() throws {
         let poll = EventPoll()
-        let (readEnd, writeEnd) = makePipe()
+        let (readEnd, writeEnd) = try makePipe()
         defer { close(readEnd); close(writeEnd) }
         poll.watch(readEnd, readable: true, writable: false)
         poll.watch(readEnd, readable: false, writable: false)
@@ -48,14 +48,14 @@ struct EventPollTests {
     }
 
     @Test("a descriptor number closed and reused is watched again")
-    func reusedNumber() {
+    func reusedNumber() throws {
         let poll = EventPoll()
-        let first = makePipe()
+        let first = try makePipe()
         poll.watch(first.read, readable: true, writable: false)
         // dup2 closes the watched pipe end (which leaves the set) and gives its
         // number to another pipe (other tests run in parallel, so no plain reuse).
-        let second = makePipe()
-        #expect(dup2(second.read, first.read) == first.read)
+        let second = try makePipe()
+        try #require(dup2(second.read, first.read) == first.read)
         close(second.read)
         defer { close(first.read); close(first.write); close(second.write) }
         poll.watch(first.read, readable: true, writable: false)

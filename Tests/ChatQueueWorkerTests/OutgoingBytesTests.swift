@@ -9,17 +9,17 @@ import Glibc
 /// Batched writes to a socket that takes less than is queued: nothing may be
 /// lost, reordered or block.
 struct OutgoingBytesTests {
-    private func socketPair() -> (Int32, Int32) {
+    private func socketPair() throws -> (Int32, Int32) {
         var ends: [Int32] = [-1, -1]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
         var small: Int32 = 4096
         setsockopt(ends[0], SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
         return (ends[0], ends[1])
     }
 
-    @Test("a full socket keeps the rest queued, in order, until the peer reads")
+    @Test("a full socket keeps the rest queued, in order, until the peer reads", .timeLimit(.minutes(1)))
     func partialWrites() throws {
-        let (writer, reader) = socketPair()
+        let (writer, reader) = try socketPair()
         defer { close(writer); close(reader) }
         let payload = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
         var outgoing = OutgoingBytes()
@@ -48,8 +48,8 @@ struct OutgoingBytesTests {
     }
 
     @Test("a closed peer is an error, not a silent drop")
-    func closedPeer() {
-        let (writer, reader) = socketPair()
+    func closedPeer() throws {
+        let (writer, reader) = try socketPair()
         defer { close(writer) }
         close(reader)
         var outgoing = OutgoingBytes()

@@ -39,5 +39,13 @@ struct PendingConfirmsTests {
             _ = pending.confirm(sequence, multiple: false, confirmed: true)
         }
         #expect(pending.count == 0)
+        #expect(pending.storedCount <= 1025, "settled entries were never compacted away")
+        // Entries still waiting survive a compaction and settle with their own tags.
+        for sequence in 5001...7000 as ClosedRange<UInt64> {
+            pending.append(sequence: sequence, deliveryTag: sequence + 100_000)
+        }
+        _ = pending.confirm(6990, multiple: true, confirmed: true)
+        #expect(pending.storedCount <= 1025)
+        #expect(pending.confirm(7000, multiple: true, confirmed: true).map(\.deliveryTag) == (6991...7000).map { $0 + 100_000 })
     }
 }

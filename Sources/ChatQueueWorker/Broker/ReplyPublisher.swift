@@ -37,6 +37,8 @@ struct PendingConfirms {
     private var head = 0
 
     var count: Int { entries.count - head }
+    /// Entries kept in memory, settled ones not yet compacted away included.
+    var storedCount: Int { entries.count }
 
     mutating func append(sequence: UInt64, deliveryTag: UInt64) {
         entries.append(Entry(sequence: sequence, deliveryTag: deliveryTag))
