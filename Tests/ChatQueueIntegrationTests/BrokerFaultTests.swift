@@ -30,14 +30,22 @@ enum FaultBroker {
 
     /// rabbitmqctl against the fault node (stop_app / start_app).
     static func control(_ arguments: [String]) throws {
+        _ = try query(arguments)
+    }
+
+    /// Runs rabbitmqctl against the fault node and returns what it printed.
+    static func query(_ arguments: [String]) throws -> String {
         let process = Process()
+        let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
         process.arguments = ["-q", "-n", node] + arguments
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw TestFailure("rabbitmqctl \(arguments) failed") }
+        return printed
     }
 }
 
@@ -200,11 +208,12 @@ struct BrokerFaultTests {
     @Test("amqps:// with a client certificate (mutual TLS)")
     func tlsMutual() async throws {
         try FaultBroker.requireRunning()
-        try await serveOverTLS(settings: [
-            "broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/ca.pem",
-            "broker.tls.cert_file": "\(FaultBroker.tlsDirectory)/client.pem",
-            "broker.tls.key_file": "\(FaultBroker.tlsDirectory)/client.key",
-        ])
+        try await serveOverTLS(
+            settings: [
+                "broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/ca.pem",
+                "broker.tls.cert_file": "\(FaultBroker.tlsDirectory)/client.pem",
+                "broker.tls.key_file": "\(FaultBroker.tlsDirectory)/client.key",
+            ], presentsClientCertificate: true)
     }
 
     @Test("amqps:// with a CA the broker's certificate does not chain to: refused, and the worker keeps trying")
@@ -224,13 +233,21 @@ struct BrokerFaultTests {
         #expect(worker.stop() == 0)
     }
 
-    private func serveOverTLS(settings: [String: String]) async throws {
+    private func serveOverTLS(settings: [String: String], presentsClientCertificate: Bool = false) async throws {
         let mock = try await MockUpstream.start(MockUpstreamOptions())
         let queue = IntegrationEnvironment.uniqueQueueName("tls")
         let worker = try WorkerProcess(
             queue: queue, upstreamURL: mock.baseURL, settings: settings, brokerURL: FaultBroker.tlsURL)
         defer { worker.stop() }
         try worker.waitUntilConsuming()
+        // The broker does not insist on a client certificate, so check that the worker's connections showed one.
+        let pid = worker.process.processIdentifier
+        let connections = try FaultBroker.query(["list_connections", "client_properties", "peer_cert_subject"])
+            .split(separator: "\n").filter { $0.contains("pid\(pid) ") }
+        #expect(connections.count == 2, "the worker's two connections: \(connections)")
+        for connection in connections {
+            #expect(connection.contains("CN=localhost") == presentsClientCertificate, "\(connection)")
+        }
         let requester = try Requester(options: FaultBroker.options("tls requester"))
         try requester.send(to: queue, body: request("over tls", stream: true, words: 3, intervalMs: 0), correlationID: "t")
         var replies: [ReceivedReply] = []
