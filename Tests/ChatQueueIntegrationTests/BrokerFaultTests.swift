@@ -109,7 +109,7 @@ struct BrokerFaultTests {
         print(
             "broker restart: \(total) requests, \(finals.values.reduce(0, +)) finals for \(finals.count) requests, lost \(lost), worker consuming again \(recovery.map { String(format: "%.2f", $0) } ?? "-") s after the broker was back, first final after \(firstFinalAfterRestart.map { String(format: "%.2f", $0) } ?? "-") s")
         #expect(lost == 0)
-        #expect(worker.log.components(separatedBy: "consuming").count - 1 >= 2, "worker did not reconnect:\n\(worker.log)")
+        #expect(worker.logCount("consuming") >= 2, "worker did not reconnect:\n\(worker.log)")
 
         // Back to serving new requests.
         let after = try Requester(options: FaultBroker.options("restart after"))
@@ -145,11 +145,7 @@ struct BrokerFaultTests {
         try requester.send(to: queue, body: request("during the alarm", stream: true, words: 150, intervalMs: 40), correlationID: "b")
         _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
         try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
-        let deadline = Date().addingTimeInterval(20)
-        while !worker.log.contains("broker blocked publishing") && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(worker.log.contains("broker blocked publishing"))
+        #expect(try await worker.waitForLog("broker blocked publishing", timeout: 20) >= 1)
         // While blocked, the event loop still runs: it keeps pinging the watchdog.
         var pings = 0
         let pingDeadline = Date().addingTimeInterval(5)
@@ -158,11 +154,7 @@ struct BrokerFaultTests {
         }
         #expect(pings >= 5, "the loop stopped pinging the watchdog while publishing was blocked")
         // A few KiB of chunks wait for the broker: the worker stops reading the upstream.
-        let pauseDeadline = Date().addingTimeInterval(10)
-        while !worker.log.contains("pausing upstream reads") && Date() < pauseDeadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(worker.log.contains("pausing upstream reads"))
+        #expect(try await worker.waitForLog("pausing upstream reads", timeout: 10) >= 1)
 
         try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         var replies: [ReceivedReply] = []
@@ -187,12 +179,9 @@ struct BrokerFaultTests {
         let harness = try await IntegrationHarness.start("cancelled")
         let admin = try AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test admin"))
         try admin.deleteQueue(harness.queue)
-        let deadline = Date().addingTimeInterval(30)
-        while harness.worker.log.components(separatedBy: "consuming").count < 3 && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let subscriptions = try await harness.worker.waitForLog("consuming", count: 2, timeout: 30)
         #expect(harness.worker.log.contains("broker cancelled the consumer"))
-        #expect(harness.worker.log.components(separatedBy: "consuming").count >= 3, "no new subscription:\n\(harness.worker.log)")
+        #expect(subscriptions >= 2, "no new subscription:\n\(harness.worker.log)")
         let replies = try harness.exchange(json: chatRequest("after the queue came back"))
         #expect(replies.last?.type == "chat.completion")
         admin.close()
@@ -223,11 +212,7 @@ struct BrokerFaultTests {
         let worker = try WorkerProcess(
             queue: queue, upstreamURL: "http://127.0.0.1:9",
             settings: ["broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/other-ca.pem"], brokerURL: FaultBroker.tlsURL)
-        let deadline = Date().addingTimeInterval(20)
-        while worker.log.components(separatedBy: "cannot connect to the broker").count < 3 && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(worker.log.components(separatedBy: "cannot connect to the broker").count >= 3)
+        #expect(try await worker.waitForLog("cannot connect to the broker", count: 2, timeout: 20) >= 2)
         #expect(!worker.log.contains("consuming"))
         #expect(worker.process.isRunning)
         #expect(worker.stop() == 0)

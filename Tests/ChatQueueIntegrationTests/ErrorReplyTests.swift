@@ -117,6 +117,41 @@ struct DirectiveCase: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
 }
 
+/// A stream that fails after its first chunks (see `streamEndsBadlyAfterChunks`).
+struct StreamEndCase: Sendable, CustomTestStringConvertible {
+    var testDescription: String
+    var label: String
+    /// Members of the `"mock"` object (the test adds its key).
+    var mock: String
+    var expected: ExpectedError
+    init(_ description: String, label: String, mock: String, expected: ExpectedError) {
+        testDescription = description
+        self.label = label
+        self.mock = mock
+        self.expected = expected
+    }
+}
+
+/// An upstream that goes quiet (see the timeout tests).
+struct TimeoutCase: Sendable, CustomTestStringConvertible {
+    var testDescription: String
+    var label: String
+    var settings: [String: String]
+    var stream: Bool
+    /// Members of the `"mock"` object (the test adds its key).
+    var mock: String
+    /// HTTP tries the upstream sees (and `attempts` in the error).
+    var tries: Int
+    init(_ description: String, label: String, settings: [String: String], stream: Bool, mock: String, tries: Int) {
+        testDescription = description
+        self.label = label
+        self.settings = settings
+        self.stream = stream
+        self.mock = mock
+        self.tries = tries
+    }
+}
+
 /// One status row of the upstream HTTP error table.
 struct UpstreamStatusRow: Sendable, CustomTestStringConvertible {
     var upstream: Int
@@ -360,43 +395,35 @@ struct ErrorReplyTests {
         #expect(try await harness.shutdown() == 0)
     }
 
-    @Test("data: {\"error\":...} inside a stream ends it with a 502 carrying the upstream's code and message")
-    func streamErrorEvent() async throws {
-        let harness = try await IntegrationHarness.start("errsse", settings: fastRetries)
-        let key = "sse-error-\(UUID().uuidString)"
-        let replies = try harness.exchange(
-            json: chatRequest("one two three four five", stream: true, mock: #"{"stream_error":true,"key":"\#(key)"}"#),
-            correlationID: "corr-sse")
-        #expect(replies.count >= 2, "the chunks before the error event are forwarded")
-        let streamed = try expectChunksThenFinal(replies, correlationID: "corr-sse")
-        #expect(streamed == "Echo: one ", "two content events were sent before the error")
-        try expectErrorReply(
-            try #require(replies.last),
-            ExpectedError(
+    /// A stream that ends badly after some chunks: they are forwarded, then
+    /// one error reply; the upstream is called once (published chunks are
+    /// never retried).
+    @Test(arguments: [
+        StreamEndCase(
+            "data: {\"error\":...} inside a stream ends it with a 502 carrying the upstream's code and message",
+            label: "errsse", mock: #""stream_error":true"#,
+            expected: ExpectedError(
                 status: 502, type: "upstream_error", code: "internal_error", message: "Internal error during generation",
-                retryable: false, attempts: 1, upstreamStatus: nil),
-            correlationID: "corr-sse", seq: Int64(replies.count - 1))
-        #expect(harness.mock.requestCount(key: key) == 1)
-        #expect(try harness.extraReply() == nil, "exactly one final reply")
-        #expect(try await harness.shutdown() == 0)
-    }
-
-    @Test("a stream that breaks after chunks were published ends with 502 stream_interrupted, not retried")
-    func streamInterrupted() async throws {
-        let harness = try await IntegrationHarness.start("errdrop", settings: fastRetries)
-        let key = "drop-\(UUID().uuidString)"
-        let replies = try harness.exchange(
-            json: chatRequest("one two three four five", stream: true, mock: #"{"drop_after":2,"key":"\#(key)"}"#),
-            correlationID: "corr-drop")
-        #expect(replies.count >= 2, "the chunks before the drop are forwarded")
-        let streamed = try expectChunksThenFinal(replies, correlationID: "corr-drop")
-        #expect(streamed == "Echo: one ")
-        try expectErrorReply(
-            try #require(replies.last),
-            ExpectedError(
+                retryable: false, attempts: 1, upstreamStatus: nil)),
+        StreamEndCase(
+            "a stream that breaks after chunks were published ends with 502 stream_interrupted, not retried",
+            label: "errdrop", mock: #""drop_after":2"#,
+            expected: ExpectedError(
                 status: 502, type: "upstream_error", code: "stream_interrupted",
-                messagePrefix: "the upstream stream broke off", retryable: true, attempts: 1, upstreamStatus: nil),
-            correlationID: "corr-drop", seq: Int64(replies.count - 1))
+                messagePrefix: "the upstream stream broke off", retryable: true, attempts: 1, upstreamStatus: nil)),
+    ])
+    func streamEndsBadlyAfterChunks(_ row: StreamEndCase) async throws {
+        let harness = try await IntegrationHarness.start(row.label, settings: fastRetries)
+        let key = "\(row.label)-\(UUID().uuidString)"
+        let correlationID = "corr-\(row.label)"
+        let replies = try harness.exchange(
+            json: chatRequest("one two three four five", stream: true, mock: #"{\#(row.mock),"key":"\#(key)"}"#),
+            correlationID: correlationID)
+        #expect(replies.count >= 2, "the chunks before the failure are forwarded")
+        let streamed = try expectChunksThenFinal(replies, correlationID: correlationID)
+        #expect(streamed == "Echo: one ", "two content events were sent before the failure")
+        try expectErrorReply(
+            try #require(replies.last), row.expected, correlationID: correlationID, seq: Int64(replies.count - 1))
         #expect(harness.mock.requestCount(key: key) == 1, "a request with published chunks is never retried")
         #expect(try harness.extraReply() == nil, "exactly one final reply")
         #expect(try await harness.shutdown() == 0)
@@ -404,83 +431,66 @@ struct ErrorReplyTests {
 
     // MARK: Timeouts
 
-    @Test("no first byte within upstream.first_byte_timeout: retried, then 504 first_byte_timeout")
-    func firstByteTimeout() async throws {
-        let harness = try await IntegrationHarness.start(
-            "errfirstbyte", settings: fastRetries.merging(["upstream.first_byte_timeout": "0.3"]) { $1 })
-        let key = "first-byte-\(UUID().uuidString)"
+    /// No data event before `upstream.first_byte_timeout`: every try times
+    /// out, then one error reply (nothing is forwarded, keep-alives included).
+    @Test(arguments: [
+        TimeoutCase(
+            "no first byte within upstream.first_byte_timeout: retried, then 504 first_byte_timeout",
+            label: "errfirstbyte", settings: ["upstream.first_byte_timeout": "0.3"], stream: false,
+            mock: #""first_byte_delay_ms":20000"#, tries: 4),
+        TimeoutCase(
+            "SSE keep-alive comments are not a first byte: a stream of only keep-alives times out",
+            label: "errkeepalive", settings: ["upstream.first_byte_timeout": "0.4", "retry.max_attempts": "2"],
+            stream: true, mock: #""keepalive_only":true,"keepalive_ms":50"#, tries: 2),
+    ])
+    func firstByteTimeout(_ row: TimeoutCase) async throws {
+        let harness = try await IntegrationHarness.start(row.label, settings: fastRetries.merging(row.settings) { $1 })
+        let key = "\(row.label)-\(UUID().uuidString)"
+        let correlationID = "corr-\(row.label)"
         let replies = try harness.exchange(
-            json: chatRequest(mock: #"{"first_byte_delay_ms":20000,"key":"\#(key)"}"#), correlationID: "corr-firstbyte")
-        #expect(replies.count == 1)
+            json: chatRequest(stream: row.stream, mock: #"{\#(row.mock),"key":"\#(key)"}"#), correlationID: correlationID)
+        #expect(replies.count == 1, "nothing is forwarded before the error")
         try expectErrorReply(
             try #require(replies.first),
             ExpectedError(
                 status: 504, type: "timeout_error", code: "first_byte_timeout",
-                message: "timed out waiting for the upstream API to start answering", retryable: true, attempts: 4,
-                upstreamStatus: nil),
-            correlationID: "corr-firstbyte")
-        #expect(harness.mock.requestCount(key: key) == 4)
+                message: "timed out waiting for the upstream API to start answering", retryable: true,
+                attempts: row.tries, upstreamStatus: nil),
+            correlationID: correlationID)
+        #expect(harness.mock.requestCount(key: key) == row.tries)
         #expect(try harness.extraReply() == nil, "exactly one final reply")
         #expect(try await harness.shutdown() == 0)
     }
 
-    @Test("SSE keep-alive comments are not a first byte: a stream of only keep-alives times out")
-    func keepalivesAreNotAFirstByte() async throws {
-        let harness = try await IntegrationHarness.start(
-            "errkeepalive",
-            settings: fastRetries.merging(["upstream.first_byte_timeout": "0.4", "retry.max_attempts": "2"]) { $1 })
-        let key = "keepalive-\(UUID().uuidString)"
+    /// A stream that stalls after its first chunk: 504 idle_timeout after the
+    /// chunks, not retried (chunks went out).
+    @Test(arguments: [
+        TimeoutCase(
+            "a stream that stalls longer than upstream.idle_timeout ends with 504 idle_timeout after its chunks",
+            label: "erridle", settings: ["upstream.idle_timeout": "0.3"], stream: true, mock: #""interval_ms":20000"#,
+            tries: 1),
+        TimeoutCase(
+            "keep-alive comments during a stall do not reset upstream.idle_timeout",
+            label: "erridleka", settings: ["upstream.idle_timeout": "0.4"], stream: true,
+            mock: #""interval_ms":20000,"keepalive_ms":50"#, tries: 1),
+    ])
+    func idleTimeout(_ row: TimeoutCase) async throws {
+        let harness = try await IntegrationHarness.start(row.label, settings: fastRetries.merging(row.settings) { $1 })
+        let key = "\(row.label)-\(UUID().uuidString)"
+        let correlationID = "corr-\(row.label)"
         let replies = try harness.exchange(
-            json: chatRequest(stream: true, mock: #"{"keepalive_only":true,"keepalive_ms":50,"key":"\#(key)"}"#),
-            correlationID: "corr-keepalive")
-        #expect(replies.count == 1, "keep-alives are never forwarded")
-        try expectErrorReply(
-            try #require(replies.first),
-            ExpectedError(
-                status: 504, type: "timeout_error", code: "first_byte_timeout",
-                message: "timed out waiting for the upstream API to start answering", retryable: true, attempts: 2,
-                upstreamStatus: nil),
-            correlationID: "corr-keepalive")
-        #expect(harness.mock.requestCount(key: key) == 2)
-        #expect(try await harness.shutdown() == 0)
-    }
-
-    @Test("a stream that stalls longer than upstream.idle_timeout ends with 504 idle_timeout after its chunks")
-    func idleTimeout() async throws {
-        let harness = try await IntegrationHarness.start(
-            "erridle", settings: fastRetries.merging(["upstream.idle_timeout": "0.3"]) { $1 })
-        let key = "idle-\(UUID().uuidString)"
-        let replies = try harness.exchange(
-            json: chatRequest("one two three", stream: true, mock: #"{"interval_ms":20000,"key":"\#(key)"}"#),
-            correlationID: "corr-idle", timeout: 10)
+            json: chatRequest("one two three", stream: true, mock: #"{\#(row.mock),"key":"\#(key)"}"#),
+            correlationID: correlationID, timeout: 10)
         #expect(replies.count >= 2, "the first chunk arrives before the stall")
-        try expectChunksThenFinal(replies, correlationID: "corr-idle")
+        try expectChunksThenFinal(replies, correlationID: correlationID)
         try expectErrorReply(
             try #require(replies.last),
             ExpectedError(
                 status: 504, type: "timeout_error", code: "idle_timeout", message: "the upstream API stopped sending data",
-                retryable: true, attempts: 1, upstreamStatus: nil),
-            correlationID: "corr-idle", seq: Int64(replies.count - 1))
-        #expect(harness.mock.requestCount(key: key) == 1)
+                retryable: true, attempts: row.tries, upstreamStatus: nil),
+            correlationID: correlationID, seq: Int64(replies.count - 1))
+        #expect(harness.mock.requestCount(key: key) == row.tries)
         #expect(try harness.extraReply() == nil, "exactly one final reply")
-        #expect(try await harness.shutdown() == 0)
-    }
-
-    @Test("keep-alive comments during a stall do not reset upstream.idle_timeout")
-    func keepalivesDoNotResetIdle() async throws {
-        let harness = try await IntegrationHarness.start(
-            "erridleka", settings: fastRetries.merging(["upstream.idle_timeout": "0.4"]) { $1 })
-        let replies = try harness.exchange(
-            json: chatRequest("one two three", stream: true, mock: #"{"interval_ms":20000,"keepalive_ms":50}"#),
-            correlationID: "corr-idleka", timeout: 10)
-        #expect(replies.count >= 2)
-        try expectChunksThenFinal(replies, correlationID: "corr-idleka")
-        try expectErrorReply(
-            try #require(replies.last),
-            ExpectedError(
-                status: 504, type: "timeout_error", code: "idle_timeout", message: "the upstream API stopped sending data",
-                retryable: true, attempts: 1, upstreamStatus: nil),
-            correlationID: "corr-idleka", seq: Int64(replies.count - 1))
         #expect(try await harness.shutdown() == 0)
     }
 

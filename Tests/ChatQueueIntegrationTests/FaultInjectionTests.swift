@@ -83,11 +83,7 @@ struct FaultInjectionTests {
         try harness.requester.send(to: harness.queue, body: slowStream("long", words: 600, intervalMs: 100), correlationID: "s")
         _ = try #require(try harness.requester.nextReply(timeout: 30))
         harness.worker.process.terminate()
-        let drainDeadline = Date().addingTimeInterval(10)
-        while !harness.worker.log.contains("draining") && Date() < drainDeadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(harness.worker.log.contains("draining"))
+        #expect(try await harness.worker.waitForLog("draining", timeout: 10) >= 1)
         #expect(harness.worker.process.isRunning, "the first signal must only start draining")
         harness.worker.process.terminate()
         // stop() waits for the exit (and would send SIGKILL only after 60 s).

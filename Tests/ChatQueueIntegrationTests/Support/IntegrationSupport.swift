@@ -88,6 +88,20 @@ final class WorkerProcess: @unchecked Sendable {
 
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
+    /// How many times the log holds `text`.
+    func logCount(_ text: String) -> Int { log.components(separatedBy: text).count - 1 }
+
+    /// Waits until the log holds `text` at least `count` times or `timeout`
+    /// seconds pass; returns how many times it does (the caller asserts).
+    @discardableResult
+    func waitForLog(_ text: String, count: Int = 1, timeout: Double) async throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        while logCount(text) < count && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return logCount(text)
+    }
+
     /// SIGTERM, then waits for the exit; returns the exit status.
     @discardableResult
     func stop(timeout: Double = 60) -> Int32 {
