@@ -24,6 +24,21 @@ struct ExpectedError: Sendable, CustomTestStringConvertible {
     var testDescription: String { "\(status) \(type) \(code ?? "null")" }
 }
 
+extension IntegrationHarness {
+    /// Sends `json` and expects exactly one reply, the error `expected` (no
+    /// chunks before it, no second final after it).
+    func expectSingleError(
+        json: String, correlationID: String, _ expected: ExpectedError, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let replies = try exchange(json: json, correlationID: correlationID)
+        #expect(replies.count == 1, "one reply, no chunks", sourceLocation: sourceLocation)
+        try expectErrorReply(
+            try #require(replies.first, sourceLocation: sourceLocation), expected, correlationID: correlationID,
+            sourceLocation: sourceLocation)
+        #expect(try extraReply() == nil, "exactly one final reply", sourceLocation: sourceLocation)
+    }
+}
+
 /// Checks an `error` reply: properties, headers and the ErrorResponse body.
 /// `requestID` defaults to `correlationID` (the request id when there is no message_id).
 func expectErrorReply(
@@ -215,47 +230,35 @@ struct ErrorReplyTests {
         mockOptions.requireAPIKey = "sk-the-right-key"
         let harness = try await IntegrationHarness.start(
             "err401", mockOptions: mockOptions, environment: ["CHATQUEUE_UPSTREAM_API_KEY": "sk-a-wrong-key"])
-        let replies = try harness.exchange(json: chatRequest(), correlationID: "corr-401")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(), correlationID: "corr-401",
             ExpectedError(
                 status: 401, type: "authentication_error", code: "invalid_request_error",
-                message: "Authentication Fails (no such user)", retryable: false, attempts: 1, upstreamStatus: 401),
-            correlationID: "corr-401")
+                message: "Authentication Fails (no such user)", retryable: false, attempts: 1, upstreamStatus: 401))
         #expect(harness.mock.recordedRequests().count == 1)
-        #expect(try harness.extraReply() == nil, "exactly one final reply")
         #expect(try await harness.shutdown() == 0)
     }
 
     @Test("upstream 402 is payment_required with DeepSeek's message and code kept, its type ignored")
     func upstreamPaymentRequired() async throws {
         let harness = try await IntegrationHarness.start("err402")
-        let replies = try harness.exchange(json: chatRequest(mock: #"{"status":402}"#), correlationID: "corr-402")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(mock: #"{"status":402}"#), correlationID: "corr-402",
             ExpectedError(
                 status: 402, type: "payment_required", code: "invalid_request_error", message: "Insufficient Balance",
-                retryable: false, attempts: 1, upstreamStatus: 402),
-            correlationID: "corr-402")
-        #expect(try harness.extraReply() == nil, "exactly one final reply")
+                retryable: false, attempts: 1, upstreamStatus: 402))
         #expect(try await harness.shutdown() == 0)
     }
 
     @Test("an upstream error body that is not OpenAI-shaped becomes 'upstream returned HTTP <status>: <body>', code null")
     func upstreamPlainErrorBody() async throws {
         let harness = try await IntegrationHarness.start("errplain")
-        let replies = try harness.exchange(
-            json: chatRequest(mock: #"{"status":400,"error_body":"<html>Bad Request</html>"}"#), correlationID: "corr-plain")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(mock: #"{"status":400,"error_body":"<html>Bad Request</html>"}"#), correlationID: "corr-plain",
             ExpectedError(
                 status: 400, type: "invalid_request_error", code: nil,
                 message: "upstream returned HTTP 400: <html>Bad Request</html>", retryable: false, attempts: 1,
-                upstreamStatus: 400),
-            correlationID: "corr-plain")
+                upstreamStatus: 400))
         #expect(try await harness.shutdown() == 0)
     }
 
@@ -289,14 +292,11 @@ struct ErrorReplyTests {
     @Test("an upstream 3xx (redirects are not followed) is a 502 bad_response with the upstream status")
     func upstreamRedirect() async throws {
         let harness = try await IntegrationHarness.start("err302")
-        let replies = try harness.exchange(json: chatRequest(mock: #"{"status":302}"#), correlationID: "corr-302")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(mock: #"{"status":302}"#), correlationID: "corr-302",
             ExpectedError(
                 status: 502, type: "upstream_error", code: "bad_response", message: "Request failed", retryable: false,
-                attempts: 1, upstreamStatus: 302),
-            correlationID: "corr-302")
+                attempts: 1, upstreamStatus: 302))
         #expect(try await harness.shutdown() == 0)
     }
 
@@ -304,15 +304,11 @@ struct ErrorReplyTests {
     func retryAfterTooLong() async throws {
         let harness = try await IntegrationHarness.start("err429long", settings: fastRetries)
         let key = "retry-after-\(UUID().uuidString)"
-        let replies = try harness.exchange(
-            json: chatRequest(mock: #"{"status":429,"retry_after":"3600","key":"\#(key)"}"#), correlationID: "corr-429long")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(mock: #"{"status":429,"retry_after":"3600","key":"\#(key)"}"#), correlationID: "corr-429long",
             ExpectedError(
                 status: 429, type: "rate_limit_error", code: "rate_limit_exceeded", message: "Rate limit reached",
-                retryable: true, attempts: 1, upstreamStatus: 429),
-            correlationID: "corr-429long")
+                retryable: true, attempts: 1, upstreamStatus: 429))
         #expect(harness.mock.requestCount(key: key) == 1)
         #expect(try await harness.shutdown() == 0)
     }
@@ -323,15 +319,11 @@ struct ErrorReplyTests {
     func connectionFailed() async throws {
         let harness = try await IntegrationHarness.start("errconnect", settings: fastRetries)
         try await harness.mock.shutdown()
-        let replies = try harness.exchange(json: chatRequest(), correlationID: "corr-connect")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(), correlationID: "corr-connect",
             ExpectedError(
                 status: 502, type: "upstream_error", code: "connection_failed",
-                messagePrefix: "could not reach the upstream API", retryable: true, attempts: 4, upstreamStatus: nil),
-            correlationID: "corr-connect")
-        #expect(try harness.extraReply() == nil, "exactly one final reply")
+                messagePrefix: "could not reach the upstream API", retryable: true, attempts: 4, upstreamStatus: nil))
         #expect(try await harness.shutdown() == 0)
     }
 
@@ -339,18 +331,13 @@ struct ErrorReplyTests {
     func badResponse() async throws {
         let harness = try await IntegrationHarness.start("errbad", settings: fastRetries)
         let key = "bad-\(UUID().uuidString)"
-        let replies = try harness.exchange(
-            json: chatRequest(mock: #"{"bad_response":true,"key":"\#(key)"}"#), correlationID: "corr-bad")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(mock: #"{"bad_response":true,"key":"\#(key)"}"#), correlationID: "corr-bad",
             ExpectedError(
                 status: 502, type: "upstream_error", code: "bad_response",
                 messagePrefix: "the upstream API returned an unusable response", retryable: false, attempts: 1,
-                upstreamStatus: nil),
-            correlationID: "corr-bad")
+                upstreamStatus: nil))
         #expect(harness.mock.requestCount(key: key) == 1)
-        #expect(try harness.extraReply() == nil, "exactly one final reply")
         #expect(try await harness.shutdown() == 0)
     }
 
@@ -358,15 +345,12 @@ struct ErrorReplyTests {
     func responseTooLarge() async throws {
         let harness = try await IntegrationHarness.start(
             "errlarge", settings: fastRetries.merging(["upstream.max_response_bytes": "1024"]) { $1 })
-        let replies = try harness.exchange(json: chatRequest(mock: #"{"words":600}"#), correlationID: "corr-large")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(mock: #"{"words":600}"#), correlationID: "corr-large",
             ExpectedError(
                 status: 502, type: "upstream_error", code: "bad_response",
                 messagePrefix: "the upstream API returned an unusable response", retryable: false, attempts: 1,
-                upstreamStatus: nil),
-            correlationID: "corr-large")
+                upstreamStatus: nil))
         #expect(try await harness.shutdown() == 0)
     }
 
@@ -556,15 +540,12 @@ struct ErrorReplyTests {
     func modelNotFound() async throws {
         let harness = try await IntegrationHarness.start(
             "errmodel", settings: ["upstream.models": "deepseek-chat,deepseek-reasoner"])
-        let replies = try harness.exchange(json: chatRequest(model: "gpt-4o"), correlationID: "corr-model")
-        #expect(replies.count == 1)
-        try expectErrorReply(
-            try #require(replies.first),
+        try harness.expectSingleError(
+            json: chatRequest(model: "gpt-4o"), correlationID: "corr-model",
             ExpectedError(
                 status: 404, type: "not_found_error", code: "model_not_found",
                 message: #"the model "gpt-4o" does not exist or is not served here"#, param: "model", retryable: false,
-                attempts: 0, upstreamStatus: nil),
-            correlationID: "corr-model")
+                attempts: 0, upstreamStatus: nil))
         #expect(harness.mock.recordedRequests().isEmpty)
         // A listed model still goes through.
         let served = try harness.exchange(json: chatRequest(model: "deepseek-reasoner"), correlationID: "corr-served")
