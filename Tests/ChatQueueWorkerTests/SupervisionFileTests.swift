@@ -99,7 +99,7 @@ struct SupervisionFileTests {
         let writer = try MetricsTextfileWriter(path: directory.file("chatqueue-worker-1.prom"))
         var snapshot = MetricsSnapshot(instance: "1")
         try writer.write(snapshot)
-        snapshot.succeeded = 3
+        snapshot.counters.succeeded = 3
         try writer.write(snapshot)
         #expect(directory.names() == ["chatqueue-worker-1.prom"])
         #expect(directory.contents("chatqueue-worker-1.prom") == PrometheusText.render(snapshot))

@@ -47,28 +47,12 @@ public struct LatencyHistogram: Sendable, Equatable {
 public struct MetricsSnapshot: Sendable, Equatable {
     /// The `instance` label on every sample.
     public var instance: String
-    /// Requests answered with chat.completion.
-    public var succeeded = 0
-    /// Requests answered with an error reply.
-    public var failed = 0
-    /// Requests dead-lettered.
-    public var rejected = 0
-    /// Deliveries handed back to the queue.
-    public var requeued = 0
-    /// Error replies by their `code` (the chatqueue error code).
-    public var errorsByCode: [String: Int] = [:]
-    /// HTTP retries made.
-    public var upstreamRetries = 0
-    /// Deliveries that were redeliveries.
-    public var redeliveries = 0
-    /// Chunks forwarded.
-    public var chunksPublished = 0
-    /// Replies the broker could not route.
-    public var unroutableReplies = 0
-    /// Broker connections re-established after a loss.
-    public var brokerReconnects = 0
+    /// The worker's request counters, as of the last ``update(counters:inFlight:)``.
+    public var counters = WorkerCounters()
     /// Requests being handled now.
     public var inFlight = 0
+    /// Error replies by their `code` (the chatqueue error code).
+    public var errorsByCode: [String: Int] = [:]
     /// Prompt tokens reported by the upstream's `usage`.
     public var promptTokens = 0
     /// Completion tokens reported by the upstream's `usage`.
@@ -82,17 +66,9 @@ public struct MetricsSnapshot: Sendable, Equatable {
         self.instance = instance
     }
 
-    /// Copies what ``WorkerCounters`` keeps, and the current in-flight count.
+    /// Takes the worker's counters and the current in-flight count.
     public mutating func update(counters: WorkerCounters, inFlight: Int) {
-        succeeded = counters.succeeded
-        failed = counters.failed
-        rejected = counters.rejected
-        requeued = counters.requeued
-        upstreamRetries = counters.retried
-        redeliveries = counters.redelivered
-        chunksPublished = counters.chunksPublished
-        unroutableReplies = counters.unroutableReplies
-        brokerReconnects = counters.reconnects
+        self.counters = counters
         self.inFlight = inFlight
     }
 
@@ -141,8 +117,8 @@ public enum PrometheusText {
 
         family("chatqueue_requests_total", "counter", "Requests finished, by outcome.")
         for (outcome, value) in [
-            ("succeeded", snapshot.succeeded), ("failed", snapshot.failed), ("rejected", snapshot.rejected),
-            ("requeued", snapshot.requeued),
+            ("succeeded", snapshot.counters.succeeded), ("failed", snapshot.counters.failed), ("rejected", snapshot.counters.rejected),
+            ("requeued", snapshot.counters.requeued),
         ] {
             sample("chatqueue_requests_total", [("outcome", outcome)], String(value))
         }
@@ -150,14 +126,14 @@ public enum PrometheusText {
         for (code, value) in snapshot.errorsByCode.sorted(by: { $0.key < $1.key }) {
             sample("chatqueue_errors_total", [("code", code)], String(value))
         }
-        counter("chatqueue_upstream_retries_total", "HTTP retries made to the upstream.", snapshot.upstreamRetries)
-        counter("chatqueue_redeliveries_total", "Deliveries that were redeliveries.", snapshot.redeliveries)
-        counter("chatqueue_chunks_published_total", "Chunks forwarded to requesters.", snapshot.chunksPublished)
+        counter("chatqueue_upstream_retries_total", "HTTP retries made to the upstream.", snapshot.counters.retried)
+        counter("chatqueue_redeliveries_total", "Deliveries that were redeliveries.", snapshot.counters.redelivered)
+        counter("chatqueue_chunks_published_total", "Chunks forwarded to requesters.", snapshot.counters.chunksPublished)
         counter(
-            "chatqueue_unroutable_replies_total", "Replies the broker could not route.", snapshot.unroutableReplies)
+            "chatqueue_unroutable_replies_total", "Replies the broker could not route.", snapshot.counters.unroutableReplies)
         counter(
             "chatqueue_broker_reconnects_total", "Broker connections re-established after a loss.",
-            snapshot.brokerReconnects)
+            snapshot.counters.reconnects)
         family("chatqueue_requests_in_flight", "gauge", "Requests being handled now.")
         sample("chatqueue_requests_in_flight", [], String(snapshot.inFlight))
         family("chatqueue_usage_tokens_total", "counter", "Tokens reported by the upstream, by kind.")
