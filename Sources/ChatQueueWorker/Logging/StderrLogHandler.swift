@@ -110,27 +110,7 @@ public struct StderrLogHandler: LogHandler {
 
     /// The current UTC time as `2026-11-27T14:03:05.123Z`.
     static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return timestamp(
-            year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday),
-            hour: Int(parts.tm_hour), minute: Int(parts.tm_min), second: Int(parts.tm_sec),
-            millisecond: Int(now.tv_nsec) / 1_000_000
-        )
-    }
-
-    static func timestamp(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int)
-        -> String
-    {
-        func padded(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))T"
-            + "\(padded(hour, 2)):\(padded(minute, 2)):\(padded(second, 2)).\(padded(millisecond, 3))Z"
+        RFC3339.string(unixMilliseconds: MonotonicClock.wallMilliseconds())
     }
 
     /// Writes `line` with one write(2). Only a short write (possible on a full pipe)

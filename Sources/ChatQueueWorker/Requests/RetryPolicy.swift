@@ -56,14 +56,7 @@ enum HTTPDate {
         guard let monthIndex = months.firstIndex(of: String(parts[2])) else { return nil }
         let time = parts[4].split(separator: ":").compactMap { Int($0) }
         guard time.count == 3 else { return nil }
-        // Days from the civil date (Howard Hinnant's algorithm).
-        let m = monthIndex + 1
-        let y = m <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Double(days * 86_400 + time[0] * 3600 + time[1] * 60 + time[2])
+        let days = RFC3339.daysFromCivil(year: Int64(year), month: Int64(monthIndex + 1), day: Int64(day))
+        return Double(days * 86_400 + Int64(time[0] * 3600 + time[1] * 60 + time[2]))
     }
 }
