@@ -464,6 +464,15 @@ public final class AMQPConnection {
             "basic.nack \(deliveryTag)")
     }
 
+    /// Gives the connection up without a handshake: queued frames are
+    /// dropped and the socket is closed when the connection is released. For a
+    /// broker that stopped reading from us (a resource alarm), where `close()`
+    /// would wait for the RPC timeout; unacked deliveries return to the queue.
+    public func abandon() {
+        isOpen = false
+        unsent = OutgoingBytes()
+    }
+
     /// Closes channel and connection cleanly (waits for the broker's close-ok).
     public func close() {
         guard isOpen else { return }

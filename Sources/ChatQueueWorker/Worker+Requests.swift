@@ -5,114 +5,231 @@ import ChatQueueCore
 import ChatQueueHTTP
 import Logging
 
+/// Requests: deliveries become state machines (`RequestStateMachine`), and
+/// this file turns what happens (a delivery, a transfer's end, a timer, a
+/// confirm) into the machine's events and carries out the actions it returns.
+/// Nothing here decides what a request does next.
 extension Worker {
-    // MARK: - Requests
+    typealias Action = RequestStateMachine.Action
+
+    // MARK: - Arrival
 
     func handleDelivery(_ message: AMQPMessage, session: BrokerSession) throws {
         guard case .deliver(_, let deliveryTag, let redelivered, _, _) = message.method else { return }
         counters.received += 1
-        if draining {
-            // Not started yet: hand it straight back for another worker.
-            try session.consumer.nack(deliveryTag: deliveryTag, requeue: true)
-            counters.requeued += 1
-            return
-        }
         let metadata = RequestMetadata(
             properties: message.properties, redelivered: redelivered,
             defaultReplyQueue: settings.replies.defaultQueue, makeID: { RequestID.generate() })
         if metadata.attempt > 1 { counters.redelivered += 1 }
-
-        guard let replyTo = metadata.replyTo else {
-            InFlightRequest.requestLogger(logger, metadata).warning(
-                "request has no reply_to and no replies.default_queue is set; dead-lettering it")
-            try session.consumer.reject(deliveryTag: deliveryTag, requeue: false)
-            counters.rejected += 1
-            return
-        }
         let now = MonotonicClock.now()
+        let deadline = requestDeadline(metadata, now: now)
         let request = InFlightRequest(
-            deliveryTag: deliveryTag, metadata: metadata, replyTo: replyTo, body: message.body,
-            logger: logger, now: now)
+            deliveryTag: deliveryTag, metadata: metadata, replyTo: metadata.replyTo ?? "", body: message.body,
+            machine: RequestStateMachine(
+                requestID: metadata.requestID, policy: requestPolicy, deadline: deadline.at,
+                deadlineFailure: deadline.failure),
+            logger: logger)
         request.sink = self
-        request.idleTimeout = MonotonicClock.nanoseconds(settings.upstream.idleTimeout)
         inFlight[deliveryTag] = request
         if logger.logLevel <= .debug {
             request.logger.debug(
                 "request received",
                 metadata: ["request.attempt": "\(metadata.attempt)", "request.bytes": "\(message.bodySize)"])
         }
+        try perform(arrivalAction(of: request, message: message, deadline: deadline, now: now), for: request)
+    }
 
+    /// The first event of a delivery's machine: what the contract says about it before any try.
+    private func arrivalAction(
+        of request: InFlightRequest, message: AMQPMessage, deadline: RequestDeadline, now: UInt64
+    ) -> Action {
+        let metadata = request.metadata
+        if draining {
+            // Not started yet: hand it straight back for another worker.
+            return request.machine.handBack()
+        }
+        guard metadata.replyTo != nil else {
+            request.logger.warning("request has no reply_to and no replies.default_queue is set; dead-lettering it")
+            return request.machine.refuse()
+        }
         if metadata.attempt > settings.worker.maxDeliveries {
-            try finish(request, error: .maxDeliveriesExceeded(attempt: metadata.attempt, limit: settings.worker.maxDeliveries))
-            return
+            return request.machine.answer(
+                .maxDeliveriesExceeded(attempt: metadata.attempt, limit: settings.worker.maxDeliveries))
         }
         if message.truncated {
-            try finish(
-                request, error: .requestTooLarge(size: Int(message.bodySize), limit: settings.worker.maxRequestBytes))
-            return
+            let size = Int(clamping: message.bodySize)
+            return request.machine.answer(.requestTooLarge(size: size, limit: settings.worker.maxRequestBytes))
         }
         if metadata.invalidDeadline {
-            try finish(request, error: .invalidField(param: "x-deadline-ms", message: "x-deadline-ms must be an integer (Unix milliseconds)"))
-            return
+            return request.machine.answer(
+                .invalidField(param: "x-deadline-ms", message: "x-deadline-ms must be an integer (Unix milliseconds)"))
         }
-        request.deadline = now &+ MonotonicClock.nanoseconds(settings.worker.requestTimeout)
-        if let deadlineMs = metadata.deadlineMilliseconds {
-            let left = deadlineMs - MonotonicClock.wallMilliseconds()
-            if left <= 0 {
-                try finish(request, error: ChatError(upstream: .deadlineExceeded))
-                return
-            }
-            let requesterDeadline = now &+ UInt64(left) * 1_000_000
-            if requesterDeadline < request.deadline {
-                request.deadline = requesterDeadline
-                request.deadlineFailure = .deadlineExceeded
-            }
+        if deadline.passed {
+            return request.machine.answer(ChatError(upstream: .deadlineExceeded))
         }
         switch RequestValidator.validate(
             body: message.body, contentType: message.properties.contentType, allowedModels: settings.upstream.models)
         {
         case .failure(let error):
-            try finish(request, error: error)
+            return request.machine.answer(error)
         case .success(let validated):
-            request.validated = validated
-            try startTry(request, now: now)
+            request.streams = validated.stream
+            return request.machine.call(now: now)
         }
     }
 
-    /// Starts an HTTP try.
-    func startTry(_ request: InFlightRequest, now: UInt64) throws {
-        guard let validated = request.validated else { return }
-        request.httpTries += 1
-        if request.httpTries > 1 { counters.retried += 1 }
+    /// When a request must be done: `worker.request_timeout` from now, or the
+    /// requester's `x-deadline-ms` when that is earlier. Saturating: no value
+    /// of the header can overflow.
+    struct RequestDeadline {
+        var at: UInt64
+        var failure: UpstreamFailure
+        /// x-deadline-ms is already past.
+        var passed = false
+    }
+
+    func requestDeadline(_ metadata: RequestMetadata, now: UInt64) -> RequestDeadline {
+        var deadline = RequestDeadline(
+            at: RequestStateMachine.adding(now, MonotonicClock.nanoseconds(settings.worker.requestTimeout)),
+            failure: .requestTimeout)
+        guard let deadlineMs = metadata.deadlineMilliseconds else { return deadline }
+        let (left, overflow) = deadlineMs.subtractingReportingOverflow(MonotonicClock.wallMilliseconds())
+        if overflow ? deadlineMs < 0 : left <= 0 {
+            deadline.passed = true
+            return deadline
+        }
+        let (nanoseconds, tooFar) = overflow ? (UInt64.max, true) : UInt64(left).multipliedReportingOverflow(by: 1_000_000)
+        let requesterDeadline = RequestStateMachine.adding(now, tooFar ? .max : nanoseconds)
+        if requesterDeadline < deadline.at {
+            deadline.at = requesterDeadline
+            deadline.failure = UpstreamFailure.deadlineExceeded
+        }
+        return deadline
+    }
+
+    // MARK: - Carrying out actions
+
+    /// Does what the request's machine said. The only place requests start
+    /// and stop transfers, publish finals and settle deliveries.
+    func perform(_ action: Action, for request: InFlightRequest) throws {
+        switch action {
+        case .none:
+            break
+        case .startTransfer(let number):
+            if number > 1 { counters.retried += 1 }
+            try startTransfer(for: request, now: MonotonicClock.now())
+        case .retryLater(let failure, let wait, let stopTransfer):
+            if stopTransfer {
+                self.stopTransfer(of: request)
+                try recordTry(failure)
+            }
+            request.logger.info(
+                "upstream try failed; retrying",
+                metadata: [
+                    "upstream.failure": "\(failure)", "retry.wait_s": "\(wait)", "request.tries": "\(request.machine.tries)",
+                ])
+        case .publishFinal(let reply, let stopTransfer):
+            if stopTransfer {
+                self.stopTransfer(of: request)
+                if let code = reply.error?.code, code == "first_byte_timeout" || code == "idle_timeout" {
+                    // A try that a timer ended tells about the upstream's health like any other.
+                    try recordTry(code == "idle_timeout" ? .idleTimeout : .firstByteTimeout)
+                }
+            }
+            try publishFinal(reply, of: request)
+        case .settle(let settlement, let reason, let stopTransfer):
+            if stopTransfer { self.stopTransfer(of: request) }
+            inFlight.removeValue(forKey: request.deliveryTag)
+            try settle(request, settlement, reason: reason)
+        case .forget(let stopTransfer):
+            if stopTransfer { self.stopTransfer(of: request) }
+            inFlight.removeValue(forKey: request.deliveryTag)
+        }
+        timerArmed(at: request.machine.nextTimer)
+    }
+
+    /// Starts an HTTP try; a transfer libcurl refuses ends the try at once.
+    private func startTransfer(for request: InFlightRequest, now: UInt64) throws {
         let transfer = idleTransfers.popLast() ?? CurlTransfer(options: upstreamOptions, headers: upstreamHeaders)
         request.body.withUnsafeBytes { transfer.prepare(body: $0) }
         transfer.delegate = request
-        request.response = UpstreamResponse(
-            forwardChunks: validated.stream, maxResponseBytes: settings.upstream.maxResponseBytes)
+        request.response = UpstreamResponse(forwardChunks: request.streams, maxResponseBytes: requestPolicy.maxReplyBytes)
         request.transfer = transfer
-        request.phase = .calling
-        request.firstByteDeadline = now &+ MonotonicClock.nanoseconds(settings.upstream.firstByteTimeout)
+        request.transferPaused = false
         request.tryStartedAt = now
         request.firstProgressAt = nil
-        request.idleDeadline = nil
         do {
             try multi.add(transfer)
         } catch {
-            request.transfer = nil
-            recycle(transfer)
-            try finish(request, error: ChatError(upstream: .connectionFailed("\(error)")))
-            return
+            stopTransfer(of: request)
+            let ended = request.machine.tryEnded(
+                .failure(.connectionFailed("\(error)"), retryAfter: nil), now: now, random: Double.random(in: 0..<1))
+            try perform(ended, for: request)
         }
-        nextTimerCheck = min(nextTimerCheck, request.nextTimer)
     }
 
-    /// A transfer ended: publish the final reply, or retry.
+    /// Publishes the final reply; the delivery is settled when the broker confirms it.
+    private func publishFinal(_ reply: RequestStateMachine.FinalReply, of request: InFlightRequest) throws {
+        guard let session else { return }
+        request.response = nil
+        let kind: ReplyKind = reply.kind == .completion ? .completion : .error
+        try session.replies.publish(kind, body: reply.body, to: request.address, seq: reply.seq, settling: request.deliveryTag)
+        guard reply.publishes == 1 else {
+            counters.finalsRepublished += 1
+            request.logger.warning(
+                "publishing the final reply again after the broker refused it",
+                metadata: ["reply.publishes": "\(reply.publishes)"])
+            return
+        }
+        if let error = reply.error {
+            counters.failed += 1
+            request.logger.log(
+                level: error.status >= 500 ? .warning : .info, "request failed",
+                metadata: [
+                    "error.code": "\(error.code ?? "")", "error.status": "\(error.status)",
+                    "error.message": "\(error.message)", "request.tries": "\(request.machine.tries)",
+                ])
+            supervisor.metrics.recordError(code: error.code ?? error.type)
+        } else {
+            counters.succeeded += 1
+            supervisor.recordUsage(of: reply.body)
+        }
+    }
+
+    /// Acks, dead-letters or requeues the delivery; the request is done.
+    private func settle(_ request: InFlightRequest, _ settlement: RequestStateMachine.Settlement, reason: RequestStateMachine.SettleReason) throws {
+        guard let session else { return }
+        switch settlement {
+        case .ack:
+            try session.consumer.ack(deliveryTag: request.deliveryTag)
+        case .deadLetter:
+            try session.consumer.reject(deliveryTag: request.deliveryTag, requeue: false)
+            counters.rejected += 1
+        case .requeue:
+            try session.consumer.nack(deliveryTag: request.deliveryTag, requeue: true)
+            counters.requeued += 1
+        }
+        switch reason {
+        case .answered, .unanswerable, .draining:
+            break
+        case .finalRefused:
+            counters.finalsRefused += 1
+            request.logger.error(
+                "the broker refused the final reply every time; dead-lettering the request",
+                metadata: ["reply.publishes": "\(requestPolicy.maxFinalPublishes)"])
+        case .shutdown:
+            request.logger.notice("shutdown grace over; request requeued")
+        }
+    }
+
+    // MARK: - Transfers
+
+    /// A transfer ended: the machine decides between the final reply and a retry.
     func complete(_ transfer: CurlTransfer, result: CURLcode) throws {
         guard let request = transfer.delegate as? InFlightRequest, request.transfer === transfer,
             let response = request.response
         else { return }
         request.transfer = nil
-        defer { recycle(transfer) }
         let now = MonotonicClock.now()
         supervisor.metrics.upstreamDuration.observe(seconds: Double(now &- request.tryStartedAt) / 1e9)
         if let first = request.firstProgressAt {
@@ -120,44 +237,22 @@ extension Worker {
         }
         let outcome = response.outcome(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
+        // A transfer that ended while paused may leave bytes in its handle: not reused.
+        if !request.transferPaused { recycle(transfer) }
+        request.transferPaused = false
+        let result: RequestStateMachine.TryResult
         switch outcome {
         case .completion(let body):
             try recordTry(nil)
-            try finish(request, kind: .completion, body: body)
+            result = .completion(body)
         case .failure(let failure):
             try recordTry(failure)
-            try fail(request, failure, retryAfter: response)
-        }
-    }
-
-    /// Retries a failed try when the failure and the policy allow, else answers with the error.
-    func fail(_ request: InFlightRequest, _ failure: UpstreamFailure, retryAfter response: UpstreamResponse?) throws {
-        let publishedChunks = response?.publishedChunks ?? 0
-        var worthRetrying = failure.isRetryable
-        if case .streamInterrupted = failure { worthRetrying = true }
-        if worthRetrying, publishedChunks == 0, !draining {
-            let now = MonotonicClock.now()
             let hint = RetryPolicy.retryAfterSeconds(
-                milliseconds: response?.retryAfterMilliseconds, header: response?.retryAfter,
+                milliseconds: response.retryAfterMilliseconds, header: response.retryAfter,
                 nowUnixSeconds: Double(MonotonicClock.wallMilliseconds()) / 1000)
-            let secondsLeft = request.deadline == .max ? .infinity : Double(request.deadline &- min(request.deadline, now)) / 1e9
-            if let wait = retryPolicy.delay(
-                triesMade: request.httpTries, retryAfter: hint, secondsLeft: secondsLeft, random: Double.random(in: 0..<1))
-            {
-                request.logger.info(
-                    "upstream try failed; retrying",
-                    metadata: ["upstream.failure": "\(failure)", "retry.wait_s": "\(wait)", "request.tries": "\(request.httpTries)"])
-                request.phase = .waitingToRetry(until: now &+ MonotonicClock.nanoseconds(wait))
-                nextTimerCheck = min(nextTimerCheck, request.nextTimer)
-                return
-            }
+            result = .failure(failure, retryAfter: hint)
         }
-        var error = ChatError(upstream: failure)
-        if publishedChunks > 0, failure.isRetryable {
-            // Chunks already went out: never retried, reported as an interrupted stream.
-            error = ChatError(upstream: .streamInterrupted("\(failure)"))
-        }
-        try finish(request, error: error)
+        try perform(request.machine.tryEnded(result, now: now, random: Double.random(in: 0..<1)), for: request)
     }
 
     /// Failures that say the upstream is unwell (not that the request was wrong).
@@ -182,42 +277,16 @@ extension Worker {
         }
     }
 
-    /// Publishes an error as the final reply.
-    func finish(_ request: InFlightRequest, error: ChatError) throws {
-        request.rejectWhenSettled = error.disposition == .deadLetter
-        request.logger.log(
-            level: error.status >= 500 ? .warning : .info, "request failed",
-            metadata: [
-                "error.code": "\(error.code ?? "")", "error.status": "\(error.status)", "error.message": "\(error.message)",
-                "request.tries": "\(request.httpTries)",
-            ])
-        supervisor.metrics.recordError(code: error.code ?? error.type)
-        try finish(request, kind: .error, body: error.responseBody(requestID: request.metadata.requestID, attempts: request.httpTries))
-    }
-
-    /// Publishes the final reply; the delivery is settled when the broker confirms it.
-    func finish(_ request: InFlightRequest, kind: ReplyKind, body: [UInt8]) throws {
-        guard let session, request.phase != .finalPublished else { return }
-        stopTransfer(of: request)
-        request.phase = .finalPublished
-        request.response = nil
-        let seq = request.nextSeq
-        request.nextSeq += 1
-        try session.replies.publish(kind, body: body, to: request.address, seq: seq, settling: request.deliveryTag)
-        if kind == .completion {
-            counters.succeeded += 1
-            supervisor.recordUsage(of: body)
-        } else {
-            counters.failed += 1
-        }
-    }
-
-    /// Stops the request's running try, if any, and keeps its easy handle. Not from inside a callback.
+    /// Stops the request's running try, if any. Not from inside a callback.
     func stopTransfer(of request: InFlightRequest) {
         guard let transfer = request.transfer else { return }
         multi.remove(transfer)
         request.transfer = nil
-        recycle(transfer)
+        request.response = nil
+        // A paused transfer's handle still holds bytes of this response: it is
+        // dropped, never handed to the next request.
+        if !request.transferPaused { recycle(transfer) }
+        request.transferPaused = false
     }
 
     /// Keeps a finished transfer's easy handle for the next request (up to the concurrency).
@@ -225,6 +294,8 @@ extension Worker {
         transfer.delegate = nil
         if idleTransfers.count < settings.worker.concurrency { idleTransfers.append(transfer) }
     }
+
+    // MARK: - Chunks and backpressure
 
     /// ChunkSink: the idle timer moved; make sure the loop wakes for it.
     func timerArmed(at deadline: UInt64) {
@@ -256,10 +327,10 @@ extension Worker {
         logger.notice("replies drained: resuming upstream reads", metadata: ["requests.count": "\(paused.count)"])
         let now = MonotonicClock.now()
         for request in paused {
-            guard request.phase == .calling, let transfer = request.transfer else { continue }
-            let idle = now &+ request.idleTimeout
-            request.idleDeadline = idle
-            timerArmed(at: idle)
+            guard request.machine.isPaused, let transfer = request.transfer else { continue }
+            request.machine.resume(now: now)
+            request.transferPaused = false
+            timerArmed(at: request.machine.nextTimer)
             // May deliver the kept bytes (and forward chunks) before it returns.
             let result = transfer.resume()
             try throwPendingBrokerFailure()
@@ -280,9 +351,8 @@ extension Worker {
     }
 
     /// ChunkSink: called from inside libcurl's socket actions.
-    func forward(chunk: [UInt8], of request: InFlightRequest) -> Bool {
+    func forward(chunk: [UInt8], seq: Int64, of request: InFlightRequest) -> Bool {
         guard let session, brokerFailure == nil else { return false }
-        let seq = request.nextSeq
         do {
             try session.replies.publish(
                 .chunk, body: chunk, to: request.address, seq: seq, settling: nil,
@@ -291,71 +361,32 @@ extension Worker {
             brokerFailure = error
             return false
         }
-        request.nextSeq += 1
         counters.chunksPublished += 1
         return true
     }
 
-    /// Acks (or dead-letters) deliveries whose final reply the broker confirmed.
+    // MARK: - The broker's answers
+
+    /// Confirms and nacks of final replies: the machine settles the delivery or publishes the final again.
     func settle(_ settlements: [PendingConfirms.Settlement], _ session: BrokerSession) throws {
+        let now = MonotonicClock.now()
         for settlement in settlements {
-            guard let request = inFlight.removeValue(forKey: settlement.deliveryTag) else { continue }
+            guard let request = inFlight[settlement.deliveryTag] else { continue }
+            let action = settlement.confirmed ? request.machine.finalConfirmed() : request.machine.finalRefused(now: now)
             if !settlement.confirmed {
-                // The broker could not store the reply: let the request be tried again.
-                request.logger.warning("broker refused the final reply; requeueing the request")
-                try session.consumer.nack(deliveryTag: settlement.deliveryTag, requeue: true)
-                counters.requeued += 1
-            } else if request.rejectWhenSettled {
-                try session.consumer.reject(deliveryTag: settlement.deliveryTag, requeue: false)
-                counters.rejected += 1
-            } else {
-                try session.consumer.ack(deliveryTag: settlement.deliveryTag)
+                request.logger.warning("the broker refused the final reply (negative confirm)")
             }
+            try perform(action, for: request)
         }
     }
 
     // MARK: - Timers
 
     func fireTimers(now: UInt64) throws {
-        var next = UInt64.max
-        for request in Array(inFlight.values) {
-            switch request.phase {
-            case .finalPublished:
-                continue
-            case .waitingToRetry(let until):
-                if now >= request.deadline {
-                    try finish(request, error: ChatError(upstream: request.deadlineFailure))
-                } else if now >= until {
-                    try startTry(request, now: now)
-                }
-            case .calling:
-                if now >= request.deadline {
-                    try abort(request, request.deadlineFailure)
-                } else if let firstByte = request.firstByteDeadline, now >= firstByte {
-                    try abort(request, .firstByteTimeout)
-                } else if let idle = request.idleDeadline, now >= idle {
-                    try abort(request, .idleTimeout)
-                }
-            }
-            next = min(next, request.nextTimer)
+        nextTimerCheck = .max
+        for request in Array(inFlight.values) where request.machine.nextTimer <= now {
+            try perform(request.machine.timerFired(now: now, random: Double.random(in: 0..<1)), for: request)
         }
-        nextTimerCheck = next
-    }
-
-    /// Stops a running try because a timer fired.
-    func abort(_ request: InFlightRequest, _ failure: UpstreamFailure) throws {
-        let response = request.response
-        stopTransfer(of: request)
-        switch failure {
-        case .firstByteTimeout:
-            try recordTry(failure)
-            try fail(request, failure, retryAfter: response)
-        case .idleTimeout:
-            try recordTry(failure)
-            try finish(request, error: ChatError(upstream: failure))
-        default:
-            // idle, request and deadline timeouts are final: the time is spent.
-            try finish(request, error: ChatError(upstream: failure))
-        }
+        for request in inFlight.values { timerArmed(at: request.machine.nextTimer) }
     }
 }

@@ -1,8 +1,6 @@
-import CCurl
 import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore
-import ChatQueueHTTP
 import Logging
 
 extension Worker {
@@ -18,9 +16,12 @@ extension Worker {
         }
         draining = true
         state = .draining
-        drainDeadline = MonotonicClock.now() &+ MonotonicClock.nanoseconds(settings.worker.shutdownGrace)
+        drainDeadline = RequestStateMachine.adding(
+            MonotonicClock.now(), MonotonicClock.nanoseconds(settings.worker.shutdownGrace))
+        for request in inFlight.values { request.machine.drainStarted() }
         logger.notice(
-            "draining: no new requests", metadata: ["requests.in_flight": "\(inFlight.count)", "shutdown.grace_s": "\(settings.worker.shutdownGrace)"])
+            "draining: no new requests",
+            metadata: ["requests.in_flight": "\(inFlight.count)", "shutdown.grace_s": "\(settings.worker.shutdownGrace)"])
         if let session {
             do {
                 try session.unsubscribe()
@@ -30,33 +31,40 @@ extension Worker {
         }
     }
 
-    /// Grace is over: stop the transfers and hand their deliveries back.
-    func abortForShutdown(_ session: BrokerSession) throws {
-        for request in Array(inFlight.values) where request.phase != .finalPublished {
-            stopTransfer(of: request)
-            inFlight.removeValue(forKey: request.deliveryTag)
-            try session.consumer.nack(deliveryTag: request.deliveryTag, requeue: true)
-            counters.requeued += 1
-            request.logger.notice("shutdown grace over; request requeued")
+    /// Grace is over: stop the transfers and hand every unsettled delivery back.
+    func abortForShutdown() throws {
+        for request in Array(inFlight.values) {
+            try perform(request.machine.shutdownGraceOver(), for: request)
         }
         drainDeadline = .max
     }
 
+    /// Ends the session. Queued acks and requeues go out on the consumer
+    /// connection; a publisher the broker blocks (or that still holds replies)
+    /// is given up rather than closed, since a clean close would wait for a
+    /// broker that is not reading from it.
     func closeSession() {
-        session?.publisher.close()
-        session?.consumer.close()
-        session = nil
+        guard let session else { return }
+        if session.replies.isBlocked || session.replies.hasBacklog {
+            session.publisher.abandon()
+        } else {
+            session.publisher.close()
+        }
+        session.consumer.close()
+        self.session = nil
     }
 
     /// The connection is gone: its deliveries return to the queue by themselves; drop our side.
     func abandonInFlight() {
-        for request in inFlight.values {
-            stopTransfer(of: request)
+        let count = inFlight.count
+        for request in Array(inFlight.values) {
+            let action = request.machine.connectionLost()
+            if case .forget(let stopTransfer) = action, stopTransfer { self.stopTransfer(of: request) }
+            inFlight.removeValue(forKey: request.deliveryTag)
         }
-        if !inFlight.isEmpty {
-            logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(inFlight.count)"])
+        if count > 0 {
+            logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(count)"])
         }
-        inFlight.removeAll()
         pausedRequests.removeAll()
         nextTimerCheck = .max
     }

@@ -31,7 +31,8 @@ public final class Worker: ChunkSink {
 
     let settings: Settings
     let options: Options
-    let retryPolicy: RetryPolicy
+    /// The rules every request's state machine follows.
+    let requestPolicy: RequestStateMachine.Policy
     var logger: Logger
     let upstreamOptions: CurlRequestOptions
     let upstreamHeaders: CurlHeaderList
@@ -78,7 +79,14 @@ public final class Worker: ChunkSink {
         self.settings = settings
         self.options = options
         self.logger = logger
-        retryPolicy = settings.retry
+        let retry = settings.retry
+        requestPolicy = RequestStateMachine.Policy(
+            retry: RetryBackoff(
+                maxAttempts: retry.maxAttempts, baseDelay: retry.baseDelay, maxDelay: retry.maxDelay,
+                maxRetryAfter: retry.maxRetryAfter),
+            firstByteTimeout: MonotonicClock.nanoseconds(settings.upstream.firstByteTimeout),
+            idleTimeout: MonotonicClock.nanoseconds(settings.upstream.idleTimeout),
+            maxReplyBytes: settings.upstream.maxResponseBytes)
         upstreamOptions = CurlRequestOptions(
             url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
             caFile: settings.upstream.caFile)
@@ -228,7 +236,12 @@ public final class Worker: ChunkSink {
             let afterIO = MonotonicClock.now()
             if afterIO >= nextTimerCheck { try fireTimers(now: afterIO) }
             if draining {
-                if afterIO >= drainDeadline { try abortForShutdown(session) }
+                // Grace over: everything unsettled goes back to the queue and the
+                // loop ends, whatever the broker does with our replies meanwhile.
+                if afterIO >= drainDeadline {
+                    try abortForShutdown()
+                    return
+                }
                 if inFlight.isEmpty && session.replies.unconfirmedFinals == 0 { return }
             } else if health.isDegraded, inFlight.isEmpty, !session.isConsuming {
                 // Degraded and idle: take exactly one request, the probe.

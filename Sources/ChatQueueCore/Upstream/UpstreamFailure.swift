@@ -22,6 +22,9 @@ public enum UpstreamFailure: Error, Sendable, Equatable {
     case streamError(JSONValue)
     /// The stream broke after chunks were already published.
     case streamInterrupted(String)
+    /// The response (a document, or a stream's events together) is larger
+    /// than the largest reply the worker publishes.
+    case responseTooLarge(limit: Int)
 
     /// Worth another HTTP try: connectionFailed, connectTimeout,
     /// firstByteTimeout, httpStatus 408/429/500/502/503/504.
@@ -31,7 +34,8 @@ public enum UpstreamFailure: Error, Sendable, Equatable {
             return true
         case .httpStatus(let status, _):
             return [408, 429, 500, 502, 503, 504].contains(status)
-        case .idleTimeout, .requestTimeout, .deadlineExceeded, .badResponse, .emptyStream, .streamError, .streamInterrupted:
+        case .idleTimeout, .requestTimeout, .deadlineExceeded, .badResponse, .emptyStream, .streamError, .streamInterrupted,
+            .responseTooLarge:
             return false
         }
     }
@@ -57,6 +61,7 @@ extension ChatError {
     /// | HTTP 1xx/2xx/3xx | 502 | upstream_error | bad_response | no |
     /// | connectionFailed | 502 | upstream_error | connection_failed | yes |
     /// | badResponse | 502 | upstream_error | bad_response | no |
+    /// | responseTooLarge | 502 | upstream_error | response_too_large | no |
     /// | emptyStream | 502 | upstream_error | empty_stream | yes |
     /// | streamError | 502 | upstream_error | the event's (default upstream_error) | no |
     /// | streamInterrupted | 502 | upstream_error | stream_interrupted | yes |
@@ -77,6 +82,10 @@ extension ChatError {
             self.init(
                 status: 502, type: "upstream_error", code: "bad_response",
                 message: "the upstream API returned an unusable response: \(detail)")
+        case .responseTooLarge(let limit):
+            self.init(
+                status: 502, type: "upstream_error", code: "response_too_large",
+                message: "the upstream response is larger than the \(limit) bytes a reply may have (upstream.max_response_bytes)")
         case .emptyStream:
             self.init(
                 status: 502, type: "upstream_error", code: "empty_stream",

@@ -18,6 +18,10 @@ public struct WorkerCounters: Sendable, Equatable {
     public var chunksPublished = 0
     /// Deliveries handed back to the queue (shutdown, lost publish).
     public var requeued = 0
+    /// Final replies published again after the broker refused them.
+    public var finalsRepublished = 0
+    /// Deliveries dead-lettered because the broker refused their final reply every time.
+    public var finalsRefused = 0
     /// Broker connections re-established after a loss.
     public var reconnects = 0
 

@@ -1,0 +1,486 @@
+/// The life of one delivery, from its arrival until it is settled with the
+/// broker: HTTP tries, chunks, the one final reply of this attempt, the
+/// broker's confirm of that reply, and the ack, reject or requeue that ends it.
+///
+/// A value type in the style of postgres-nio's `ExtendedQueryStateMachine`:
+/// events come in as `mutating func`s, each returns the `Action` the worker
+/// must carry out, and every event is handled in every state by an exhaustive
+/// switch. Time is a monotonic nanosecond count passed in with each event, and
+/// randomness (retry jitter) too, so the machine is pure and tested as
+/// event -> action tables without sockets.
+///
+/// The guarantees it keeps, whatever the order of events:
+/// - at most one final reply per attempt is out at a time (a final the broker
+///   refused is published again, the same reply, a bounded number of times);
+/// - the delivery is settled exactly once, acked only after its final reply
+///   was confirmed;
+/// - no HTTP try starts and no chunk is forwarded once a final is published;
+/// - a running transfer is stopped by the action that leaves `calling`.
+public struct RequestStateMachine: Sendable {
+    // MARK: Types
+
+    /// What is done with the delivery in the end.
+    public enum Settlement: Sendable, Equatable {
+        /// basic.ack: answered.
+        case ack
+        /// basic.reject without requeue: the queue's dead-letter exchange takes it.
+        case deadLetter
+        /// basic.nack with requeue: handed back for another worker.
+        case requeue
+    }
+
+    /// Why a delivery is settled, for logs and counters.
+    public enum SettleReason: Sendable, Equatable {
+        /// Its final reply was confirmed.
+        case answered
+        /// It could not be answered at all (no or a disallowed reply_to).
+        case unanswerable
+        /// The broker refused its final reply every time it was published.
+        case finalRefused
+        /// The worker is draining and had not started it.
+        case draining
+        /// The shutdown grace ran out before it was answered.
+        case shutdown
+    }
+
+    public enum FinalKind: Sendable, Equatable {
+        case completion
+        case error
+    }
+
+    /// The final reply of this attempt, kept until the broker confirms it
+    /// (it is published again if the broker refuses it).
+    public struct FinalReply: Sendable, Equatable {
+        public var kind: FinalKind
+        public var body: [UInt8]
+        /// Its x-seq: after every chunk of the attempt.
+        public var seq: Int64
+        /// The error it reports (nil for a completion).
+        public var error: ChatError?
+        /// What happens to the delivery once the broker confirmed it.
+        public var settlement: Settlement
+        /// Times it was handed to the broker, this one included.
+        public var publishes: Int
+    }
+
+    /// How an HTTP try ended.
+    public enum TryResult: Sendable, Equatable {
+        /// The final chat.completion body.
+        case completion([UInt8])
+        /// The try failed; `retryAfter` is the upstream's minimum wait in seconds, if it gave a usable one.
+        case failure(UpstreamFailure, retryAfter: Double?)
+    }
+
+    /// A running HTTP try.
+    public struct Calling: Sendable, Equatable {
+        /// Tries made, this one included (1-based).
+        public var tries: Int
+        /// Chunks of this try handed out for publishing.
+        public var chunks: Int
+        /// No data event yet: the try fails at this time.
+        public var firstByteDeadline: UInt64?
+        /// Data flows: the try fails if nothing more arrives by this time.
+        public var idleDeadline: UInt64?
+        /// Reads paused because replies back up; the per-try timers are off meanwhile.
+        public var paused: Bool
+    }
+
+    public enum State: Sendable, Equatable {
+        /// Delivered; nothing decided yet.
+        case received
+        case calling(Calling)
+        /// The last try failed; the next starts at `until`.
+        case waitingToRetry(tries: Int, until: UInt64)
+        /// The final reply is with the broker, waiting for its confirm.
+        case finalPublished(FinalReply)
+        /// The broker refused the final reply; it is published again at `retryAt`.
+        case finalRefused(FinalReply, retryAt: UInt64)
+        /// Done. nil: handed back by losing the connection (the broker requeues it).
+        case settled(Settlement?)
+    }
+
+    /// What the worker must do after an event.
+    public enum Action: Sendable, Equatable {
+        case none
+        /// Start HTTP try number `try`.
+        case startTransfer(try: Int)
+        /// The try failed; the next one starts after `wait` seconds (`nextTimer`).
+        case retryLater(after: UpstreamFailure, wait: Double, stopTransfer: Bool)
+        /// Publish the final reply (again, when `reply.publishes` > 1), settling the delivery on its confirm.
+        case publishFinal(FinalReply, stopTransfer: Bool)
+        /// Ack, reject or requeue the delivery now; the request is done.
+        case settle(Settlement, reason: SettleReason, stopTransfer: Bool)
+        /// The connection is gone (the broker requeues the delivery): drop the request without a broker call.
+        case forget(stopTransfer: Bool)
+    }
+
+    /// What to do with a chunk the running try received.
+    public enum ChunkAction: Sendable, Equatable {
+        case publish(seq: Int64)
+        /// Not calling (cannot happen while the worker stops transfers as told); never published.
+        case drop
+    }
+
+    /// The fixed rules of a request's life.
+    public struct Policy: Sendable, Equatable {
+        public var retry: RetryBackoff
+        /// Nanoseconds a try may wait for its first data event.
+        public var firstByteTimeout: UInt64
+        /// Nanoseconds allowed between data events.
+        public var idleTimeout: UInt64
+        /// Largest final reply body; a larger completion ends as `response_too_large`.
+        public var maxReplyBytes: Int
+        /// Times a final reply is handed to the broker before the delivery is dead-lettered.
+        public var maxFinalPublishes: Int
+        /// Nanoseconds before the first republish of a refused final; doubles each time.
+        public var finalRepublishDelay: UInt64
+
+        public init(
+            retry: RetryBackoff, firstByteTimeout: UInt64, idleTimeout: UInt64, maxReplyBytes: Int,
+            maxFinalPublishes: Int = 3, finalRepublishDelay: UInt64 = 1_000_000_000
+        ) {
+            self.retry = retry
+            self.firstByteTimeout = firstByteTimeout
+            self.idleTimeout = idleTimeout
+            self.maxReplyBytes = maxReplyBytes
+            self.maxFinalPublishes = max(1, maxFinalPublishes)
+            self.finalRepublishDelay = finalRepublishDelay
+        }
+    }
+
+    // MARK: Stored
+
+    public private(set) var state: State = .received
+    public let requestID: String
+    public let policy: Policy
+    /// The whole request's deadline (monotonic ns) and the failure reported when it passes.
+    public let deadline: UInt64
+    public let deadlineFailure: UpstreamFailure
+    /// x-seq of the next reply of this attempt.
+    public private(set) var nextSeq: Int64 = 0
+    /// HTTP tries made so far (the error reply's `attempts`).
+    public private(set) var tries = 0
+    /// The worker is draining: failed tries are not retried.
+    public private(set) var draining = false
+
+    public init(requestID: String, policy: Policy, deadline: UInt64, deadlineFailure: UpstreamFailure) {
+        self.requestID = requestID
+        self.policy = policy
+        self.deadline = deadline
+        self.deadlineFailure = deadlineFailure
+    }
+
+    public var isSettled: Bool {
+        if case .settled = state { return true }
+        return false
+    }
+
+    /// Whether an HTTP try is running (its transfer is with libcurl).
+    public var isCalling: Bool {
+        if case .calling = state { return true }
+        return false
+    }
+
+    /// The earliest time at which `timerFired` can do something (.max: none).
+    public var nextTimer: UInt64 {
+        switch state {
+        case .calling(let calling):
+            return min(deadline, calling.firstByteDeadline ?? .max, calling.idleDeadline ?? .max)
+        case .waitingToRetry(_, let until):
+            return min(deadline, until)
+        case .finalRefused(_, let retryAt):
+            return retryAt
+        case .received, .finalPublished, .settled:
+            return .max
+        }
+    }
+
+    // MARK: Events: arrival
+
+    /// The request is valid: make the first try.
+    public mutating func call(now: UInt64) -> Action {
+        switch state {
+        case .received:
+            return startTry(number: 1, now: now)
+        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// The request is answered without calling the upstream (invalid, poison, past its deadline).
+    public mutating func answer(_ error: ChatError) -> Action {
+        switch state {
+        case .received:
+            return publishError(error, stopTransfer: false)
+        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// There is nowhere to answer (no or a disallowed reply_to): dead-letter it unanswered.
+    public mutating func refuse() -> Action {
+        switch state {
+        case .received:
+            state = .settled(.deadLetter)
+            return .settle(.deadLetter, reason: .unanswerable, stopTransfer: false)
+        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// Arrived while draining: hand it back untouched.
+    public mutating func handBack() -> Action {
+        switch state {
+        case .received:
+            state = .settled(.requeue)
+            return .settle(.requeue, reason: .draining, stopTransfer: false)
+        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    // MARK: Events: the running try
+
+    /// A chunk of the running try is to be forwarded.
+    public mutating func chunk() -> ChunkAction {
+        switch state {
+        case .calling(var calling):
+            calling.chunks += 1
+            state = .calling(calling)
+            let seq = nextSeq
+            nextSeq += 1
+            return .publish(seq: seq)
+        case .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .drop
+        }
+    }
+
+    /// Real data arrived (a data event, or document bytes that are not padding):
+    /// the first-byte timer is done and the idle timer restarts.
+    public mutating func progress(now: UInt64) {
+        switch state {
+        case .calling(var calling) where !calling.paused:
+            calling.firstByteDeadline = nil
+            calling.idleDeadline = Self.adding(now, policy.idleTimeout)
+            state = .calling(calling)
+        case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            break
+        }
+    }
+
+    /// Reads paused because replies back up: the pause is ours, so the
+    /// per-try timers stop; the request's deadline keeps counting.
+    public mutating func pause() {
+        switch state {
+        case .calling(var calling):
+            calling.paused = true
+            calling.firstByteDeadline = nil
+            calling.idleDeadline = nil
+            state = .calling(calling)
+        case .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            break
+        }
+    }
+
+    /// Reads resume: the idle timer starts over.
+    public mutating func resume(now: UInt64) {
+        switch state {
+        case .calling(var calling) where calling.paused:
+            calling.paused = false
+            calling.idleDeadline = Self.adding(now, policy.idleTimeout)
+            state = .calling(calling)
+        case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            break
+        }
+    }
+
+    /// Whether the running try is paused (and waits for `resume`).
+    public var isPaused: Bool {
+        if case .calling(let calling) = state { return calling.paused }
+        return false
+    }
+
+    /// The running try ended (libcurl finished it, or it could not start).
+    public mutating func tryEnded(_ result: TryResult, now: UInt64, random: Double) -> Action {
+        switch state {
+        case .calling(let calling):
+            switch result {
+            case .completion(let body):
+                guard body.count <= policy.maxReplyBytes else {
+                    return publishError(
+                        ChatError(upstream: .responseTooLarge(limit: policy.maxReplyBytes)), stopTransfer: false)
+                }
+                return publishFinal(.completion, body: body, error: nil, settlement: .ack, stopTransfer: false)
+            case .failure(let failure, let retryAfter):
+                return failed(calling, failure, retryAfter: retryAfter, now: now, random: random, stopTransfer: false)
+            }
+        case .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    // MARK: Events: time and the worker
+
+    /// Timers are due (call when `now >= nextTimer`; earlier calls do nothing).
+    public mutating func timerFired(now: UInt64, random: Double) -> Action {
+        switch state {
+        case .calling(let calling):
+            if now >= deadline {
+                return publishError(ChatError(upstream: deadlineFailure), stopTransfer: true)
+            }
+            if let firstByte = calling.firstByteDeadline, now >= firstByte {
+                return failed(calling, .firstByteTimeout, retryAfter: nil, now: now, random: random, stopTransfer: true)
+            }
+            if let idle = calling.idleDeadline, now >= idle {
+                // The try already produced data: the time is spent, no retry.
+                return publishError(ChatError(upstream: .idleTimeout), stopTransfer: true)
+            }
+            return .none
+        case .waitingToRetry(let triesMade, let until):
+            if now >= deadline {
+                return publishError(ChatError(upstream: deadlineFailure), stopTransfer: false)
+            }
+            if now >= until { return startTry(number: triesMade + 1, now: now) }
+            return .none
+        case .finalRefused(var reply, let retryAt):
+            guard now >= retryAt else { return .none }
+            reply.publishes += 1
+            state = .finalPublished(reply)
+            return .publishFinal(reply, stopTransfer: false)
+        case .received, .finalPublished, .settled:
+            return .none
+        }
+    }
+
+    /// The first SIGTERM: failed tries are answered at once instead of retried.
+    public mutating func drainStarted() {
+        draining = true
+    }
+
+    /// The shutdown grace is over: whatever is not settled goes back to the queue.
+    public mutating func shutdownGraceOver() -> Action {
+        switch state {
+        case .received, .waitingToRetry, .finalPublished, .finalRefused:
+            state = .settled(.requeue)
+            return .settle(.requeue, reason: .shutdown, stopTransfer: false)
+        case .calling:
+            state = .settled(.requeue)
+            return .settle(.requeue, reason: .shutdown, stopTransfer: true)
+        case .settled:
+            return .none
+        }
+    }
+
+    /// The broker connection is gone: the broker requeues the delivery by itself.
+    public mutating func connectionLost() -> Action {
+        switch state {
+        case .received, .waitingToRetry, .finalPublished, .finalRefused:
+            state = .settled(nil)
+            return .forget(stopTransfer: false)
+        case .calling:
+            state = .settled(nil)
+            return .forget(stopTransfer: true)
+        case .settled:
+            return .none
+        }
+    }
+
+    // MARK: Events: the broker's answer to the final reply
+
+    /// The broker confirmed the final reply.
+    public mutating func finalConfirmed() -> Action {
+        switch state {
+        case .finalPublished(let reply):
+            state = .settled(reply.settlement)
+            return .settle(reply.settlement, reason: .answered, stopTransfer: false)
+        case .received, .calling, .waitingToRetry, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// The broker refused the final reply (a negative confirm: the reply
+    /// queue is full with reject-publish, or unavailable). It is published
+    /// again after a backoff, without calling the upstream again; after
+    /// `maxFinalPublishes` refusals the delivery is dead-lettered, so neither
+    /// the broker nor the worker loops on it.
+    public mutating func finalRefused(now: UInt64) -> Action {
+        switch state {
+        case .finalPublished(let reply):
+            guard reply.publishes < policy.maxFinalPublishes else {
+                state = .settled(.deadLetter)
+                return .settle(.deadLetter, reason: .finalRefused, stopTransfer: false)
+            }
+            let shift = UInt64(min(reply.publishes - 1, 16))
+            let delay = policy.finalRepublishDelay.multipliedReportingOverflow(by: 1 << shift)
+            state = .finalRefused(reply, retryAt: Self.adding(now, delay.overflow ? .max : delay.partialValue))
+            return .none
+        case .received, .calling, .waitingToRetry, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    // MARK: Transitions
+
+    private mutating func startTry(number: Int, now: UInt64) -> Action {
+        tries = number
+        state = .calling(
+            Calling(
+                tries: number, chunks: 0, firstByteDeadline: Self.adding(now, policy.firstByteTimeout),
+                idleDeadline: nil, paused: false))
+        return .startTransfer(try: number)
+    }
+
+    /// A try failed: retry when the failure, the policy and the deadline allow, else answer with the error.
+    private mutating func failed(
+        _ calling: Calling, _ failure: UpstreamFailure, retryAfter: Double?, now: UInt64, random: Double,
+        stopTransfer: Bool
+    ) -> Action {
+        var worthRetrying = failure.isRetryable
+        if case .streamInterrupted = failure { worthRetrying = true }
+        if worthRetrying, calling.chunks == 0, !draining {
+            let secondsLeft = deadline == .max ? Double.infinity : Double(deadline &- min(deadline, now)) / 1e9
+            if let wait = policy.retry.delay(
+                triesMade: calling.tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
+            {
+                state = .waitingToRetry(tries: calling.tries, until: Self.adding(now, Self.nanoseconds(wait)))
+                return .retryLater(after: failure, wait: wait, stopTransfer: stopTransfer)
+            }
+        }
+        var error = ChatError(upstream: failure)
+        if calling.chunks > 0, failure.isRetryable {
+            // Chunks already went out: never retried, reported as an interrupted stream.
+            error = ChatError(upstream: .streamInterrupted(String(describing: failure)))
+        }
+        return publishError(error, stopTransfer: stopTransfer)
+    }
+
+    private mutating func publishError(_ error: ChatError, stopTransfer: Bool) -> Action {
+        let body = error.responseBody(requestID: requestID, attempts: tries)
+        let settlement: Settlement = error.disposition == .deadLetter ? .deadLetter : .ack
+        return publishFinal(.error, body: body, error: error, settlement: settlement, stopTransfer: stopTransfer)
+    }
+
+    private mutating func publishFinal(
+        _ kind: FinalKind, body: [UInt8], error: ChatError?, settlement: Settlement, stopTransfer: Bool
+    ) -> Action {
+        let reply = FinalReply(kind: kind, body: body, seq: nextSeq, error: error, settlement: settlement, publishes: 1)
+        nextSeq += 1
+        state = .finalPublished(reply)
+        return .publishFinal(reply, stopTransfer: stopTransfer)
+    }
+
+    // MARK: Saturating time
+
+    /// `time + nanoseconds`, saturating at `.max` (never armed).
+    public static func adding(_ time: UInt64, _ nanoseconds: UInt64) -> UInt64 {
+        let (sum, overflow) = time.addingReportingOverflow(nanoseconds)
+        return overflow ? .max : sum
+    }
+
+    /// Seconds as nanoseconds, saturating (never traps on huge, infinite or NaN values).
+    public static func nanoseconds(_ seconds: Double) -> UInt64 {
+        guard seconds > 0 else { return 0 }  // also NaN
+        let nanoseconds = seconds * 1e9
+        return nanoseconds >= 1.8e19 ? .max : UInt64(nanoseconds)
+    }
+}
