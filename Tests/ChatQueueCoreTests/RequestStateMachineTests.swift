@@ -1,0 +1,458 @@
+import ChatQueueCore
+import Testing
+
+/// The request state machine as event -> action tables, no sockets: every
+/// event in every state, the paths the contract describes, and long random
+/// event sequences checked against the invariants after every step.
+@Suite("Request state machine")
+struct RequestStateMachineTests {
+    typealias Machine = RequestStateMachine
+    static let second: UInt64 = 1_000_000_000
+
+    static let policy = Machine.Policy(
+        retry: RetryBackoff(maxAttempts: 3, baseDelay: 0.5, maxDelay: 30, maxRetryAfter: 60),
+        firstByteTimeout: 10 * second, idleTimeout: 5 * second, maxReplyBytes: 1000, maxFinalPublishes: 3,
+        finalRepublishDelay: second)
+
+    /// A machine received at t = 100 s with a deadline 60 s later.
+    static func machine(deadline: UInt64 = 160 * second) -> Machine {
+        Machine(requestID: "r1", policy: policy, deadline: deadline, deadlineFailure: .requestTimeout)
+    }
+
+    /// Every event, with the arguments the tables use.
+    enum Event: CaseIterable {
+        case call, answer, refuse, handBack, chunk, progress, pause, resume, completion, failure, timer, drain
+        case graceOver, connectionLost, confirmed, refused
+    }
+
+    static let now: UInt64 = 100 * second
+
+    /// Applies `event` and describes what the machine asked for, compactly.
+    @discardableResult
+    static func apply(_ event: Event, to machine: inout Machine, at now: UInt64 = now) -> String {
+        switch event {
+        case .call: return describe(machine.call(now: now))
+        case .answer: return describe(machine.answer(.invalidJSON("x")))
+        case .refuse: return describe(machine.refuse())
+        case .handBack: return describe(machine.handBack())
+        case .chunk:
+            switch machine.chunk() {
+            case .publish(let seq): return "chunk \(seq)"
+            case .drop: return "drop"
+            }
+        case .progress:
+            machine.progress(now: now)
+            return "-"
+        case .pause:
+            machine.pause()
+            return "-"
+        case .resume:
+            machine.resume(now: now)
+            return "-"
+        case .completion: return describe(machine.tryEnded(.completion(Array("{}".utf8)), now: now, random: 0.5))
+        case .failure:
+            return describe(machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: now, random: 0.5))
+        case .timer: return describe(machine.timerFired(now: now, random: 0.5))
+        case .drain:
+            machine.drainStarted()
+            return "-"
+        case .graceOver: return describe(machine.shutdownGraceOver())
+        case .connectionLost: return describe(machine.connectionLost())
+        case .confirmed: return describe(machine.finalConfirmed())
+        case .refused: return describe(machine.finalRefused(now: now))
+        }
+    }
+
+    static func describe(_ action: Machine.Action) -> String {
+        switch action {
+        case .none: return "none"
+        case .startTransfer(let number): return "start \(number)"
+        case .retryLater(_, let wait, let stop): return "retry \(wait)\(stop ? " stop" : "")"
+        case .publishFinal(let reply, let stop):
+            let what = reply.error.map { $0.code ?? "status \($0.status)" } ?? "completion"
+            return "final \(what) #\(reply.publishes)\(stop ? " stop" : "")"
+        case .settle(let settlement, let reason, let stop): return "settle \(settlement) \(reason)\(stop ? " stop" : "")"
+        case .forget(let stop): return "forget\(stop ? " stop" : "")"
+        }
+    }
+
+    /// Machines in each state, reached through events.
+    static func inState(_ name: String) -> Machine {
+        var machine = machine()
+        switch name {
+        case "received": break
+        case "calling": apply(.call, to: &machine)
+        case "waiting":
+            apply(.call, to: &machine)
+            apply(.failure, to: &machine)
+        case "finalPublished":
+            apply(.call, to: &machine)
+            apply(.completion, to: &machine)
+        case "finalRefused":
+            apply(.call, to: &machine)
+            apply(.completion, to: &machine)
+            apply(.refused, to: &machine)
+        case "settled":
+            apply(.call, to: &machine)
+            apply(.completion, to: &machine)
+            apply(.confirmed, to: &machine)
+        default: Issue.record("no state \(name)")
+        }
+        return machine
+    }
+
+    /// What each event does in each state at t = 100 s (timers are not due
+    /// yet, except where the state's own timer is 0 s away). "-" marks
+    /// events that return nothing.
+    static let table: [String: [Event: String]] = [
+        "received": [
+            .call: "start 1", .answer: "final invalid_json #1", .refuse: "settle deadLetter unanswerable",
+            .handBack: "settle requeue draining", .chunk: "drop", .completion: "none", .failure: "none",
+            .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget", .confirmed: "none",
+            .refused: "none",
+        ],
+        "calling": [
+            .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "chunk 0",
+            .completion: "final completion #1", .failure: "retry 0.25", .timer: "none",
+            .graceOver: "settle requeue shutdown stop", .connectionLost: "forget stop", .confirmed: "none",
+            .refused: "none",
+        ],
+        "waiting": [
+            .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
+            .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
+            .confirmed: "none", .refused: "none",
+        ],
+        "finalPublished": [
+            .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
+            .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
+            .confirmed: "settle ack answered", .refused: "none",
+        ],
+        "finalRefused": [
+            .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
+            .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
+            .confirmed: "none", .refused: "none",
+        ],
+        "settled": [
+            .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
+            .failure: "none", .timer: "none", .graceOver: "none", .connectionLost: "none", .confirmed: "none",
+            .refused: "none",
+        ],
+    ]
+
+    @Test("every event in every state does what the table says", arguments: table.keys.sorted())
+    func eventTable(state: String) {
+        for event in Event.allCases {
+            var machine = Self.inState(state)
+            let got = Self.apply(event, to: &machine)
+            let expected = Self.table[state]?[event] ?? "-"
+            #expect(got == expected, "\(state) + \(event)")
+        }
+    }
+
+    // MARK: Paths
+
+    @Test("a 503 is retried after the jittered backoff; the next try starts when the timer fires")
+    func retryAfterFailure() {
+        var machine = Self.machine()
+        #expect(Self.apply(.call, to: &machine) == "start 1")
+        #expect(Self.apply(.failure, to: &machine) == "retry 0.25")
+        #expect(machine.nextTimer == Self.now + Self.second / 4)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + Self.second / 8) == "none")
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + Self.second / 4) == "start 2")
+        #expect(machine.tries == 2)
+    }
+
+    @Test("an upstream Retry-After is a minimum; one over retry.max_retry_after is not waited for")
+    func retryAfterHint() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        let hinted = machine.tryEnded(.failure(.httpStatus(429, body: []), retryAfter: 7), now: Self.now, random: 0)
+        #expect(Self.describe(hinted) == "retry 7.0")
+        var tooLong = Self.machine()
+        _ = tooLong.call(now: Self.now)
+        let answered = tooLong.tryEnded(.failure(.httpStatus(429, body: []), retryAfter: 61), now: Self.now, random: 0)
+        guard case .publishFinal(let reply, _) = answered else {
+            Issue.record("expected a final, got \(answered)")
+            return
+        }
+        #expect(reply.error?.status == 429)
+        #expect(reply.error?.retryable == true)
+    }
+
+    @Test("after the last try the error is final, with attempts = tries made")
+    func lastTry() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        for attempt in 2...3 {
+            #expect(Self.apply(.failure, to: &machine).hasPrefix("retry"))
+            #expect(Self.apply(.timer, to: &machine, at: Self.now + 100 * Self.second / 2) == "start \(attempt)")
+        }
+        let final = machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: Self.now, random: 0)
+        guard case .publishFinal(let reply, false) = final else {
+            Issue.record("expected a final, got \(final)")
+            return
+        }
+        #expect(String(decoding: reply.body, as: UTF8.self).contains("\"attempts\":3"))
+    }
+
+    @Test("a failure after chunks is stream_interrupted, never retried; its final comes after the chunks")
+    func failureAfterChunks() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        #expect(Self.apply(.chunk, to: &machine) == "chunk 0")
+        #expect(Self.apply(.chunk, to: &machine) == "chunk 1")
+        let ended = machine.tryEnded(.failure(.connectionFailed("reset"), retryAfter: nil), now: Self.now, random: 0)
+        guard case .publishFinal(let reply, false) = ended else {
+            Issue.record("expected a final, got \(ended)")
+            return
+        }
+        #expect(reply.error?.code == "stream_interrupted")
+        #expect(reply.seq == 2)
+        #expect(Self.apply(.chunk, to: &machine) == "drop")
+    }
+
+    @Test("the first-byte timer stops the try and retries it; the idle timer stops it for good")
+    func perTryTimers() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 10 * Self.second) == "retry 0.25 stop")
+        _ = machine.timerFired(now: Self.now + 11 * Self.second, random: 0)
+        Self.apply(.progress, to: &machine, at: Self.now + 12 * Self.second)
+        #expect(machine.nextTimer == Self.now + 17 * Self.second)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 17 * Self.second) == "final idle_timeout #1 stop")
+    }
+
+    @Test("a paused try has no per-try timers, but its deadline still ends it")
+    func deadlineWhilePaused() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        Self.apply(.pause, to: &machine)
+        #expect(machine.nextTimer == 160 * Self.second)
+        #expect(Self.apply(.timer, to: &machine, at: 150 * Self.second) == "none")
+        #expect(Self.apply(.timer, to: &machine, at: 160 * Self.second) == "final request_timeout #1 stop")
+    }
+
+    @Test("a deadline that passes while waiting to retry ends the request without another try")
+    func deadlineWhileWaiting() {
+        var machine = Self.machine(deadline: Self.now + 2 * Self.second)
+        _ = machine.call(now: Self.now)
+        _ = machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: 1.5), now: Self.now, random: 0)
+        #expect(machine.nextTimer == Self.now + 3 * Self.second / 2)
+        let late = Machine(requestID: "r", policy: Self.policy, deadline: Self.now + Self.second, deadlineFailure: .deadlineExceeded)
+        var waiting = late
+        _ = waiting.call(now: Self.now)
+        _ = waiting.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: Self.now, random: 0.9)
+        #expect(Self.apply(.timer, to: &waiting, at: Self.now + Self.second) == "final deadline_exceeded #1")
+    }
+
+    @Test("a completion larger than the reply limit ends as response_too_large")
+    func tooLarge() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        let ended = machine.tryEnded(.completion([UInt8](repeating: 0x20, count: 1001)), now: Self.now, random: 0)
+        #expect(Self.describe(ended) == "final response_too_large #1")
+    }
+
+    @Test("a refused final is published again after 1 s and 2 s, then dead-lettered: no loop, no new try")
+    func refusedFinal() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        _ = machine.tryEnded(.completion(Array("{}".utf8)), now: Self.now, random: 0)
+        #expect(Self.apply(.refused, to: &machine) == "none")
+        #expect(machine.nextTimer == Self.now + Self.second)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + Self.second) == "final completion #2")
+        #expect(Self.apply(.refused, to: &machine, at: Self.now + Self.second) == "none")
+        #expect(machine.nextTimer == Self.now + 3 * Self.second)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 3 * Self.second) == "final completion #3")
+        #expect(Self.apply(.refused, to: &machine) == "settle deadLetter finalRefused")
+        #expect(machine.isSettled)
+        #expect(machine.tries == 1)
+    }
+
+    @Test("an invalid request's refused error reply ends in the dead-letter queue too")
+    func refusedInvalid() {
+        var machine = Self.machine()
+        #expect(Self.apply(.answer, to: &machine) == "final invalid_json #1")
+        for _ in 1..<3 {
+            _ = machine.finalRefused(now: Self.now)
+            _ = machine.timerFired(now: .max - 1, random: 0)
+        }
+        #expect(Self.apply(.refused, to: &machine) == "settle deadLetter finalRefused")
+    }
+
+    @Test("while draining a failed try is answered at once, not retried")
+    func drainingNoRetry() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        machine.drainStarted()
+        #expect(Self.apply(.failure, to: &machine) == "final status 503 #1")
+    }
+
+    @Test("deadlines at the end of time never overflow")
+    func saturatingTime() {
+        var machine = Self.machine(deadline: .max)
+        _ = machine.call(now: .max - 5)
+        #expect(machine.nextTimer == .max)
+        #expect(Machine.nanoseconds(.infinity) == .max)
+        #expect(Machine.nanoseconds(.nan) == 0)
+        #expect(Machine.nanoseconds(-1) == 0)
+        #expect(Machine.nanoseconds(1e300) == .max)
+        #expect(Machine.adding(.max - 1, 5) == .max)
+    }
+
+    // MARK: Random sequences
+
+    /// SplitMix64: a small seeded generator so a failing sequence can be replayed.
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test("random event sequences keep every invariant after every step", arguments: 0..<8)
+    func randomSequences(batch: UInt64) throws {
+        var generator = SeededGenerator(state: 0xC0FFEE &+ batch)
+        for _ in 0..<500 {
+            var run = InvariantChecker()
+            let steps = Int.random(in: 1...80, using: &generator)
+            for _ in 0..<steps {
+                run.step(Event.allCases.randomElement(using: &generator)!, using: &generator)
+                if !run.violations.isEmpty { break }
+            }
+            run.finish(using: &generator)
+            try #require(run.violations.isEmpty, "\(run.violations) after \(run.trace)")
+        }
+    }
+}
+
+/// Drives one machine as the worker would (a transfer exists exactly while
+/// the machine says calling; tries end only while one runs) and checks the
+/// invariants the issue names after every step.
+struct InvariantChecker {
+    typealias Machine = RequestStateMachine
+    var machine = RequestStateMachineTests.machine()
+    var now = RequestStateMachineTests.now
+    var transferRunning = false
+    var finalsOut = 0
+    var refusals = 0
+    var settled = false
+    var confirmedFinal = false
+    var trace: [String] = []
+    var violations: [String] = []
+
+    mutating func check(_ condition: Bool, _ message: String) {
+        if !condition { violations.append(message) }
+    }
+
+    mutating func step(_ event: RequestStateMachineTests.Event, using generator: inout some RandomNumberGenerator) {
+        now += UInt64.random(in: 0...3_000_000_000, using: &generator)
+        let finalBefore = finalsOut > refusals
+        switch event {
+        case .completion, .failure:
+            // libcurl only ends transfers that run.
+            guard transferRunning else { return }
+            transferRunning = false
+        case .chunk:
+            guard transferRunning else { return }
+        case .confirmed, .refused:
+            // The broker only answers finals that are out.
+            guard finalsOut > refusals + (confirmedFinal ? 1 : 0) else { return }
+        default:
+            break
+        }
+        if event == .timer { now = max(now, min(machine.nextTimer, now + 60_000_000_000)) }
+        let wasCalling = machine.isCalling
+        trace.append("\(event)")
+        switch event {
+        case .chunk:
+            let result = machine.chunk()
+            check(result != .drop, "a running try's chunk was dropped")
+            check(!finalBefore, "chunk after a final")
+            return
+        case .completion, .failure:
+            let action = event == .completion
+                ? machine.tryEnded(.completion(Array("{}".utf8)), now: now, random: 0.5)
+                : machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: now, random: 0.5)
+            apply(action, wasCalling: false)
+        case .call: apply(machine.call(now: now), wasCalling: wasCalling)
+        case .answer: apply(machine.answer(.invalidJSON("x")), wasCalling: wasCalling)
+        case .refuse: apply(machine.refuse(), wasCalling: wasCalling)
+        case .handBack: apply(machine.handBack(), wasCalling: wasCalling)
+        case .progress: machine.progress(now: now)
+        case .pause: machine.pause()
+        case .resume: machine.resume(now: now)
+        case .timer: apply(machine.timerFired(now: now, random: 0.5), wasCalling: wasCalling)
+        case .drain: machine.drainStarted()
+        case .graceOver: apply(machine.shutdownGraceOver(), wasCalling: wasCalling)
+        case .connectionLost: apply(machine.connectionLost(), wasCalling: wasCalling)
+        case .confirmed:
+            confirmedFinal = true
+            apply(machine.finalConfirmed(), wasCalling: wasCalling)
+        case .refused:
+            refusals += 1
+            apply(machine.finalRefused(now: now), wasCalling: wasCalling)
+        }
+        check(transferRunning == machine.isCalling, "transfer \(transferRunning) but machine \(machine.state)")
+        check(finalsOut <= refusals + 1, "more than one final out at a time")
+        if settled { check(machine.isSettled, "settled but the machine is \(machine.state)") }
+    }
+
+    mutating func apply(_ action: Machine.Action, wasCalling: Bool) {
+        let stops: Bool
+        switch action {
+        case .none:
+            stops = false
+        case .startTransfer:
+            check(!transferRunning, "a second transfer started")
+            check(finalsOut == 0, "upstream called after a final")
+            check(!settled, "upstream called after settlement")
+            transferRunning = true
+            stops = false
+        case .retryLater(_, _, let stop):
+            stops = stop
+        case .publishFinal(_, let stop):
+            check(!settled, "final after settlement")
+            finalsOut += 1
+            stops = stop
+        case .settle(let settlement, let reason, let stop):
+            check(!settled, "settled twice")
+            if settlement == .ack { check(confirmedFinal && reason == .answered, "ack before the final was confirmed") }
+            settled = true
+            stops = stop
+        case .forget(let stop):
+            check(!settled, "forgotten after settlement")
+            settled = true
+            stops = stop
+        }
+        if stops {
+            check(wasCalling && transferRunning, "stop without a running transfer")
+            transferRunning = false
+        } else if case .startTransfer = action {
+        } else if wasCalling && !machine.isCalling {
+            check(!transferRunning, "left calling without stopping the transfer")
+        }
+    }
+
+    /// Plays the sequence out: timers far ahead and the broker confirming
+    /// whatever final is out, until the request is settled.
+    mutating func finish(using generator: inout some RandomNumberGenerator) {
+        for _ in 0..<200 where !settled && violations.isEmpty {
+            if transferRunning {
+                step(.completion, using: &generator)
+            } else if finalsOut > refusals && !confirmedFinal {
+                step(.confirmed, using: &generator)
+            } else if machine.state == .received {
+                step(.call, using: &generator)
+            } else {
+                now = max(now, machine.nextTimer == .max ? now : machine.nextTimer)
+                step(.timer, using: &generator)
+            }
+        }
+        check(settled, "never settled: \(machine.state)")
+    }
+}
