@@ -176,6 +176,46 @@ struct BrokerFaultTests {
         try? await mock.shutdown()
     }
 
+    @Test(
+        "SIGTERM while a memory alarm blocks our replies: the worker exits 0 after the grace, and the unanswered request is back in the queue"
+    )
+    func shutdownWhileBlocked() async throws {
+        try FaultBroker.requireRunning()
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let queue = IntegrationEnvironment.uniqueQueueName("blockedstop")
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL,
+            settings: ["replies.max_backlog_bytes": "4096", "worker.shutdown_grace": "1"], brokerURL: FaultBroker.url)
+        defer { worker.stop() }
+        try worker.waitUntilConsuming()
+        let requester = try Requester(options: FaultBroker.options("blocked stop requester"))
+        defer { try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"]) }
+
+        try requester.send(to: queue, body: request("stopped while blocked", stream: true, words: 150, intervalMs: 40), correlationID: "s")
+        _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
+        try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
+        #expect(try await worker.waitForLog("broker blocked publishing", timeout: 20) >= 1)
+        #expect(try await worker.waitForLog("pausing upstream reads", timeout: 10) >= 1)
+        // Chunks wait in the worker and the final can never be confirmed while the alarm lasts.
+        // A worker that waited for them would be killed here (stop's own limit), not exit 0.
+        #expect(worker.stop(timeout: 30) == 0, "the worker did not end after its grace:\n\(worker.log)")
+        #expect(worker.log.contains("shutdown grace over; request requeued"))
+
+        try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
+        let admin = try AMQPConnection(options: FaultBroker.options("blocked stop admin"))
+        var ready = try admin.messageCount(queue: queue)
+        let deadline = Date().addingTimeInterval(20)
+        while ready != 1 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            ready = try admin.messageCount(queue: queue)
+        }
+        #expect(ready == 1, "the unanswered request was not handed back")
+        try? admin.deleteQueue(queue)
+        try? admin.deleteQueue("\(queue).dead")
+        admin.close()
+        try? await mock.shutdown()
+    }
+
     @Test("the request queue deleted under the worker: consumer cancel noticed, topology declared again, serving again")
     func queueDeletedUnderTheWorker() async throws {
         let harness = try await IntegrationHarness.start("cancelled")

@@ -341,16 +341,38 @@ struct ErrorReplyTests {
         #expect(try await harness.shutdown() == 0)
     }
 
-    @Test("a JSON answer larger than upstream.max_response_bytes is a 502 bad_response")
+    @Test("a JSON answer larger than upstream.max_response_bytes is a 502 response_too_large")
     func responseTooLarge() async throws {
         let harness = try await IntegrationHarness.start(
             "errlarge", settings: fastRetries.merging(["upstream.max_response_bytes": "1024"]) { $1 })
         try harness.expectSingleError(
             json: chatRequest(mock: #"{"words":600}"#), correlationID: "corr-large",
             ExpectedError(
-                status: 502, type: "upstream_error", code: "bad_response",
-                messagePrefix: "the upstream API returned an unusable response", retryable: false, attempts: 1,
+                status: 502, type: "upstream_error", code: "response_too_large",
+                messagePrefix: "the upstream response is larger than the 1024 bytes", retryable: false, attempts: 1,
                 upstreamStatus: nil))
+        #expect(try await harness.shutdown() == 0)
+    }
+
+    @Test("a stream whose events together pass upstream.max_response_bytes ends with 502 response_too_large after its chunks, not retried")
+    func streamTooLarge() async throws {
+        let harness = try await IntegrationHarness.start(
+            "errstreamlarge", settings: fastRetries.merging(["upstream.max_response_bytes": "2048"]) { $1 })
+        let key = "streamlarge-\(UUID().uuidString)"
+        let replies = try harness.exchange(
+            json: chatRequest(stream: true, mock: #"{"words":200,"key":"\#(key)"}"#), correlationID: "corr-streamlarge")
+        #expect(replies.count >= 2, "the chunks within the limit are forwarded")
+        let chunkBytes = replies.dropLast().reduce(0) { $0 + $1.body.count }
+        #expect(chunkBytes <= 2048)
+        try expectErrorReply(
+            try #require(replies.last),
+            ExpectedError(
+                status: 502, type: "upstream_error", code: "response_too_large",
+                messagePrefix: "the upstream response is larger than the 2048 bytes", retryable: false, attempts: 1,
+                upstreamStatus: nil),
+            correlationID: "corr-streamlarge", seq: Int64(replies.count - 1))
+        #expect(harness.mock.requestCount(key: key) == 1)
+        #expect(try harness.extraReply() == nil, "exactly one final reply")
         #expect(try await harness.shutdown() == 0)
     }
 

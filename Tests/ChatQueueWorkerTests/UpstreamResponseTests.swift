@@ -100,12 +100,25 @@ struct UpstreamResponseTests {
         #expect(response.outcome(.ok) == .completion(Array("{\"id\":\"x\",\"choices\":[]}".utf8)))
     }
 
-    @Test("document over the size limit aborts with bad_response")
+    @Test("document over the size limit aborts with response_too_large")
     func oversizedDocument() {
         var response = UpstreamResponse(forwardChunks: false, maxResponseBytes: 8)
         let (step, _) = feed(&response, "{\"id\":\"0123456789\"}", contentType: "application/json")
         #expect(step == .abort)
-        #expect(response.outcome(.failed("aborted")) == .failure(.badResponse("response larger than 8 bytes")))
+        #expect(response.outcome(.failed("aborted")) == .failure(.responseTooLarge(limit: 8)))
+    }
+
+    @Test("a stream whose events together pass the size limit aborts with response_too_large")
+    func oversizedStream() {
+        var response = UpstreamResponse(forwardChunks: true, maxResponseBytes: 60)
+        let event = "data: {\"choices\":[{\"delta\":{\"content\":\"ab\"}}]}\n\n"  // 40 bytes of data
+        let (first, chunks) = feed(&response, event, contentType: "text/event-stream")
+        #expect(first == .proceed(progress: true))
+        #expect(chunks.count == 1)
+        let (second, more) = feed(&response, event, contentType: "text/event-stream")
+        #expect(second == .abort)
+        #expect(more.isEmpty, "the event over the limit is not forwarded")
+        #expect(response.outcome(.failed("aborted")) == .failure(.responseTooLarge(limit: 60)))
     }
 
     @Test("non-200: the body is kept for the error mapping, and Retry-After headers are read")

@@ -63,6 +63,8 @@ struct UpstreamResponse {
     private var sawFinishReason = false
     private var sawDocumentContent = false
     private var body: [UInt8] = []
+    /// Bytes of the stream's data events so far.
+    private var eventBytes = 0
 
     init(forwardChunks: Bool, maxResponseBytes: Int) {
         self.forwardChunks = forwardChunks
@@ -101,7 +103,7 @@ struct UpstreamResponse {
             return .proceed(progress: false)
         case .document:
             guard body.count + data.count <= maxResponseBytes else {
-                failure = .badResponse("response larger than \(maxResponseBytes) bytes")
+                failure = .responseTooLarge(limit: maxResponseBytes)
                 return .abort
             }
             body.append(contentsOf: data)
@@ -155,6 +157,12 @@ struct UpstreamResponse {
                     stop = .streamError((try? JSONValue(parsing: event.data)) ?? .null)
                     return
                 }
+                // The events together bound the assembled final reply.
+                eventBytes += event.data.count
+                guard eventBytes <= maxResponseBytes else {
+                    stop = .responseTooLarge(limit: maxResponseBytes)
+                    return
+                }
                 events += 1
                 dataEvents += 1
                 if forwardChunks {
@@ -164,7 +172,7 @@ struct UpstreamResponse {
                 if facts.hasFinishReason { sawFinishReason = true }
             }
         } catch {
-            stop = .badResponse("stream event larger than \(maxResponseBytes) bytes")
+            stop = .responseTooLarge(limit: maxResponseBytes)
         }
         if let stop {
             failure = stop
