@@ -325,9 +325,10 @@ enum SettingKeys {
     )
     static let upstreamMaxResponseBytes = IntKey(
         name: "upstream.max_response_bytes",
-        defaultValue: 16_777_216,
-        range: 1024...Int.max,
-        summary: "Largest accepted upstream response body in bytes (>= 1024)."
+        defaultValue: 8_388_608,
+        range: 1024...536_870_912,
+        summary:
+            "Largest upstream response in bytes: a document, or a stream's events together (502 response_too_large past it). It bounds every reply, so keep it under the broker's max_message_size (RabbitMQ 4: 16 MiB) (1024...536870912)."
     )
 
     // MARK: log

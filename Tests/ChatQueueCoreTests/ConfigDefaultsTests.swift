@@ -33,7 +33,7 @@ struct ConfigDefaultsTests {
         #expect(settings.upstream.connectTimeout == 10)
         #expect(settings.upstream.firstByteTimeout == 120)
         #expect(settings.upstream.idleTimeout == 60)
-        #expect(settings.upstream.maxResponseBytes == 16_777_216)
+        #expect(settings.upstream.maxResponseBytes == 8_388_608)
 
         #expect(settings.log == Settings.Log(level: .info, format: .text))
     }

@@ -101,7 +101,7 @@ struct ConfigErrorTests {
             ("upstream.connect_timeout", "nan", "got nan"),
             ("upstream.first_byte_timeout", "inf", "got inf"),
             ("upstream.idle_timeout", "0", "> 0"),
-            ("upstream.max_response_bytes", "1023", "expected an integer >= 1024, got 1023"),
+            ("upstream.max_response_bytes", "1023", "expected an integer in 1024...536870912, got 1023"),
             ("queue.name", "", "expected a non-empty queue name"),
             ("upstream.url", "ftp://x", "expected an http:// or https:// URL"),
             ("upstream.url", "https://", "got \"https://\""),

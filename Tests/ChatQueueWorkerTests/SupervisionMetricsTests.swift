@@ -32,6 +32,8 @@ struct SupervisionMetricsTests {
         counters.chunksPublished = 120
         counters.unroutableReplies = 1
         counters.reconnects = 2
+        counters.finalsRepublished = 8
+        counters.finalsRefused = 9
         snapshot.update(counters: counters, inFlight: 6)
         snapshot.recordError(code: "upstream_unavailable")
         snapshot.recordError(code: "invalid_request")
@@ -73,6 +75,12 @@ struct SupervisionMetricsTests {
                 "# HELP chatqueue_unroutable_replies_total Replies the broker could not route.",
                 "# TYPE chatqueue_unroutable_replies_total counter",
                 "chatqueue_unroutable_replies_total{\(i)} 1",
+                "# HELP chatqueue_final_republishes_total Final replies published again after the broker refused them.",
+                "# TYPE chatqueue_final_republishes_total counter",
+                "chatqueue_final_republishes_total{\(i)} 8",
+                "# HELP chatqueue_final_refused_total Deliveries dead-lettered because the broker refused their final reply every time.",
+                "# TYPE chatqueue_final_refused_total counter",
+                "chatqueue_final_refused_total{\(i)} 9",
                 "# HELP chatqueue_broker_reconnects_total Broker connections re-established after a loss.",
                 "# TYPE chatqueue_broker_reconnects_total counter",
                 "chatqueue_broker_reconnects_total{\(i)} 2",
@@ -114,7 +122,8 @@ struct SupervisionMetricsTests {
             families == [
                 "chatqueue_requests_total", "chatqueue_errors_total", "chatqueue_upstream_retries_total",
                 "chatqueue_redeliveries_total", "chatqueue_chunks_published_total",
-                "chatqueue_unroutable_replies_total", "chatqueue_broker_reconnects_total",
+                "chatqueue_unroutable_replies_total", "chatqueue_final_republishes_total",
+                "chatqueue_final_refused_total", "chatqueue_broker_reconnects_total",
                 "chatqueue_requests_in_flight", "chatqueue_usage_tokens_total",
                 "chatqueue_upstream_first_chunk_seconds", "chatqueue_upstream_duration_seconds",
             ])

@@ -132,6 +132,13 @@ public enum PrometheusText {
         counter(
             "chatqueue_unroutable_replies_total", "Replies the broker could not route.", snapshot.counters.unroutableReplies)
         counter(
+            "chatqueue_final_republishes_total", "Final replies published again after the broker refused them.",
+            snapshot.counters.finalsRepublished)
+        counter(
+            "chatqueue_final_refused_total",
+            "Deliveries dead-lettered because the broker refused their final reply every time.",
+            snapshot.counters.finalsRefused)
+        counter(
             "chatqueue_broker_reconnects_total", "Broker connections re-established after a loss.",
             snapshot.counters.reconnects)
         family("chatqueue_requests_in_flight", "gauge", "Requests being handled now.")
