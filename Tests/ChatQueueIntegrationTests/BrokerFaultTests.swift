@@ -216,6 +216,49 @@ struct BrokerFaultTests {
         try? await mock.shutdown()
     }
 
+    @Test(
+        "a request whose deadline passes while its upstream reads are paused ends deadline_exceeded, and the next request on that worker gets only its own bytes"
+    )
+    func pausedTransferNotReused() async throws {
+        try FaultBroker.requireRunning()
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let queue = IntegrationEnvironment.uniqueQueueName("pausedreuse")
+        // One transfer at a time: the next request would reuse the paused one's easy handle.
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL,
+            settings: ["replies.max_backlog_bytes": "4096", "worker.concurrency": "1"], brokerURL: FaultBroker.url)
+        defer { worker.stop() }
+        try worker.waitUntilConsuming()
+        let requester = try Requester(options: FaultBroker.options("paused reuse requester"))
+        defer { try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"]) }
+
+        try requester.send(
+            to: queue, body: request("alpha", stream: true, words: 2000, intervalMs: 5), correlationID: "a",
+            headers: [("x-deadline-ms", .int(unixMilliseconds() + 4000))])
+        _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
+        try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
+        #expect(try await worker.waitForLog("pausing upstream reads", timeout: 20) >= 1)
+        // The deadline passes while the transfer is paused with bytes in libcurl.
+        #expect(try await worker.waitForLog("error.code=deadline_exceeded", timeout: 20) >= 1)
+        try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
+        var finalOfA: ReceivedReply?
+        while finalOfA == nil, let reply = try requester.nextReply(timeout: 30) {
+            if reply.isFinal { finalOfA = reply }
+        }
+        #expect(finalOfA?.json?["error"]?["code"]?.stringValue == "deadline_exceeded")
+
+        let bravo = #"{"model":"deepseek-chat","messages":[{"role":"user","content":"bravo"}]}"#
+        try requester.send(to: queue, body: Array(bravo.utf8), correlationID: "b")
+        let finalOfB = try #require(try requester.nextReply(timeout: 30))
+        #expect(finalOfB.correlationID == "b")
+        #expect(finalOfB.type == "chat.completion", "\(finalOfB.text)")
+        #expect(finalOfB.json?["choices"]?[0]?["message"]?["content"]?.stringValue == "Echo: bravo")
+        #expect(worker.stop() == 0)
+        try? requester.connection.deleteQueue(queue)
+        try? requester.connection.deleteQueue("\(queue).dead")
+        try? await mock.shutdown()
+    }
+
     @Test("the request queue deleted under the worker: consumer cancel noticed, topology declared again, serving again")
     func queueDeletedUnderTheWorker() async throws {
         let harness = try await IntegrationHarness.start("cancelled")
