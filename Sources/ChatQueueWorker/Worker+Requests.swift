@@ -48,21 +48,21 @@ extension Worker {
         }
         if message.truncated {
             try finish(
-                request, error: .requestTooLarge(size: Int(message.bodySize), limit: settings.worker.maxRequestBytes))
+                request, error: .requestTooLarge(size: Int(clamping: message.bodySize), limit: settings.worker.maxRequestBytes))
             return
         }
         if metadata.invalidDeadline {
-            try finish(request, error: .invalidField(param: "x-deadline-ms", message: "x-deadline-ms must be an integer (Unix milliseconds)"))
+            try finish(request, error: .invalidField(param: "x-deadline-ms", message: "x-deadline-ms must be an integer of Unix milliseconds in 0...253402300799999"))
             return
         }
         request.deadline = now &+ MonotonicClock.nanoseconds(settings.worker.requestTimeout)
         if let deadlineMs = metadata.deadlineMilliseconds {
-            let left = deadlineMs - MonotonicClock.wallMilliseconds()
-            if left <= 0 {
+            guard let requesterDeadline = RequestMetadata.monotonicDeadline(
+                unixMilliseconds: deadlineMs, nowUnixMilliseconds: MonotonicClock.wallMilliseconds(), nowMonotonic: now)
+            else {
                 try finish(request, error: ChatError(upstream: .deadlineExceeded))
                 return
             }
-            let requesterDeadline = now &+ UInt64(left) * 1_000_000
             if requesterDeadline < request.deadline {
                 request.deadline = requesterDeadline
                 request.deadlineFailure = .deadlineExceeded
