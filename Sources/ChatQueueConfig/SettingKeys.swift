@@ -116,7 +116,8 @@ enum SettingKeys {
         defaultValue: ["amqp://guest:guest@127.0.0.1:5672/%2f"],
         summary: """
             RabbitMQ URL: amqp:// or amqps://user:password@host:port/vhost (vhost percent-encoded, \
-            %2f is "/"). Several, comma-separated, are tried in order.
+            %2f is "/"). The user info ends at the last "@", so a password may hold a raw / ? # or @ \
+            (a vhost's "@" must be %40). Several, comma-separated, are tried in order.
             """,
         isSecret: true
     )
@@ -326,8 +327,8 @@ enum SettingKeys {
     static let upstreamMaxResponseBytes = IntKey(
         name: "upstream.max_response_bytes",
         defaultValue: 16_777_216,
-        range: 1024...Int.max,
-        summary: "Largest accepted upstream response body in bytes (>= 1024)."
+        range: 1024...1_073_741_824,
+        summary: "Largest accepted upstream response body in bytes (1024...1073741824)."
     )
 
     // MARK: log
