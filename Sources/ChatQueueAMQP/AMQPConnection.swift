@@ -506,6 +506,9 @@ public final class AMQPConnection {
                 case .int(let number):
                     table[index].value.kind = UInt8(ascii: "l")
                     table[index].value.value.i64 = number
+                case .unsigned(let number):
+                    table[index].value.kind = UInt8(ascii: "T")
+                    table[index].value.value.u64 = number
                 case .bool(let flag):
                     table[index].value.kind = UInt8(ascii: "t")
                     table[index].value.value.boolean = flag ? 1 : 0

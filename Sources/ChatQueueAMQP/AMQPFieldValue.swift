@@ -5,17 +5,36 @@ import CRabbitMQ
 public enum AMQPFieldValue: Sendable, Equatable {
     case string(String)
     case int(Int64)
+    /// An unsigned 64-bit field ('L', or 'T' timestamp) above Int64.max; smaller ones are `.int`.
+    /// Sent as a timestamp, the only unsigned 64-bit kind RabbitMQ accepts.
+    case unsigned(UInt64)
     case bool(Bool)
     case double(Double)
     case other
 
-    /// The value as an integer when it is one (any width), or a decimal string.
-    public var integerValue: Int64? {
+    /// The value as an integer, saturated at Int64's bounds: any integer kind,
+    /// a decimal string of any length (optional sign, ASCII digits only), or a
+    /// whole double. Nil for anything else (fractions, NaN, booleans, tables).
+    /// A header from a publisher can hold any of these: callers range-check
+    /// the result, and a saturated value is outside every range they accept.
+    public var saturatedInteger: Int64? {
         switch self {
-        case .int(let value): return value
-        case .string(let text): return Int64(text)
-        case .double(let value) where value.rounded() == value && abs(value) < 9.0e18: return Int64(value)
-        default: return nil
+        case .int(let value):
+            return value
+        case .unsigned:
+            return .max
+        case .string(let text):
+            if let value = Int64(text) { return value }
+            let negative = text.hasPrefix("-")
+            let digits = text.utf8.dropFirst(negative || text.hasPrefix("+") ? 1 : 0)
+            guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                return nil
+            }
+            return negative ? .min : .max
+        case .double(let value) where value.rounded() == value:  // false for NaN
+            return Int64(exactly: value) ?? (value < 0 ? .min : .max)
+        default:
+            return nil
         }
     }
 
@@ -23,6 +42,7 @@ public enum AMQPFieldValue: Sendable, Equatable {
         switch self {
         case .string(let text): return text
         case .int(let value): return String(value)
+        case .unsigned(let value): return String(value)
         default: return nil
         }
     }
@@ -43,8 +63,9 @@ extension AMQPFieldValue {
         case Int(UInt8(ascii: "I")): self = .int(Int64(field.value.i32))
         case Int(UInt8(ascii: "i")): self = .int(Int64(field.value.u32))
         case Int(UInt8(ascii: "l")): self = .int(field.value.i64)
-        case Int(UInt8(ascii: "L")): self = .int(Int64(truncatingIfNeeded: field.value.u64))
-        case Int(UInt8(ascii: "T")): self = .int(Int64(truncatingIfNeeded: field.value.u64))
+        case Int(UInt8(ascii: "L")), Int(UInt8(ascii: "T")):
+            let value = field.value.u64
+            self = value <= UInt64(Int64.max) ? .int(Int64(value)) : .unsigned(value)
         case Int(UInt8(ascii: "f")): self = .double(Double(field.value.f32))
         case Int(UInt8(ascii: "d")): self = .double(field.value.f64)
         default: self = .other

@@ -65,6 +65,9 @@ public final class AMQPPreparedProperties {
             case .int(let number):
                 entry.value.kind = UInt8(ascii: "l")
                 entry.value.value.i64 = number
+            case .unsigned(let number):
+                entry.value.kind = UInt8(ascii: "T")
+                entry.value.value.u64 = number
             case .bool(let flag):
                 entry.value.kind = UInt8(ascii: "t")
                 entry.value.value.boolean = flag ? 1 : 0

@@ -56,7 +56,9 @@ public struct ContentAssembler: Sendable {
         case (.awaitingBody(var message, let received), .body(let bytes, let bodyChannel))
             where bodyChannel == message.channel:
             state = .idle  // drop the state's reference so the append below doesn't copy
-            let total = received + UInt64(bytes.count)
+            // The announced size is the publisher's: don't trust it to leave room for the sum.
+            let (sum, overflow) = received.addingReportingOverflow(UInt64(bytes.count))
+            let total = overflow ? .max : sum
             if !message.truncated {
                 // Most bodies fit one frame: take its bytes as they are instead of copying them.
                 if received == 0 && total == message.bodySize {

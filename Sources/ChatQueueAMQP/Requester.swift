@@ -26,8 +26,8 @@ public struct ReceivedReply: Sendable {
     }
 
     public var requestID: String? { headers["x-request-id"]?.stringValue }
-    public var seq: Int64? { headers["x-seq"]?.integerValue }
-    public var attempt: Int64? { headers["x-attempt"]?.integerValue }
+    public var seq: Int64? { headers["x-seq"]?.saturatedInteger }
+    public var attempt: Int64? { headers["x-attempt"]?.saturatedInteger }
     public var isFinal: Bool { type != "chat.completion.chunk" }
 }
 

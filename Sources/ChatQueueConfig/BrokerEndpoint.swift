@@ -36,7 +36,7 @@ public struct BrokerEndpoint: Sendable, Equatable {
     /// Parses one broker URL; problems are reported against `key` (normally `broker.url`).
     public init(url: String, key: String = "broker.url") throws(ConfigError) {
         func invalid(_ problem: String) -> ConfigError {
-            ConfigError(key: key, message: "\(problem) in \"\(redactingPassword(in: url))\"")
+            ConfigError(key: key, message: "\(problem) in \"\(redactedURL(url))\"")
         }
         let lowercased = url.lowercased()
         let rest: Substring
@@ -51,22 +51,24 @@ public struct BrokerEndpoint: Sendable, Equatable {
         } else {
             throw invalid("expected an amqp:// or amqps:// URL")
         }
-        if rest.contains("?") || rest.contains("#") {
-            throw invalid("expected no query or fragment (heartbeat and such are broker.* keys)")
-        }
         if rest.contains(where: \.isWhitespace) {
             throw invalid("expected no whitespace")
         }
 
-        let authority = rest.prefix { $0 != "/" }
-        let path = rest.dropFirst(authority.count).dropFirst()  // without the leading "/"
+        // The user info ends at the last "@": a password may hold a raw "/", "?", "#" or "@"
+        // (so a vhost holding "@" must write it as %40).
+        let at = rest.lastIndex(of: "@")
+        let hostPortPath = at.map { rest[rest.index(after: $0)...] } ?? rest
+        if hostPortPath.contains("?") || hostPortPath.contains("#") {
+            throw invalid("expected no query or fragment (heartbeat and such are broker.* keys)")
+        }
+        let hostAndPort = hostPortPath.prefix { $0 != "/" }
+        let path = hostPortPath.dropFirst(hostAndPort.count).dropFirst()  // without the leading "/"
 
-        var hostAndPort = authority
         user = "guest"
         password = Secret("guest")
-        if let at = authority.lastIndex(of: "@") {
-            let userInfo = authority[..<at]
-            hostAndPort = authority[authority.index(after: at)...]
+        if let at {
+            let userInfo = rest[..<at]
             let userPart = userInfo.prefix { $0 != ":" }
             guard let decodedUser = percentDecoded(userPart) else {
                 throw invalid("invalid percent-encoding in the user")
@@ -114,14 +116,30 @@ public struct BrokerEndpoint: Sendable, Equatable {
     }
 }
 
-/// `url` with the password of its user info replaced by `***`, for error messages.
-func redactingPassword(in url: String) -> String {
-    let authorityStart = url.firstRange(of: "://")?.upperBound ?? url.startIndex
-    let authorityEnd = url[authorityStart...].firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? url.endIndex
-    guard let at = url[authorityStart..<authorityEnd].lastIndex(of: "@"),
-        let colon = url[authorityStart..<at].firstIndex(of: ":")
-    else { return url }
-    return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+/// A URL from configuration, safe to quote in an error message. The user
+/// info ends at the last `@` (passwords may hold a raw `/`, `?`, `#` or `@`):
+/// its password (after the first `:`) becomes `***`, and with `hidingUser`
+/// the whole user info (an upstream's "user" may be a token). A query or
+/// fragment after the host, which may carry a key, becomes `?***` or `#***`.
+func redactedURL(_ url: String, hidingUser: Bool = false) -> String {
+    let afterScheme = url.range(of: "://")?.upperBound ?? url.startIndex
+    var result = String(url[..<afterScheme])
+    var rest = url[afterScheme...]
+    if let at = rest.lastIndex(of: "@") {
+        let userInfo = rest[..<at]
+        if hidingUser {
+            result += "***"
+        } else if let colon = userInfo.firstIndex(of: ":") {
+            result += userInfo[...colon] + "***"
+        } else {
+            result += userInfo
+        }
+        rest = rest[at...]
+    }
+    if let mark = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+        return result + rest[..<mark] + String(rest[mark]) + "***"
+    }
+    return result + rest
 }
 
 /// Decodes `%XX` escapes; nil for malformed escapes or invalid UTF-8.

@@ -119,7 +119,7 @@ public enum SettingsLoader {
             throw layers.invalid(
                 SettingKeys.upstreamURL.name,
                 expected: "an http:// or https:// URL with a host and no user info, query or fragment",
-                got: String(reflecting: url)
+                got: String(reflecting: redactedURL(url, hidingUser: true))
             )
         }
         let models = try layers.list(SettingKeys.upstreamModels) ?? SettingKeys.upstreamModels.defaultValue

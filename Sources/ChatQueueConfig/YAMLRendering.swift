@@ -132,7 +132,8 @@ enum SettingsTemplate {
         Layers, lowest priority first: this file (--config FILE), then environment variables \
         CHATQUEUE_<KEY> (the key upper-cased, dots as underscores, e.g. \
         CHATQUEUE_WORKER_CONCURRENCY=64), then command-line overrides. Durations are seconds \
-        (fractions allowed). Unknown keys are an error, so typos don't pass silently.
+        (fractions allowed), > 0 and at most 31536000 (a year). Integers must lie in the range \
+        their comment gives. Unknown keys are an error, so typos don't pass silently.
 
         Secrets: rather than writing them here, prefer broker.password_file and \
         upstream.api_key_file, or systemd's LoadCredential= with credentials named \

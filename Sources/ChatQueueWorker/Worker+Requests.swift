@@ -62,7 +62,9 @@ extension Worker {
         }
         if metadata.invalidDeadline {
             return request.machine.answer(
-                .invalidField(param: "x-deadline-ms", message: "x-deadline-ms must be an integer (Unix milliseconds)"))
+                .invalidField(
+                    param: "x-deadline-ms",
+                    message: "x-deadline-ms must be an integer of Unix milliseconds in 0...253402300799999"))
         }
         if deadline.passed {
             return request.machine.answer(ChatError(upstream: .deadlineExceeded))
@@ -93,13 +95,13 @@ extension Worker {
             at: RequestStateMachine.adding(now, MonotonicClock.nanoseconds(settings.worker.requestTimeout)),
             failure: .requestTimeout)
         guard let deadlineMs = metadata.deadlineMilliseconds else { return deadline }
-        let (left, overflow) = deadlineMs.subtractingReportingOverflow(MonotonicClock.wallMilliseconds())
-        if overflow ? deadlineMs < 0 : left <= 0 {
+        guard
+            let requesterDeadline = RequestMetadata.monotonicDeadline(
+                unixMilliseconds: deadlineMs, nowUnixMilliseconds: MonotonicClock.wallMilliseconds(), nowMonotonic: now)
+        else {
             deadline.passed = true
             return deadline
         }
-        let (nanoseconds, tooFar) = overflow ? (UInt64.max, true) : UInt64(left).multipliedReportingOverflow(by: 1_000_000)
-        let requesterDeadline = RequestStateMachine.adding(now, tooFar ? .max : nanoseconds)
         if requesterDeadline < deadline.at {
             deadline.at = requesterDeadline
             deadline.failure = UpstreamFailure.deadlineExceeded
@@ -247,10 +249,22 @@ extension Worker {
             result = .completion(body)
         case .failure(let failure):
             try recordTry(failure)
-            let hint = RetryPolicy.retryAfterSeconds(
+            var retryAfter: Double?
+            switch RetryPolicy.retryAfterHint(
                 milliseconds: response.retryAfterMilliseconds, header: response.retryAfter,
                 nowUnixSeconds: Double(MonotonicClock.wallMilliseconds()) / 1000)
-            result = .failure(failure, retryAfter: hint)
+            {
+            case .absent: break
+            case .seconds(let seconds): retryAfter = seconds
+            case .ignored(let value):
+                if !loggedIgnoredRetryHint {
+                    loggedIgnoredRetryHint = true
+                    request.logger.notice(
+                        "unusable Retry-After hint from the upstream ignored (logged once)",
+                        metadata: ["upstream.retry_after": "\(value)"])
+                }
+            }
+            result = .failure(failure, retryAfter: retryAfter)
         }
         try perform(request.machine.tryEnded(result, now: now, random: Double.random(in: 0..<1)), for: request)
     }

@@ -51,6 +51,8 @@ public final class Worker: ChunkSink {
     var idleTransfers: [CurlTransfer] = []
     public internal(set) var counters = WorkerCounters()
     var nextTimerCheck: UInt64 = .max
+    /// An unusable Retry-After hint was logged (once per process: upstreams repeat them).
+    var loggedIgnoredRetryHint = false
     /// A broker error raised inside a libcurl callback, rethrown by the loop.
     var brokerFailure: AMQPError?
 
@@ -79,11 +81,8 @@ public final class Worker: ChunkSink {
         self.settings = settings
         self.options = options
         self.logger = logger
-        let retry = settings.retry
         requestPolicy = RequestStateMachine.Policy(
-            retry: RetryBackoff(
-                maxAttempts: retry.maxAttempts, baseDelay: retry.baseDelay, maxDelay: retry.maxDelay,
-                maxRetryAfter: retry.maxRetryAfter),
+            retry: settings.retry.backoff,
             firstByteTimeout: MonotonicClock.nanoseconds(settings.upstream.firstByteTimeout),
             idleTimeout: MonotonicClock.nanoseconds(settings.upstream.idleTimeout),
             maxReplyBytes: settings.upstream.maxResponseBytes)

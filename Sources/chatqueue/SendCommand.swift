@@ -185,6 +185,7 @@ struct ReplyPrinter {
             switch value {
             case .string(let text): headers[key] = .string(text)
             case .int(let number): headers[key] = .number(String(number))
+            case .unsigned(let number): headers[key] = .number(String(number))
             case .bool(let flag): headers[key] = .bool(flag)
             case .double(let number): headers[key] = .number(String(number))
             case .other: headers[key] = .null

@@ -102,11 +102,26 @@ struct ConfigErrorTests {
             ("upstream.first_byte_timeout", "inf", "got inf"),
             ("upstream.idle_timeout", "0", "> 0"),
             ("upstream.max_response_bytes", "1023", "expected an integer in 1024...536870912, got 1023"),
+            ("upstream.max_response_bytes", "536870913", "got 536870913"),
+            ("upstream.max_response_bytes", "9223372036854775808", "got \"9223372036854775808\""),
+            ("worker.concurrency", "-9223372036854775808", "got -9223372036854775808"),
+            ("worker.max_deliveries", "99999999999999999999999", "expected an integer in 1...1000"),
+            ("replies.max_backlog_bytes", "1e3", "got \"1e3\""),
+            ("retry.max_attempts", "101", "expected an integer in 1...100, got 101"),
+            ("worker.request_timeout", "31536001", "expected a number of seconds > 0 and <= 31536000"),
+            ("worker.shutdown_grace", "1e400", "got"),
+            ("retry.base_delay", "-inf", "got -inf"),
+            ("retry.max_delay", "-0", "> 0"),
+            ("retry.max_retry_after", "NaN", "got nan"),
+            ("status.interval", "1e-400", "> 0"),
             ("queue.name", "", "expected a non-empty queue name"),
             ("upstream.url", "ftp://x", "expected an http:// or https:// URL"),
             ("upstream.url", "https://", "got \"https://\""),
             ("upstream.url", "https://user:pw@host", "no user info"),
             ("upstream.url", "https://host/?a=b", "query"),
+            ("upstream.url", "https://sk-secret@host/v1", #"got "https://***@host/v1""#),
+            ("upstream.url", "https://u:p/w?d#x@host/v1?key=sk-secret#frag", #"got "https://***@host/v1?***""#),
+            ("upstream.url", "https://host/v1#sk-secret", #"got "https://host/v1#***""#),
         ]
     )
     func outOfRange(key: String, value: String, message: String) throws {
@@ -114,6 +129,7 @@ struct ConfigErrorTests {
         #expect(error.key == key)
         #expect(error.message.contains(message), "\(error.message)")
         #expect(error.message.contains("command-line override"))
+        #expect(!error.message.contains("sk-secret"), "\(error.message)")
     }
 
     @Test("environment errors name the variable")

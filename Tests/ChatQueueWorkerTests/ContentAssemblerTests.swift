@@ -50,6 +50,15 @@ struct ContentAssemblerTests {
         #expect(message.bodySize == 10)
     }
 
+    @Test("an announced body size of UInt64.max is truncated, never converted or summed past its bounds")
+    func hugeAnnouncedSize() throws {
+        var assembler = ContentAssembler(maxBodyBytes: 4)
+        _ = try assembler.handle(.method(deliver, channel: 1))
+        #expect(try assembler.handle(.header(bodySize: .max, properties: AMQPMessageProperties(), channel: 1)) == nil)
+        #expect(try assembler.handle(.body(Array(repeating: 1, count: 6), channel: 1)) == nil)
+        #expect(assembler.isMidMessage)
+    }
+
     @Test("methods without content pass straight through")
     func plainMethods() throws {
         var assembler = ContentAssembler(maxBodyBytes: 4)

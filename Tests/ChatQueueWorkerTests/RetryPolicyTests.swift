@@ -37,4 +37,58 @@ struct RetryPolicyTests {
                 milliseconds: nil, header: "Sun, 06 Nov 1994 08:49:37 GMT", nowUnixSeconds: 784_111_770) == 7)
         #expect(RetryPolicy.retryAfterSeconds(milliseconds: nil, header: "soon", nowUnixSeconds: 0) == nil)
     }
+
+    @Test(
+        "unusable hints are ignored, never trapping: negative, NaN, infinite, malformed or impossible dates",
+        arguments: [
+            (String?.some("-5"), String?.none),
+            ("nan", nil), ("inf", nil), ("1e400", nil), ("-0.5", nil), ("soon", nil),
+            (nil, "-1"), (nil, "nan"), (nil, "inf"), (nil, "1e400"), (nil, "-inf"),
+            (nil, "Sun, 06 Nov 99999999999 08:49:37 GMT"),
+            (nil, "Sun, 06 Nov 9223372036854775807 08:49:37 GMT"),
+            (nil, "Sun, 06 Nov -9223372036854775808 08:49:37 GMT"),
+            (nil, "Sun, 06 Nov 0000 08:49:37 GMT"),
+            (nil, "Sun, 32 Nov 1994 08:49:37 GMT"),
+            (nil, "Sun, 31 Nov 1994 08:49:37 GMT"),
+            (nil, "Sun, 29 Feb 1995 08:49:37 GMT"),
+            (nil, "Sun, 00 Nov 1994 08:49:37 GMT"),
+            (nil, "Sun, 06 Nov 1994 24:00:00 GMT"),
+            (nil, "Sun, 06 Nov 1994 08:60:00 GMT"),
+            (nil, "Sun, 06 Nov 1994 08:49:61 GMT"),
+            (nil, "Sun, 06 Nov 1994 -8:49:37 GMT"),
+            (nil, "Sun, 06 Nov 1994 08:49:37:00 GMT"),
+            (nil, "Sun, 6 Nov 1994 08:49:37 GMT"),
+            (nil, "Sun, +6 Nov 1994 08:49:37 GMT"),
+            (nil, "Sun, 06 nov 1994 08:49:37 GMT"),
+            (nil, "Sun, 06 Nov 1994 08:49:37 UTC"),
+            (nil, String(repeating: "9", count: 10_000)),
+        ]
+    )
+    func ignoredHints(milliseconds: String?, header: String?) {
+        let hint = RetryPolicy.retryAfterHint(milliseconds: milliseconds, header: header, nowUnixSeconds: 1e9)
+        guard case .ignored(let shown) = hint else {
+            Issue.record("expected the hint ignored, got \(hint)")
+            return
+        }
+        #expect(shown.utf8.count <= 64)
+        #expect(RetryPolicy.retryAfterSeconds(milliseconds: milliseconds, header: header, nowUnixSeconds: 1e9) == nil)
+    }
+
+    @Test("hint edge cases: absent, huge but finite, dates in the past and at the calendar's ends")
+    func hintEdges() {
+        #expect(RetryPolicy.retryAfterHint(milliseconds: nil, header: nil, nowUnixSeconds: 0) == .absent)
+        // A huge finite wait is a hint; delay() then declines it as longer than max_retry_after.
+        #expect(RetryPolicy.retryAfterHint(milliseconds: nil, header: "1e300", nowUnixSeconds: 0) == .seconds(1e300))
+        #expect(policy.delay(triesMade: 1, retryAfter: 1e300, secondsLeft: .infinity, random: 0.5) == nil)
+        // An unusable retry-after-ms falls back to Retry-After.
+        #expect(RetryPolicy.retryAfterHint(milliseconds: "nan", header: "3", nowUnixSeconds: 0) == .seconds(3))
+        #expect(
+            RetryPolicy.retryAfterHint(milliseconds: nil, header: "Sun, 06 Nov 1994 08:49:37 GMT", nowUnixSeconds: 1e12)
+                == .seconds(0))
+        #expect(HTTPDate.parse("Mon, 01 Jan 0001 00:00:00 GMT") == -62_135_596_800)
+        #expect(HTTPDate.parse("Fri, 31 Dec 9999 23:59:59 GMT") == 253_402_300_799)
+        #expect(HTTPDate.parse("Tue, 29 Feb 2000 12:00:60 GMT") == 951_825_659)  // leap second read as :59
+        let lastDay = "Fri, 31 Dec 9999 23:59:59 GMT"
+        #expect(RetryPolicy.retryAfterHint(milliseconds: nil, header: lastDay, nowUnixSeconds: .nan) == .ignored(lastDay))
+    }
 }

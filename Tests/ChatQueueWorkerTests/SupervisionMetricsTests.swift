@@ -35,9 +35,9 @@ struct SupervisionMetricsTests {
         counters.finalsRepublished = 8
         counters.finalsRefused = 9
         snapshot.update(counters: counters, inFlight: 6)
-        snapshot.recordError(code: "upstream_unavailable")
-        snapshot.recordError(code: "invalid_request")
-        snapshot.recordError(code: "upstream_unavailable")
+        snapshot.recordError(code: "connection_failed")
+        snapshot.recordError(code: "invalid_json")
+        snapshot.recordError(code: "connection_failed")
         snapshot.recordUsage(promptTokens: 10, completionTokens: 25)
         snapshot.recordUsage(promptTokens: 5, completionTokens: 0)
         snapshot.upstreamFirstChunk.observe(seconds: 0.2)
@@ -61,8 +61,8 @@ struct SupervisionMetricsTests {
                 "chatqueue_requests_total{\(i),outcome=\"requeued\"} 3",
                 "# HELP chatqueue_errors_total Error replies, by error code.",
                 "# TYPE chatqueue_errors_total counter",
-                "chatqueue_errors_total{\(i),code=\"invalid_request\"} 1",
-                "chatqueue_errors_total{\(i),code=\"upstream_unavailable\"} 2",
+                "chatqueue_errors_total{\(i),code=\"connection_failed\"} 2",
+                "chatqueue_errors_total{\(i),code=\"invalid_json\"} 1",
                 "# HELP chatqueue_upstream_retries_total HTTP retries made to the upstream.",
                 "# TYPE chatqueue_upstream_retries_total counter",
                 "chatqueue_upstream_retries_total{\(i)} 4",
@@ -139,5 +139,27 @@ struct SupervisionMetricsTests {
         #expect(PrometheusText.number(0.05) == "0.05")
         #expect(PrometheusText.number(.infinity) == "+Inf")
         #expect(PrometheusText.number(.nan) == "NaN")
+    }
+
+    @Test("error labels come from a fixed set: codes an upstream makes up are counted as other")
+    func errorLabels() {
+        var snapshot = MetricsSnapshot(instance: "1")
+        snapshot.recordError(code: "invalid_field")
+        snapshot.recordError(code: "rate_limit_error")
+        snapshot.recordError(code: "made_up_by_upstream")
+        snapshot.recordError(code: "x\"}\n# TYPE evil counter")
+        snapshot.recordError(code: String(repeating: "a", count: 10_000))
+        #expect(snapshot.errorsByCode == ["invalid_field": 1, "rate_limit_error": 1, "other": 3])
+        #expect(MetricsSnapshot.errorLabels.allSatisfy { label in label.allSatisfy { $0 == "_" || $0.isLowercase } })
+    }
+
+    @Test("token counters saturate instead of overflowing; negative usage counts as 0")
+    func usageSaturates() {
+        var snapshot = MetricsSnapshot(instance: "1")
+        snapshot.recordUsage(promptTokens: .max, completionTokens: .max - 1)
+        snapshot.recordUsage(promptTokens: .max, completionTokens: 5)
+        snapshot.recordUsage(promptTokens: .min, completionTokens: -3)
+        #expect(snapshot.promptTokens == .max)
+        #expect(snapshot.completionTokens == .max)
     }
 }

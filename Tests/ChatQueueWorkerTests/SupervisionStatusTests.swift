@@ -144,6 +144,11 @@ struct SupervisionStatusTests {
             ("Authorization: Bearer sk-0123456789abcdef", "Authorization: Bearer ***"),
             ("{\"h\":\"bearer  abc.def-ghi\"}, next", "{\"h\":\"bearer  ***\"}, next"),
             ("BEARER x, then Bearer y", "BEARER ***, then Bearer ***"),
+            // Passwords written raw with the characters that end other URL parts.
+            ("amqp://u:p?w#x@host/v lost", "amqp://u:***@host/v lost"),
+            ("amqp://u:a/b?c#d@e@rabbit:5672/%2f", "amqp://u:***@rabbit:5672/%2f"),
+            ("amqps://u:%2F%3F%23%40@rabbit/", "amqps://u:***@rabbit/"),
+            ("amqp://u:a://b@h/", "amqp://u:***@h/"),
         ])
     func redacts(input: String, output: String) {
         #expect(input.redactingSecrets() == output)
@@ -161,5 +166,25 @@ struct SupervisionStatusTests {
         #expect("naïve amqp://u:pässwörd@höst/ ünïcode".redactingSecrets() == "naïve amqp://u:***@höst/ ünïcode")
         // In doubt it hides too much rather than too little: an @ in a path ends the user info.
         #expect("http://host:80/a@b".redactingSecrets() == "http://host:***@b")
+    }
+
+    @Test("error texts in the status file and STATUS= are one bounded printable line, redacted before the cut")
+    func boundedErrors() throws {
+        let password = String(repeating: "p", count: 400)
+        let body = "HTTP 503: " + String(repeating: "x\u{0}\n\u{1b}[31m", count: 5000)
+        var status = Self.sample
+        status.broker.lastError = "lost amqp://u:\(password)@rabbit/"
+        status.upstream.lastError = body
+        let document = try #require(try? JSONValue(parsing: status.json()))
+        let upstreamError = try #require(document["upstream"]?["last_error"]?.stringValue)
+        #expect(upstreamError.utf8.count <= 300)
+        #expect(upstreamError.hasPrefix("HTTP 503: x [31mx [31mx"))
+        #expect(!upstreamError.unicodeScalars.contains { $0.properties.generalCategory == .control })
+        let brokerError = try #require(document["broker"]?["last_error"]?.stringValue)
+        #expect(brokerError == "lost amqp://u:***@rabbit/")
+        #expect(status.summaryLine.utf8.count < 400)
+        #expect(!status.summaryLine.contains("\n"))
+        status.state = .reconnecting
+        #expect(status.summaryLine == "reconnecting: lost amqp://u:***@rabbit/")
     }
 }

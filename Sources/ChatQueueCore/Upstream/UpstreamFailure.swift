@@ -41,6 +41,44 @@ public enum UpstreamFailure: Error, Sendable, Equatable {
     }
 }
 
+extension UpstreamFailure: CustomStringConvertible {
+    /// One short printable line for logs, the status file and systemd's
+    /// `STATUS=`: the failure's code, the HTTP status, and at most
+    /// ``TextExcerpt/defaultLimit`` bytes of what the upstream said, e.g.
+    /// `HTTP 503 overloaded: Service is too busy`. Never the raw body bytes.
+    public var summary: String {
+        func detailed(_ label: String, _ detail: String) -> String {
+            let excerpt = TextExcerpt.make(detail)
+            return excerpt.isEmpty ? label : label + ": " + excerpt
+        }
+        switch self {
+        case .httpStatus(let status, let body):
+            let details = UpstreamErrorDetails(httpBody: body)
+            var label = "HTTP \(status)"
+            if let code = details.code { label += " " + TextExcerpt.make(code, limit: 64) }
+            return detailed(label, details.message ?? String(decoding: body.prefix(4 * TextExcerpt.defaultLimit), as: UTF8.self))
+        case .connectionFailed(let detail): return detailed("connection_failed", detail)
+        case .connectTimeout: return "connect_timeout"
+        case .firstByteTimeout: return "first_byte_timeout"
+        case .idleTimeout: return "idle_timeout"
+        case .requestTimeout: return "request_timeout"
+        case .deadlineExceeded: return "deadline_exceeded"
+        case .badResponse(let detail): return detailed("bad_response", detail)
+        case .emptyStream: return "empty_stream"
+        case .streamError(let event):
+            let details = UpstreamErrorDetails(event["error"])
+            var label = "stream_error"
+            if let code = details.code { label += " " + TextExcerpt.make(code, limit: 64) }
+            return detailed(label, details.message ?? "")
+        case .streamInterrupted(let detail): return detailed("stream_interrupted", detail)
+        case .responseTooLarge(let limit): return "response_too_large: over \(limit) bytes"
+        }
+    }
+
+    /// The ``summary``, so `"\(failure)"` never prints a body as a byte array.
+    public var description: String { summary }
+}
+
 extension ChatError {
     /// Maps an upstream failure to the error reply.
     ///

@@ -1,62 +1,92 @@
 import ChatQueueConfig
+import ChatQueueCore
 
-/// When to make another HTTP try, and how long to wait first: the policy
-/// is the `retry.*` configuration itself. Pure.
-///
-/// Exponential backoff with full jitter: the n-th retry waits a random time
-/// in [0, min(maxDelay, baseDelay * 2^(n-1))]. A `retry-after-ms` or
-/// `Retry-After` from the upstream is a minimum; a wait longer than
-/// `maxRetryAfter`, or one that would end past the request's deadline, is not
-/// taken (the error reply then says retryable: true).
+/// The `retry.*` configuration: the backoff (`RetryBackoff`, in Core, which
+/// the request state machine follows) and the reading of the upstream's
+/// `Retry-After` hints. Pure.
 public typealias RetryPolicy = Settings.Retry
 
 extension Settings.Retry {
-    /// The wait in seconds before the next try, or nil when there is none.
-    /// - triesMade: HTTP tries already made (>= 1).
-    /// - retryAfter: the upstream's minimum wait in seconds, if it gave one.
-    /// - secondsLeft: time until the request's deadline.
-    /// - random: a number in [0, 1) (injected so tests are exact).
+    /// The backoff these settings describe.
+    public var backoff: RetryBackoff {
+        RetryBackoff(maxAttempts: maxAttempts, baseDelay: baseDelay, maxDelay: maxDelay, maxRetryAfter: maxRetryAfter)
+    }
+
+    /// The wait in seconds before the next try, or nil when there is none (see `RetryBackoff.delay`).
     public func delay(triesMade: Int, retryAfter: Double?, secondsLeft: Double, random: Double) -> Double? {
-        guard triesMade < maxAttempts else { return nil }
-        let exponent = Double(min(triesMade - 1, 30))
-        let ceiling = min(maxDelay, baseDelay * (1 << Int(exponent)).doubleValue)
-        var wait = ceiling * random
-        if let retryAfter {
-            guard retryAfter <= maxRetryAfter else { return nil }
-            wait = max(wait, retryAfter)
-        }
-        guard wait < secondsLeft else { return nil }
-        return wait
+        backoff.delay(triesMade: triesMade, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
     }
 
     /// Parses `retry-after-ms` (milliseconds) or else `Retry-After` (seconds,
-    /// or an HTTP date relative to `nowUnixSeconds`) into seconds.
+    /// or an HTTP date relative to `nowUnixSeconds`) into seconds; nil when
+    /// there is no usable hint (see ``retryAfterHint(milliseconds:header:nowUnixSeconds:)``).
     public static func retryAfterSeconds(milliseconds: String?, header: String?, nowUnixSeconds: Double) -> Double? {
-        if let milliseconds, let value = Double(milliseconds), value >= 0, value.isFinite {
-            return value / 1000
+        if case .seconds(let seconds) = retryAfterHint(milliseconds: milliseconds, header: header, nowUnixSeconds: nowUnixSeconds) {
+            return seconds
         }
-        guard let header else { return nil }
-        if let seconds = Double(header), seconds >= 0, seconds.isFinite { return seconds }
-        if let date = HTTPDate.parse(header) { return max(0, date - nowUnixSeconds) }
         return nil
+    }
+
+    /// What the upstream said about waiting before the next try.
+    public enum RetryAfterHint: Sendable, Equatable {
+        /// No `retry-after-ms` or `Retry-After` header.
+        case absent
+        /// Wait at least this many seconds: finite and >= 0 (it may still exceed `maxRetryAfter`).
+        case seconds(Double)
+        /// A header is present but unusable (malformed, negative, NaN, infinite,
+        /// an invalid or out-of-range date): retry as if it were absent. Holds
+        /// the header's value, at most 64 bytes, for one short log line.
+        case ignored(String)
+    }
+
+    /// Reads `retry-after-ms` (milliseconds, OpenAI's), else `Retry-After`
+    /// (delay-seconds, or an IMF-fixdate relative to `nowUnixSeconds`). A
+    /// usable `retry-after-ms` wins; an unusable one falls back to `Retry-After`.
+    public static func retryAfterHint(milliseconds: String?, header: String?, nowUnixSeconds: Double) -> RetryAfterHint {
+        if let milliseconds, let value = Double(milliseconds), value >= 0, value.isFinite {
+            return .seconds(value / 1000)
+        }
+        if let header {
+            if let seconds = Double(header), seconds >= 0, seconds.isFinite { return .seconds(seconds) }
+            if let date = HTTPDate.parse(header), nowUnixSeconds.isFinite { return .seconds(max(0, date - nowUnixSeconds)) }
+        }
+        guard let unusable = milliseconds ?? header else { return .absent }
+        return .ignored(String(decoding: unusable.utf8.prefix(64), as: UTF8.self))
     }
 }
 
-private extension Int {
-    var doubleValue: Double { Double(self) }
-}
-
 /// IMF-fixdate (RFC 9110 section 5.6.7), the only form `Retry-After` dates take in practice:
-/// "Sun, 06 Nov 1994 08:49:37 GMT".
+/// "Sun, 06 Nov 1994 08:49:37 GMT". Fields are checked (years 1...9999, real
+/// calendar days, hour < 24, minute < 60, second < 61), so the arithmetic can't overflow.
 enum HTTPDate {
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// Unix seconds, or nil when `text` is not a valid IMF-fixdate.
     static func parse(_ text: String) -> Double? {
-        let parts = text.split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let year = Int(parts[3]) else { return nil }
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        guard let monthIndex = months.firstIndex(of: String(parts[2])) else { return nil }
-        let time = parts[4].split(separator: ":").compactMap { Int($0) }
-        guard time.count == 3 else { return nil }
-        let days = RFC3339.daysFromCivil(year: Int64(year), month: Int64(monthIndex + 1), day: Int64(day))
-        return Double(days * 86_400 + Int64(time[0] * 3600 + time[1] * 60 + time[2]))
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0].count == 4, parts[0].hasSuffix(","), parts[5] == "GMT",
+            let day = number(parts[1], digits: 2), let year = number(parts[3], digits: 4),
+            let monthIndex = months.firstIndex(where: { $0 == parts[2] })
+        else { return nil }
+        let time = parts[4].split(separator: ":", omittingEmptySubsequences: false)
+        guard time.count == 3, let hour = number(time[0], digits: 2), let minute = number(time[1], digits: 2),
+            let second = number(time[2], digits: 2)
+        else { return nil }
+        let month = Int64(monthIndex + 1)
+        guard year >= 1, day >= 1, day <= RFC3339.daysIn(month: month, year: year), hour < 24, minute < 60, second < 61
+        else { return nil }
+        let days = RFC3339.daysFromCivil(year: year, month: month, day: day)
+        return Double(days * 86_400 + hour * 3600 + minute * 60 + min(second, 59))
+    }
+
+    /// Exactly `digits` ASCII digits (so at most 9999 for four).
+    private static func number(_ text: Substring, digits: Int) -> Int64? {
+        guard text.utf8.count == digits else { return nil }
+        var value: Int64 = 0
+        for byte in text.utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        return value
     }
 }

@@ -51,11 +51,11 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var counters = WorkerCounters()
     /// Requests being handled now.
     public var inFlight = 0
-    /// Error replies by their `code` (the chatqueue error code).
+    /// Error replies by their `code` label (see ``errorLabel(code:)``).
     public var errorsByCode: [String: Int] = [:]
-    /// Prompt tokens reported by the upstream's `usage`.
+    /// Prompt tokens reported by the upstream's `usage` (saturating).
     public var promptTokens = 0
-    /// Completion tokens reported by the upstream's `usage`.
+    /// Completion tokens reported by the upstream's `usage` (saturating).
     public var completionTokens = 0
     /// Seconds from sending an HTTP request to its first chunk (streams) or body.
     public var upstreamFirstChunk = LatencyHistogram()
@@ -72,15 +72,40 @@ public struct MetricsSnapshot: Sendable, Equatable {
         self.inFlight = inFlight
     }
 
-    /// Counts one error reply with this code.
+    /// Counts one error reply with this code (or type, when it has none).
     public mutating func recordError(code: String) {
-        errorsByCode[code, default: 0] += 1
+        errorsByCode[Self.errorLabel(code: code), default: 0] += 1
     }
 
-    /// Adds a response's token usage.
+    /// Adds a response's token usage. The numbers come from the upstream:
+    /// negative ones count as 0 and the totals stop at Int.max instead of trapping.
     public mutating func recordUsage(promptTokens: Int, completionTokens: Int) {
-        self.promptTokens += max(0, promptTokens)
-        self.completionTokens += max(0, completionTokens)
+        self.promptTokens = Self.saturatingAdd(self.promptTokens, max(0, promptTokens))
+        self.completionTokens = Self.saturatingAdd(self.completionTokens, max(0, completionTokens))
+    }
+
+    private static func saturatingAdd(_ total: Int, _ amount: Int) -> Int {
+        let (sum, overflow) = total.addingReportingOverflow(amount)
+        return overflow ? .max : sum
+    }
+
+    /// The `code` label values: chatqueue's own error codes and error types
+    /// (docs/protocol.md "Errors"). Codes an upstream makes up are `other`,
+    /// so a misbehaving upstream can't add label values (time series) without end.
+    public static let errorLabels: Set<String> = [
+        // codes
+        "invalid_json", "invalid_field", "unsupported_content_type", "request_too_large", "max_deliveries_exceeded",
+        "model_not_found", "connection_failed", "bad_response", "response_too_large", "empty_stream",
+        "stream_interrupted", "connect_timeout", "first_byte_timeout", "idle_timeout", "request_timeout",
+        "deadline_exceeded",
+        // types, for errors without a code
+        "invalid_request_error", "authentication_error", "payment_required", "permission_error", "not_found_error",
+        "rate_limit_error", "upstream_error", "timeout_error", "server_error",
+    ]
+
+    /// `code` when it is one of ``errorLabels``, else `other`.
+    public static func errorLabel(code: String) -> String {
+        errorLabels.contains(code) ? code : "other"
     }
 }
 

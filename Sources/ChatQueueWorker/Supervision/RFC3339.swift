@@ -86,7 +86,8 @@ public enum RFC3339 {
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
-    private static func daysIn(month: Int64, year: Int64) -> Int64 {
+    /// Days in a month of the proleptic Gregorian calendar.
+    static func daysIn(month: Int64, year: Int64) -> Int64 {
         switch month {
         case 2:
             let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)

@@ -123,8 +123,14 @@ public struct WorkerStatus: Sendable, Equatable {
         self.chunksPublished = chunksPublished
     }
 
+    /// An error text as shown: secrets redacted first (so a cut can't leave
+    /// half a password unrecognized), then one printable line of at most 300 bytes.
+    static func shown(_ error: String) -> String {
+        TextExcerpt.make(error.redactingSecrets())
+    }
+
     /// The status as a JSON object, keys in the documented order. Error texts
-    /// pass through `redactingSecrets()`; no other field can hold a secret.
+    /// pass through ``shown(_:)``; no other field can hold a secret.
     public var jsonValue: JSONValue {
         func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
         func count(_ value: Int) -> JSONValue { .number(String(value)) }
@@ -148,7 +154,7 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("queue", .string(broker.queue)),
                             ("consumer_tag", text(broker.consumerTag)),
                             ("reconnects", count(broker.reconnects)),
-                            ("last_error", text(broker.lastError?.redactingSecrets())),
+                            ("last_error", text(broker.lastError.map(Self.shown))),
                         ]))
                 ),
                 (
@@ -156,7 +162,7 @@ public struct WorkerStatus: Sendable, Equatable {
                     .object(
                         JSONObject([
                             ("last_success_at", time(upstream.lastSuccessAtUnixMilliseconds)),
-                            ("last_error", text(upstream.lastError?.redactingSecrets())),
+                            ("last_error", text(upstream.lastError.map(Self.shown))),
                             ("consecutive_failures", count(upstream.consecutiveFailures)),
                         ]))
                 ),
@@ -184,11 +190,11 @@ public struct WorkerStatus: Sendable, Equatable {
     public var summaryLine: String {
         var line = state.rawValue + ": "
         if state == .reconnecting || state == .starting, let error = broker.lastError {
-            return line + error.redactingSecrets()
+            return line + Self.shown(error)
         }
         line += "\(requests.inFlight) in flight, \(requests.received) received, "
         line += "\(requests.succeeded) succeeded, \(requests.failed) failed"
-        if state == .degraded, let error = upstream.lastError { line += "; upstream: " + error.redactingSecrets() }
+        if state == .degraded, let error = upstream.lastError { line += "; upstream: " + Self.shown(error) }
         return line
     }
 
