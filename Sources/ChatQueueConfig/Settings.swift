@@ -1,3 +1,5 @@
+import ChatQueueCore
+
 /// The kind of queue declared for requests.
 public enum QueueType: String, Sendable, CaseIterable {
     /// A replicated, durable quorum queue (RabbitMQ's recommended default).
@@ -119,24 +121,9 @@ public struct Settings: Sendable, Equatable {
         }
     }
 
-    /// When and how often a failed upstream call is tried again.
-    public struct Retry: Sendable, Equatable {
-        /// `retry.max_attempts`: HTTP tries per delivery, the first included.
-        public var maxAttempts: Int
-        /// `retry.base_delay`: the backoff base in seconds.
-        public var baseDelay: Double
-        /// `retry.max_delay`: the backoff cap in seconds.
-        public var maxDelay: Double
-        /// `retry.max_retry_after`: the longest upstream-requested wait honoured.
-        public var maxRetryAfter: Double
-
-        public init(maxAttempts: Int = 4, baseDelay: Double = 0.5, maxDelay: Double = 30, maxRetryAfter: Double = 60) {
-            self.maxAttempts = maxAttempts
-            self.baseDelay = baseDelay
-            self.maxDelay = maxDelay
-            self.maxRetryAfter = maxRetryAfter
-        }
-    }
+    /// When and how often a failed upstream call is tried again (`retry.*`):
+    /// the backoff the request state machine follows.
+    public typealias Retry = RetryBackoff
 
     /// The DeepSeek-compatible API that answers requests.
     public struct Upstream: Sendable, Equatable {

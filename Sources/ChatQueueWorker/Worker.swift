@@ -82,7 +82,7 @@ public final class Worker: ChunkSink {
         self.options = options
         self.logger = logger
         requestPolicy = RequestStateMachine.Policy(
-            retry: settings.retry.backoff,
+            retry: settings.retry,
             firstByteTimeout: MonotonicClock.nanoseconds(settings.upstream.firstByteTimeout),
             idleTimeout: MonotonicClock.nanoseconds(settings.upstream.idleTimeout),
             maxReplyBytes: settings.upstream.maxResponseBytes)

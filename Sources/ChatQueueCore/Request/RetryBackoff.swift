@@ -6,13 +6,13 @@
 /// `maxRetryAfter`, or one that would end past the request's deadline, is not
 /// taken (the error reply then says retryable: true).
 public struct RetryBackoff: Sendable, Equatable {
-    /// HTTP tries per delivery, the first included.
+    /// HTTP tries per delivery, the first included (`retry.max_attempts`).
     public var maxAttempts: Int
-    /// The backoff base in seconds.
+    /// The backoff base in seconds (`retry.base_delay`).
     public var baseDelay: Double
-    /// The backoff cap in seconds.
+    /// The backoff cap in seconds (`retry.max_delay`).
     public var maxDelay: Double
-    /// The longest upstream-requested wait honoured, in seconds.
+    /// The longest upstream-requested wait honoured, in seconds (`retry.max_retry_after`).
     public var maxRetryAfter: Double
 
     public init(maxAttempts: Int = 4, baseDelay: Double = 0.5, maxDelay: Double = 30, maxRetryAfter: Double = 60) {

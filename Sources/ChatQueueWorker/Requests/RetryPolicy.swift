@@ -1,22 +1,12 @@
 import ChatQueueConfig
 import ChatQueueCore
 
-/// The `retry.*` configuration: the backoff (`RetryBackoff`, in Core, which
-/// the request state machine follows) and the reading of the upstream's
-/// `Retry-After` hints. Pure.
+/// The `retry.*` configuration (Core's `RetryBackoff`, which the request
+/// state machine follows) and the reading of the upstream's `Retry-After`
+/// hints. Pure.
 public typealias RetryPolicy = Settings.Retry
 
-extension Settings.Retry {
-    /// The backoff these settings describe.
-    public var backoff: RetryBackoff {
-        RetryBackoff(maxAttempts: maxAttempts, baseDelay: baseDelay, maxDelay: maxDelay, maxRetryAfter: maxRetryAfter)
-    }
-
-    /// The wait in seconds before the next try, or nil when there is none (see `RetryBackoff.delay`).
-    public func delay(triesMade: Int, retryAfter: Double?, secondsLeft: Double, random: Double) -> Double? {
-        backoff.delay(triesMade: triesMade, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
-    }
-
+extension RetryBackoff {
     /// Parses `retry-after-ms` (milliseconds) or else `Retry-After` (seconds,
     /// or an HTTP date relative to `nowUnixSeconds`) into seconds; nil when
     /// there is no usable hint (see ``retryAfterHint(milliseconds:header:nowUnixSeconds:)``).
