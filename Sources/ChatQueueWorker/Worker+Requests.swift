@@ -29,6 +29,14 @@ extension Worker {
             counters.rejected += 1
             return
         }
+        guard settings.replies.replyQueuePolicy.allows(replyTo) else {
+            InFlightRequest.requestLogger(logger, metadata).warning(
+                "reply_to is not in replies.allowed_queues; dead-lettering the request unanswered",
+                metadata: ["reply.to": "\(replyTo)"])
+            try session.consumer.reject(deliveryTag: deliveryTag, requeue: false)
+            counters.rejected += 1
+            return
+        }
         let now = MonotonicClock.now()
         let request = InFlightRequest(
             deliveryTag: deliveryTag, metadata: metadata, replyTo: replyTo, body: message.body,

@@ -81,7 +81,7 @@ public final class Worker: ChunkSink {
         retryPolicy = settings.retry
         upstreamOptions = CurlRequestOptions(
             url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
-            caFile: settings.upstream.caFile)
+            caFile: settings.upstream.caFile, proxy: settings.upstream.proxy)
         var headers = ["Content-Type: application/json", "Expect:", "User-Agent: chatqueue/\(ChatQueueVersion.current)"]
         if let key = settings.upstream.apiKey { headers.append("Authorization: Bearer \(key.value)") }
         upstreamHeaders = CurlHeaderList(headers)

@@ -64,7 +64,8 @@ struct BrokerFaultTests {
         let queue = IntegrationEnvironment.uniqueQueueName("restart")
         let replies = "\(queue).replies"
         let worker = try WorkerProcess(
-            queue: queue, upstreamURL: mock.baseURL, settings: ["broker.heartbeat": "5"], brokerURL: FaultBroker.url)
+            queue: queue, upstreamURL: mock.baseURL, settings: ["broker.heartbeat": "5", "replies.allowed_queues": replies],
+            brokerURL: FaultBroker.url)
         defer { worker.stop() }
         try worker.waitUntilConsuming()
 
