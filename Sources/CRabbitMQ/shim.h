@@ -8,6 +8,9 @@
 #include <amqp_tcp_socket.h>
 #include <amqp_ssl_socket.h>
 #include <sys/time.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 // amqp_login is variadic (the SASL method decides the trailing arguments), and
 // Swift cannot call C variadic functions. PLAIN takes exactly user and password.
@@ -43,6 +46,61 @@ static inline amqp_rpc_reply_t cq_amqp_login_plain_with_properties(amqp_connecti
 static inline int cq_amqp_read_frame_now(amqp_connection_state_t state, amqp_frame_t *frame) {
     struct timeval zero = {0, 0};
     return amqp_simple_wait_frame_noblock(state, frame, &zero);
+}
+
+// Writing our own encoded frames through a TLS connection without blocking.
+//
+// rabbitmq-c's TLS writes (amqp_basic_publish, acks) loop until every byte is
+// taken, polling the socket with no deadline, so a body larger than the free
+// socket space would freeze the event loop. rabbitmq-c 0.11 exposes the
+// connection's SSL_CTX but not its SSL session; an info callback on the
+// context hears about the session during the handshake and keeps a pointer to
+// it in the context's app data. The session lives until the socket closes
+// (amqp_destroy_connection, or rabbitmq-c closing it after a heartbeat
+// timeout): check amqp_get_sockfd() >= 0 before every use.
+static inline void cq_ssl_remember_session(const SSL *ssl, int where, int ret) {
+    (void)where;
+    (void)ret;
+    SSL_CTX_set_app_data(SSL_get_SSL_CTX(ssl), (void *)ssl);
+}
+
+// Before amqp_socket_open: remember the session, and let a retried write
+// pass the same bytes from another address (our buffer grows while a record
+// waits for the socket). rabbitmq-c already sets SSL_MODE_ENABLE_PARTIAL_WRITE,
+// so each SSL_write returns once a record is out instead of holding the rest.
+static inline void cq_amqp_ssl_prepare(amqp_socket_t *socket) {
+    SSL_CTX *context = (SSL_CTX *)amqp_ssl_socket_get_context(socket);
+    SSL_CTX_set_info_callback(context, cq_ssl_remember_session);
+    SSL_CTX_set_mode(context, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+}
+
+// After a successful amqp_socket_open: the connection's SSL session (NULL if unknown).
+static inline void *cq_amqp_ssl_session(amqp_socket_t *socket) {
+    return SSL_CTX_get_app_data((SSL_CTX *)amqp_ssl_socket_get_context(socket));
+}
+
+// What cq_ssl_write returns when it wrote nothing.
+enum {
+    CQ_TLS_WANT_WRITE = -1,  // the socket is full: retry with the same bytes once it is writable
+    CQ_TLS_WANT_READ = -2,   // a renegotiation wants input first
+    CQ_TLS_CLOSED = -3,      // the peer closed the TLS session
+    CQ_TLS_SYSCALL = -4,     // the socket failed (errno says why)
+    CQ_TLS_ERROR = -5,       // a TLS protocol error
+};
+
+// One non-blocking SSL_write (the socket is non-blocking): bytes written (> 0), or a CQ_TLS_* code.
+static inline long cq_ssl_write(void *session, const void *bytes, size_t count) {
+    SSL *ssl = (SSL *)session;
+    ERR_clear_error();
+    int written = SSL_write(ssl, bytes, count > INT_MAX ? INT_MAX : (int)count);
+    if (written > 0) return written;
+    switch (SSL_get_error(ssl, written)) {
+    case SSL_ERROR_WANT_WRITE: return CQ_TLS_WANT_WRITE;
+    case SSL_ERROR_WANT_READ: return CQ_TLS_WANT_READ;
+    case SSL_ERROR_ZERO_RETURN: return CQ_TLS_CLOSED;
+    case SSL_ERROR_SYSCALL: return CQ_TLS_SYSCALL;
+    default: return CQ_TLS_ERROR;
+    }
 }
 
 // The AMQP_*_METHOD macros are casts ((amqp_method_number_t)0x...), which Swift

@@ -12,11 +12,15 @@ import Glibc
 /// what the socket does not take waits for it to become writable.
 ///
 /// Opt-in (`batchesWrites`): the owner must call `writeUnsent()` every loop
-/// turn. Plain TCP only: on TLS the bytes must go through OpenSSL inside
-/// rabbitmq-c, so TLS connections write frame by frame.
+/// turn. On TLS the bytes go through rabbitmq-c's OpenSSL session with
+/// non-blocking `SSL_write`s (CRabbitMQ/shim.h): a record the socket did not
+/// take stays inside OpenSSL, is retried with the same bytes once the socket
+/// is writable, and meanwhile nothing else may write on the connection
+/// (`isWaitingForRoom`), exactly as a partly written frame on plain TCP.
 extension AMQPConnection {
-    /// Whether frames are queued here for `writeUnsent()`.
-    public var writesInBatches: Bool { batchesWrites && !options.tls }
+    /// Whether frames are queued here for `writeUnsent()`; on TLS only when
+    /// the session could be reached (else each publish is a library call).
+    public var writesInBatches: Bool { batchesWrites && (!options.tls || tlsSession != nil) }
 
     /// Encoded frames not yet written.
     public var hasUnsentFrames: Bool { !unsent.isEmpty }
@@ -38,7 +42,7 @@ extension AMQPConnection {
     public func enqueuePublish(
         routingKey: String, mandatory: Bool, body: [UInt8], properties: (inout AMQPPropertiesWriter) -> Void
     ) throws(AMQPError) {
-        precondition(writesInBatches, "enqueuePublish on a TLS connection")
+        precondition(writesInBatches, "enqueuePublish without batched writes")
         let frameMax = Int(amqp_get_frame_max(state))
         let status = body.withUnsafeBytes { bytes in
             AMQPFrameEncoder.appendPublish(
@@ -76,7 +80,23 @@ extension AMQPConnection {
     /// Writes what the socket takes now. Returns true when nothing is left.
     @discardableResult
     public func writeUnsent() throws(AMQPError) -> Bool {
-        try unsent.write(to: socketDescriptor)
+        guard options.tls else { return try unsent.write(to: socketDescriptor) }
+        guard let session = tlsSession, socketDescriptor >= 0 else {
+            // rabbitmq-c closed the socket (heartbeat timeout): the session is gone with it.
+            throw AMQPError(code: .socket, message: "connection closed", context: "amqps write")
+        }
+        return try unsent.write { bytes, count in
+            let written = cq_ssl_write(session, bytes, count)
+            if written > 0 { return .wrote(written) }
+            switch written {
+            case CQ_TLS_WANT_WRITE: return .full
+            // Renegotiation mid-write needs a read, which must wait for this write: RabbitMQ never asks for one.
+            case CQ_TLS_WANT_READ: return .failed("TLS renegotiation during a write")
+            case CQ_TLS_CLOSED: return .failed("connection closed")
+            case CQ_TLS_SYSCALL: return .failed(errno == 0 ? "connection closed" : String(cString: strerror(errno)))
+            default: return .failed("TLS error")
+            }
+        }
     }
 }
 
@@ -96,25 +116,40 @@ struct OutgoingBytes {
     /// everything went out; false when the socket is full (call again once it
     /// is writable); throws when the connection failed.
     mutating func write(to descriptor: Int32) throws(AMQPError) -> Bool {
+        try write { bytes, count in
+            while true {
+                let written = send(descriptor, bytes, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+                if written > 0 { return .wrote(written) }
+                let error = errno
+                if written < 0 && error == EINTR { continue }
+                if written < 0 && (error == EAGAIN || error == EWOULDBLOCK) { return .full }
+                return .failed(written == 0 ? "connection closed" : String(cString: strerror(error)))
+            }
+        }
+    }
+
+    /// What one non-blocking write of the bytes from the head did.
+    enum WriteResult {
+        case wrote(Int)
+        /// Nothing taken now; after a partial TLS record, the retry must pass the same bytes.
+        case full
+        case failed(String)
+    }
+
+    /// Writes from the head with `write` (given the unwritten bytes) until all
+    /// are out or it reports the socket full. Returns true when everything went out.
+    mutating func write(_ write: (UnsafeRawPointer, Int) -> WriteResult) throws(AMQPError) -> Bool {
         while head < bytes.count {
-            let written = bytes.withUnsafeBytes { buffer in
-                send(
-                    descriptor, buffer.baseAddress! + head, buffer.count - head,
-                    Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-            }
-            if written > 0 {
-                head += written
-                continue
-            }
-            let error = errno
-            if written < 0 && error == EINTR { continue }
-            if written < 0 && (error == EAGAIN || error == EWOULDBLOCK) {
+            let result = bytes.withUnsafeBytes { buffer in write(buffer.baseAddress! + head, buffer.count - head) }
+            switch result {
+            case .wrote(let count):
+                head += count
+            case .full:
                 isWaitingForRoom = true
                 return false
+            case .failed(let reason):
+                throw AMQPError(code: .socket, message: reason, context: "amqp write")
             }
-            throw AMQPError(
-                code: .socket, message: written == 0 ? "connection closed" : String(cString: strerror(error)),
-                context: "amqp write")
         }
         // A burst can grow the buffer a lot; don't keep a large one around.
         if bytes.capacity > 1 << 20 {

@@ -99,6 +99,9 @@ public final class AMQPConnection {
     var unsent = OutgoingBytes()
     /// Set by the owner that calls `writeUnsent()` every loop turn (see `writesInBatches`).
     public var batchesWrites = false
+    /// The TLS session rabbitmq-c opened (amqps:// only), for writing our
+    /// encoded frames through it without blocking (AMQPConnection+BatchedWrites.swift).
+    var tlsSession: UnsafeMutableRawPointer?
 
     /// Connects, logs in and opens channel 1.
     public init(options: AMQPConnectionOptions) throws(AMQPError) {
@@ -136,6 +139,7 @@ public final class AMQPConnection {
             if let certFile = options.certFile, let keyFile = options.keyFile {
                 try check(amqp_ssl_socket_set_key(socket, certFile, keyFile), "TLS client certificate", code: .connect)
             }
+            cq_amqp_ssl_prepare(socket)
         } else {
             socket = amqp_tcp_socket_new(state)
         }
@@ -144,6 +148,13 @@ public final class AMQPConnection {
         var timeout = timeval(seconds: options.connectTimeout)
         try check(
             amqp_socket_open_noblock(socket, options.host, Int32(options.port), &timeout), "connect", code: .connect)
+        if options.tls {
+            tlsSession = cq_amqp_ssl_session(socket)
+            // Our TLS writes rely on it; rabbitmq-c 0.11 leaves its sockets non-blocking and polls itself.
+            let descriptor = amqp_get_sockfd(state)
+            let flags = fcntl(descriptor, F_GETFL)
+            if flags >= 0, flags & O_NONBLOCK == 0 { _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) }
+        }
         try check(amqp_set_handshake_timeout(state, &timeout), "handshake timeout", code: .connect)
         var rpcTimeout = timeval(seconds: options.rpcTimeout)
         try check(amqp_set_rpc_timeout(state, &rpcTimeout), "rpc timeout", code: .connect)
@@ -430,9 +441,9 @@ public final class AMQPConnection {
 
     /// Publishes on channel 1 through the default exchange. With confirms
     /// enabled, the publish's sequence number is the count of publishes so far
-    /// (the caller tracks it). The write can block while the socket's send
-    /// buffer is full: the worker publishes this way only on TLS, after
-    /// `isWritable()`, and with `enqueuePublish` (never blocking) on plain TCP.
+    /// (the caller tracks it). The write blocks while the socket's send
+    /// buffer is full: the worker publishes with `enqueuePublish` (never
+    /// blocking) instead; this is for blocking clients (requester, bench).
     public func publish(
         routingKey: String, mandatory: Bool, properties: AMQPOutgoingProperties, body: [UInt8]
     ) throws(AMQPError) {

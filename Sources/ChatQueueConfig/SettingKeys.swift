@@ -199,6 +199,18 @@ enum SettingKeys {
         defaultValue: "",
         summary: "Queue for replies to requests that have no reply_to. Empty: none."
     )
+    static let repliesAllowedQueues = ListKey(
+        name: "replies.allowed_queues",
+        defaultValue: [],
+        summary: """
+            Queues a request's reply_to may name besides the ones always allowed (RabbitMQ direct \
+            reply-to amq.rabbitmq.reply-to*, server-named amq.gen-* queues, replies.default_queue): \
+            exact names, or prefixes written with a trailing * (billing.replies.* matches \
+            billing.replies.42, not billing.replies-x); "*" alone allows any queue. Other requests are \
+            dead-lettered unanswered. Empty: only the always-allowed ones.
+            """,
+        isSecret: false
+    )
     static let repliesMaxBacklogBytes = IntKey(
         name: "replies.max_backlog_bytes",
         defaultValue: 16_777_216,
@@ -299,6 +311,15 @@ enum SettingKeys {
         defaultValue: "",
         summary: "CA bundle (PEM) for an https:// upstream with a private CA. Empty: the system's."
     )
+    static let upstreamProxy = TextKey(
+        name: "upstream.proxy",
+        defaultValue: "",
+        summary: """
+            Proxy for upstream calls: http://, https://, socks5h:// (or socks4, socks4a, socks5) with \
+            host and port; user:password@ is allowed and redacted by check-config. Empty: no proxy, and \
+            http_proxy, https_proxy, ALL_PROXY and NO_PROXY in the environment are ignored.
+            """
+    )
     static let upstreamModels = ListKey(
         name: "upstream.models",
         defaultValue: [],
@@ -380,10 +401,10 @@ enum SettingKeys {
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
         brokerTLSCAFile, brokerTLSCertFile, brokerTLSKeyFile, brokerTLSVerify,
         queueName, queueDeclare, queueType, queueDeadLetterExchange, queueDeadLetterQueue,
-        repliesDefaultQueue, repliesMaxBacklogBytes,
+        repliesDefaultQueue, repliesAllowedQueues, repliesMaxBacklogBytes,
         workerConcurrency, workerMaxRequestBytes, workerRequestTimeout, workerMaxDeliveries, workerShutdownGrace,
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
-        upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamCAFile, upstreamModels,
+        upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamCAFile, upstreamProxy, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
         logLevel, logFormat,
         statusFile, statusInterval,

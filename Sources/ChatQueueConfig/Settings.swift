@@ -86,13 +86,21 @@ public struct Settings: Sendable, Equatable {
     public struct Replies: Sendable, Equatable {
         /// `replies.default_queue`: used when a request has no `reply_to`; nil drops such replies.
         public var defaultQueue: String?
+        /// `replies.allowed_queues`: where else replies may go (see ``replyQueuePolicy``).
+        public var allowedQueues: [ReplyQueuePattern]
         /// `replies.max_backlog_bytes`: replies waiting for the broker beyond
         /// this pause the upstream reads until a quarter of it is left.
         public var maxBacklogBytes: Int
 
-        public init(defaultQueue: String?, maxBacklogBytes: Int = 16_777_216) {
+        public init(defaultQueue: String?, allowedQueues: [ReplyQueuePattern] = [], maxBacklogBytes: Int = 16_777_216) {
             self.defaultQueue = defaultQueue
+            self.allowedQueues = allowedQueues
             self.maxBacklogBytes = maxBacklogBytes
+        }
+
+        /// The `reply_to` values replies are published to.
+        public var replyQueuePolicy: ReplyQueuePolicy {
+            ReplyQueuePolicy(allowed: allowedQueues, defaultQueue: defaultQueue)
         }
     }
 
@@ -133,6 +141,8 @@ public struct Settings: Sendable, Equatable {
         public var apiKey: Secret?
         /// `upstream.ca_file`: nil means the system's CA bundle.
         public var caFile: String? = nil
+        /// `upstream.proxy`: nil means no proxy at all (the environment's proxy variables are ignored).
+        public var proxy: String? = nil
         /// `upstream.models`: the allowed models; nil allows any.
         public var models: Set<String>?
         /// `upstream.connect_timeout`, in seconds.
@@ -160,6 +170,14 @@ public struct Settings: Sendable, Equatable {
             self.firstByteTimeout = firstByteTimeout
             self.idleTimeout = idleTimeout
             self.maxResponseBytes = maxResponseBytes
+        }
+
+        /// A proxy URL with any user:password@ shown as `***@`, for check-config and errors.
+        public static func redactedProxy(_ proxy: String) -> String {
+            guard let separator = proxy.range(of: "://"), let at = proxy.lastIndex(of: "@"),
+                at > separator.lowerBound
+            else { return proxy }
+            return proxy[..<separator.upperBound] + "***" + proxy[at...]
         }
 
         /// The chat completions endpoint: ``url`` without trailing slashes, plus `/chat/completions`.

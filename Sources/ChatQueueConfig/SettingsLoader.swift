@@ -1,3 +1,5 @@
+import ChatQueueCore
+
 /// Loads ``Settings`` from three layers, lowest priority first:
 ///
 /// 1. the YAML file given with `--config` (optional),
@@ -34,9 +36,7 @@ public enum SettingsLoader {
         return Settings(
             broker: try broker(from: layers),
             queue: try queue(from: layers),
-            replies: Settings.Replies(
-                defaultQueue: nonEmpty(try layers.text(SettingKeys.repliesDefaultQueue)),
-                maxBacklogBytes: try layers.int(SettingKeys.repliesMaxBacklogBytes)),
+            replies: try replies(from: layers),
             worker: Settings.Worker(
                 concurrency: try layers.int(SettingKeys.workerConcurrency),
                 maxRequestBytes: try layers.int(SettingKeys.workerMaxRequestBytes),
@@ -113,6 +113,23 @@ public enum SettingsLoader {
         )
     }
 
+    private static func replies(from layers: ConfigLayers) throws(ConfigError) -> Settings.Replies {
+        let key = SettingKeys.repliesAllowedQueues
+        let entries = try layers.list(key) ?? key.defaultValue
+        let allowed: [ReplyQueuePattern]
+        do {
+            allowed = try ReplyQueuePolicy.patterns(parsing: entries)
+        } catch {
+            throw layers.invalid(
+                key.name, expected: "queue names or prefixes ending in * (\(error.reason))",
+                got: excerpt(error.entry))
+        }
+        return Settings.Replies(
+            defaultQueue: nonEmpty(try layers.text(SettingKeys.repliesDefaultQueue)),
+            allowedQueues: allowed,
+            maxBacklogBytes: try layers.int(SettingKeys.repliesMaxBacklogBytes))
+    }
+
     private static func upstream(from layers: ConfigLayers) throws(ConfigError) -> Settings.Upstream {
         let url = try layers.text(SettingKeys.upstreamURL)
         guard isPlainHTTPURL(url) else {
@@ -133,7 +150,38 @@ public enum SettingsLoader {
             maxResponseBytes: try layers.int(SettingKeys.upstreamMaxResponseBytes)
         )
         upstream.caFile = nonEmpty(try layers.text(SettingKeys.upstreamCAFile))
+        upstream.proxy = try proxy(from: layers)
         return upstream
+    }
+
+    /// Schemes libcurl takes for a proxy; anything else (or no scheme, which
+    /// libcurl would read as http://) is refused so the setting means one thing.
+    static let proxySchemes = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"]
+
+    private static func proxy(from layers: ConfigLayers) throws(ConfigError) -> String? {
+        let key = SettingKeys.upstreamProxy
+        guard let proxy = nonEmpty(try layers.text(key)) else { return nil }
+        let expected = "a proxy URL: " + proxySchemes.map { $0 + "://" }.joined(separator: ", ") + " with a host"
+        guard let separator = proxy.range(of: "://") else {
+            throw layers.invalid(key.name, expected: expected, got: excerpt(Settings.Upstream.redactedProxy(proxy)))
+        }
+        let scheme = proxy[..<separator.lowerBound].lowercased()
+        // The host is after the last @ (a password may hold any character).
+        let authority = proxy[separator.upperBound...].split(separator: "@", omittingEmptySubsequences: false).last ?? ""
+        let host = authority.prefix { $0 != "/" && $0 != ":" }
+        guard proxySchemes.contains(scheme), !host.isEmpty,
+            !proxy.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F })
+        else {
+            throw layers.invalid(key.name, expected: expected, got: excerpt(Settings.Upstream.redactedProxy(proxy)))
+        }
+        return proxy
+    }
+
+    /// A value for "got …" in an error message: quoted, and cut short when long.
+    private static func excerpt(_ text: String) -> String {
+        let limit = 64
+        guard text.utf8.count > limit else { return String(reflecting: text) }
+        return String(reflecting: String(text.prefix(limit))) + "… (\(text.utf8.count) bytes)"
     }
 
     private static func metrics(from layers: ConfigLayers) throws(ConfigError) -> Settings.Metrics {

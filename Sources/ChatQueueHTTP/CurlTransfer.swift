@@ -26,11 +26,14 @@ public struct CurlRequestOptions: Sendable {
     public var connectTimeout: Double
     /// A CA bundle replacing the system's, for an upstream with a private CA.
     public var caFile: String?
+    /// The proxy URL; nil means none, whatever the environment's proxy variables say.
+    public var proxy: String?
 
-    public init(url: String, connectTimeout: Double, caFile: String? = nil) {
+    public init(url: String, connectTimeout: Double, caFile: String? = nil, proxy: String? = nil) {
         self.url = url
         self.connectTimeout = connectTimeout
         self.caFile = caFile
+        self.proxy = proxy
     }
 }
 
@@ -67,6 +70,14 @@ public final class CurlTransfer {
         // The worker is single-threaded and handles its own timeouts; signals must not be used.
         checkSetopt(cq_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
         checkSetopt(cq_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "TCP_KEEPALIVE")
+        // Only what configuration says: libcurl would otherwise take a proxy from http_proxy,
+        // https_proxy or ALL_PROXY (and exceptions from NO_PROXY) in the worker's environment.
+        // An empty CURLOPT_PROXY disables proxies; an empty CURLOPT_NOPROXY exempts no host.
+        checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_PROXY, options.proxy ?? ""), "PROXY")
+        checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_NOPROXY, ""), "NOPROXY")
+        // HTTP(S) only, redirects included: no file://, ftp://, ... whatever the URL turns into.
+        checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS_STR")
+        checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "REDIR_PROTOCOLS_STR")
         if let caFile = options.caFile {
             checkSetopt(cq_curl_easy_setopt_string(easy, CURLOPT_CAINFO, caFile), "CAINFO")
         }

@@ -48,8 +48,14 @@ extension Worker {
             // Not started yet: hand it straight back for another worker.
             return request.machine.handBack()
         }
-        guard metadata.replyTo != nil else {
+        guard let replyTo = metadata.replyTo else {
             request.logger.warning("request has no reply_to and no replies.default_queue is set; dead-lettering it")
+            return request.machine.refuse()
+        }
+        guard settings.replies.replyQueuePolicy.allows(replyTo) else {
+            request.logger.warning(
+                "reply_to is not in replies.allowed_queues; dead-lettering the request unanswered",
+                metadata: ["reply.to": "\(replyTo)"])
             return request.machine.refuse()
         }
         if metadata.attempt > settings.worker.maxDeliveries {

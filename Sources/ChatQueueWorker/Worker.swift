@@ -88,7 +88,7 @@ public final class Worker: ChunkSink {
             maxReplyBytes: settings.upstream.maxResponseBytes)
         upstreamOptions = CurlRequestOptions(
             url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
-            caFile: settings.upstream.caFile)
+            caFile: settings.upstream.caFile, proxy: settings.upstream.proxy)
         var headers = ["Content-Type: application/json", "Expect:", "User-Agent: chatqueue/\(ChatQueueVersion.current)"]
         if let key = settings.upstream.apiKey { headers.append("Authorization: Bearer \(key.value)") }
         upstreamHeaders = CurlHeaderList(headers)

@@ -64,7 +64,8 @@ struct BrokerFaultTests {
         let queue = IntegrationEnvironment.uniqueQueueName("restart")
         let replies = "\(queue).replies"
         let worker = try WorkerProcess(
-            queue: queue, upstreamURL: mock.baseURL, settings: ["broker.heartbeat": "5"], brokerURL: FaultBroker.url)
+            queue: queue, upstreamURL: mock.baseURL, settings: ["broker.heartbeat": "5", "replies.allowed_queues": replies],
+            brokerURL: FaultBroker.url)
         defer { worker.stop() }
         try worker.waitUntilConsuming()
 
@@ -301,6 +302,97 @@ struct BrokerFaultTests {
         #expect(!worker.log.contains("consuming"))
         #expect(worker.process.isRunning)
         #expect(worker.stop() == 0)
+    }
+
+    @Test("a TLS connection that batches writes goes through its TLS session: frames queue and are written without blocking")
+    func tlsBatchedWrites() throws {
+        try FaultBroker.requireRunning()
+        let options = AMQPConnectionOptions(
+            host: "localhost", port: FaultBroker.tlsPort, tls: true, caFile: "\(FaultBroker.tlsDirectory)/ca.pem",
+            heartbeat: 0, connectionName: "tls batched writes")
+        let connection = try AMQPConnection(options: options)
+        connection.batchesWrites = true
+        #expect(connection.writesInBatches, "the TLS session was not reached: TLS publishes would block")
+        let queue = try connection.declareQueue("", durable: false, exclusive: true, autoDelete: true)
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: 600_000)
+        try connection.enqueuePublish(routingKey: queue, mandatory: true, body: body) { $0.type("t") }
+        #expect(connection.hasUnsentFrames)
+        while !(try connection.writeUnsent()) { Thread.sleep(forTimeInterval: 0.01) }
+        // An RPC after the batched frames, then the message back: the stream stayed well-formed.
+        _ = try connection.consume(queue: queue, noAck: true)
+        var assembler = ContentAssembler(maxBodyBytes: 1 << 20)
+        var received: AMQPMessage?
+        let deadline = Date().addingTimeInterval(10)
+        while received == nil && Date() < deadline {
+            while received == nil, let frame = try connection.readFrame() {
+                if case .message(let message) = try assembler.handle(frame) { received = message }
+            }
+            connection.waitForInput(timeout: 0.2)
+        }
+        #expect(received?.body == body)
+        #expect(received?.properties.type == "t")
+        connection.close()
+    }
+
+    @Test(
+        "replies over TLS to a broker that stops reading: the loop keeps running (watchdog pings) while large replies wait, and all arrive whole afterwards"
+    )
+    func tlsPublisherWithoutRoom() async throws {
+        try FaultBroker.requireRunning()
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let relay = try TCPRelay(targetPort: FaultBroker.tlsPort)
+        defer { relay.stop() }
+        let queue = IntegrationEnvironment.uniqueQueueName("tlsfull")
+        let socketPath = FileManager.default.temporaryDirectory.appendingPathComponent("cq-tlsfull-\(getpid()).sock").path
+        let listener = try DatagramListener(path: socketPath)
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL,
+            settings: ["broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/ca.pem", "queue.declare": "true"],
+            environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "200000"],
+            brokerURL: "amqps://guest:guest@localhost:\(relay.port)/%2f")
+        defer { worker.stop() }
+        try worker.waitUntilConsuming()
+        let requester = try Requester(options: FaultBroker.options("tls full requester"))
+
+        // The broker stops hearing from the worker. Each answer is about 5.6 MB: more than a
+        // socket's send buffer can ever hold (tcp_wmem caps it at 4 MiB), so no poll can say
+        // there is room for it, and a write that waits for all of it never returns.
+        relay.holdClientBytes(true)
+        let total = 3
+        let words = 700_000
+        for index in 0..<total {
+            try requester.send(
+                to: queue, body: request("big \(index)", stream: false, words: words, intervalMs: 0),
+                correlationID: "big\(index)")
+        }
+        let served = Date().addingTimeInterval(30)
+        while mock.recordedRequests().count < total && Date() < served { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(mock.recordedRequests().count == total, "the worker did not call the upstream for every request")
+        // Give the worker time to try to write the answers, then watch its loop.
+        try await Task.sleep(for: .seconds(1))
+        while listener.receive(timeout: 0) != nil {}
+        var pings = 0
+        let pingDeadline = Date().addingTimeInterval(5)
+        while pings < 5 && Date() < pingDeadline {
+            if let message = listener.receive(timeout: 0.5), message.contains("WATCHDOG=1") { pings += 1 }
+        }
+        #expect(pings >= 5, "the event loop froze while TLS replies waited for room")
+
+        relay.holdClientBytes(false)
+        var finals: [String: ReceivedReply] = [:]
+        while finals.count < total, let reply = try requester.nextReply(timeout: 60) {
+            if reply.isFinal, let id = reply.correlationID { finals[id] = reply }
+        }
+        #expect(finals.count == total)
+        for reply in finals.values {
+            let content = reply.json?["choices"]?[0]?["message"]?["content"]?.stringValue
+            #expect(reply.type == "chat.completion")
+            #expect(content?.hasSuffix(" w\(words)") == true, "a reply arrived cut or garbled")
+        }
+        #expect(worker.stop() == 0)
+        try? requester.connection.deleteQueue(queue)
+        try? requester.connection.deleteQueue("\(queue).dead")
+        try? await mock.shutdown()
     }
 
     private func serveOverTLS(settings: [String: String], presentsClientCertificate: Bool = false) async throws {

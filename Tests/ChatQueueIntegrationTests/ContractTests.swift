@@ -171,8 +171,8 @@ struct ContractTests {
 
     @Test("a reply to a deleted reply queue is logged as unroutable; the request is still acked and the worker serves on")
     func deletedReplyQueue() async throws {
-        let harness = try await IntegrationHarness.start("gonequeue")
         let gone = IntegrationEnvironment.uniqueQueueName("gone")
+        let harness = try await IntegrationHarness.start("gonequeue", settings: ["replies.allowed_queues": gone])
         let admin = try AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test gone queue"))
         try admin.declareQueue(gone, durable: false, exclusive: false, autoDelete: false)
         try admin.deleteQueue(gone)

@@ -20,9 +20,8 @@ struct RefusedFinalTests {
 
     @Test("a completion the broker refuses is published 3 times, then the request is dead-lettered; the upstream is called once")
     func refusedCompletion() async throws {
-        let harness = try await IntegrationHarness.start("refusedfinal")
+        let harness = try await IntegrationHarness.start("refusedfinal", settings: ["replies.allowed_queues": "test.refusing.*"])
         let replyQueue = try refusingQueue(harness)
-        defer { try? harness.requester.connection.deleteQueue(replyQueue) }
         let key = "refused-\(UUID().uuidString)"
         try harness.publish(Array(chatRequest(mock: #"{"key":"\#(key)"}"#).utf8), replyTo: replyQueue, correlationID: "refused")
         #expect(try harness.waitForMessageCount(harness.deadLetterQueue, toBe: 1, timeout: 30) == 1)
@@ -33,18 +32,19 @@ struct RefusedFinalTests {
         let replies = try harness.exchange(json: chatRequest("after"))
         #expect(replies.last?.type == "chat.completion")
         #expect(harness.mock.requestCount(key: key) == 1)
+        try harness.requester.connection.deleteQueue(replyQueue)
         #expect(try await harness.shutdown() == 0)
     }
 
     @Test("an invalid request whose error reply is refused ends in the dead-letter queue once, without any upstream call")
     func refusedErrorReply() async throws {
-        let harness = try await IntegrationHarness.start("refusedinvalid")
+        let harness = try await IntegrationHarness.start("refusedinvalid", settings: ["replies.allowed_queues": "test.refusing.*"])
         let replyQueue = try refusingQueue(harness)
-        defer { try? harness.requester.connection.deleteQueue(replyQueue) }
         try harness.publish(Array("{not json".utf8), replyTo: replyQueue, correlationID: "refused-invalid")
         #expect(try harness.waitForMessageCount(harness.deadLetterQueue, toBe: 1, timeout: 30) == 1)
         #expect(try harness.messageCount(harness.queue) == 0)
         #expect(harness.mock.recordedRequests().isEmpty)
+        try harness.requester.connection.deleteQueue(replyQueue)
         #expect(try await harness.shutdown() == 0)
     }
 }

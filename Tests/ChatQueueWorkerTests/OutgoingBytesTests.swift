@@ -56,4 +56,37 @@ struct OutgoingBytesTests {
         outgoing.bytes = [1, 2, 3]
         #expect(throws: AMQPError.self) { _ = try outgoing.write(to: writer) }
     }
+
+    @Test("a retry after a full socket starts at the same bytes, with what was queued meanwhile after them (TLS retry rule)")
+    func retryStartsAtTheSameBytes() throws {
+        var outgoing = OutgoingBytes()
+        outgoing.bytes = Array(0..<100)
+        var calls: [[UInt8]] = []
+        var full = true
+        func attempt() throws -> Bool {
+            try outgoing.write { bytes, count in
+                calls.append(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
+                if calls.count == 1 { return .wrote(30) }
+                if full { return .full }
+                return .wrote(count)
+            }
+        }
+        #expect(try attempt() == false)
+        #expect(outgoing.isWaitingForRoom && outgoing.count == 70)
+        outgoing.bytes += [200, 201]  // a later frame, queued while the record waits
+        full = false
+        #expect(try attempt() == true)
+        #expect(calls.count == 3)
+        #expect(calls[1] == Array(30..<100))
+        #expect(calls[2] == Array(30..<100) + [200, 201], "the retry must begin with the bytes of the refused write")
+        #expect(outgoing.isEmpty && !outgoing.isWaitingForRoom)
+    }
+
+    @Test("a failed write throws with its reason and keeps the bytes")
+    func failedWrite() {
+        var outgoing = OutgoingBytes()
+        outgoing.bytes = [1, 2, 3]
+        #expect(throws: AMQPError.self) { _ = try outgoing.write { _, _ in .failed("TLS error") } }
+        #expect(outgoing.count == 3)
+    }
 }

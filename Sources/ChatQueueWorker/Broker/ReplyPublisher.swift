@@ -69,12 +69,12 @@ struct PendingConfirms {
 /// and tracks which final replies the broker has confirmed. Sequence numbers
 /// count every publish on the channel from 1, as the broker does.
 ///
-/// On plain TCP, replies are encoded into the connection's write buffer and
-/// `flush()` writes them with one non-blocking send per loop turn
-/// (AMQPConnection+BatchedWrites.swift). On TLS each reply is a library
-/// publish, and a write to a full socket would block the whole event loop
-/// (rabbitmq-c waits until the socket drains), so a reply is written only
-/// when the socket has room.
+/// Replies are encoded into the connection's write buffer and `flush()`
+/// writes them with one non-blocking send per loop turn
+/// (AMQPConnection+BatchedWrites.swift), on TLS through the connection's
+/// OpenSSL session. Only if that session cannot be found is each reply a
+/// library publish (a write to a full socket would then block the loop inside
+/// rabbitmq-c), written only when the socket has room.
 ///
 /// A broker under a memory or disk alarm stops reading from publishers:
 /// after connection.blocked, and whenever the write buffer or the socket is
