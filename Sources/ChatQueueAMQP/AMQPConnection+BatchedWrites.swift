@@ -65,13 +65,14 @@ extension AMQPConnection {
     /// Writes everything queued before rabbitmq-c writes on this connection
     /// itself (an RPC such as basic.consume), waiting for the socket up to the
     /// RPC timeout: its frames must not land inside ours.
-    func writeAllUnsent() throws(AMQPError) {
+    func writeAllUnsent(timeout: Double? = nil) throws(AMQPError) {
         guard hasUnsentFrames else { return }
-        let deadline = monotonicSeconds() + options.rpcTimeout
+        let limit = timeout ?? options.rpcTimeout
+        let deadline = monotonicSeconds() + limit
         while !(try writeUnsent()) {
             let left = deadline - monotonicSeconds()
             guard left > 0 else {
-                throw AMQPError(code: .socket, message: "socket not writable for \(options.rpcTimeout) s", context: "amqp write")
+                throw AMQPError(code: .socket, message: "socket not writable for \(limit) s", context: "amqp write")
             }
             _ = pollSocket(events: POLLOUT, timeout: min(left, 1))
         }

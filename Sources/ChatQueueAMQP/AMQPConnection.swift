@@ -485,12 +485,18 @@ public final class AMQPConnection {
     }
 
     /// Closes channel and connection cleanly (waits for the broker's close-ok).
-    public func close() {
+    /// `timeout` bounds the whole close (queued frames and the two RPCs) to
+    /// about three times that many seconds; nil: the RPC timeout each.
+    public func close(timeout: Double? = nil) {
         guard isOpen else { return }
         isOpen = false
+        if let timeout {
+            var limit = timeval(seconds: timeout)
+            _ = amqp_set_rpc_timeout(state, &limit)
+        }
         // Queued acks go out first; a close written after a partly written
         // frame of ours would be garbage to the broker.
-        do { try writeAllUnsent() } catch { return }
+        do { try writeAllUnsent(timeout: timeout) } catch { return }
         _ = amqp_channel_close(state, Self.channel, AMQP_REPLY_SUCCESS)
         _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
     }

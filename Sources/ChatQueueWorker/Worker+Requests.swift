@@ -169,9 +169,14 @@ extension Worker {
         do {
             try multi.add(transfer)
         } catch {
-            stopTransfer(of: request)
+            // Not recycled: the next try gets a fresh handle in case this one is at fault.
+            transfer.delegate = nil
+            request.transfer = nil
+            request.response = nil
+            let failure = UpstreamFailure.connectionFailed("\(error)")
+            try recordTry(failure)
             let ended = request.machine.tryEnded(
-                .failure(.connectionFailed("\(error)"), retryAfter: nil), now: now, random: Double.random(in: 0..<1))
+                .failure(failure, retryAfter: nil), now: now, random: Double.random(in: 0..<1))
             try perform(ended, for: request)
         }
     }
@@ -305,7 +310,11 @@ extension Worker {
         request.response = nil
         // A paused transfer's handle still holds bytes of this response: it is
         // dropped, never handed to the next request.
-        if !request.transferPaused { recycle(transfer) }
+        if request.transferPaused {
+            pausedRequests.removeAll { $0 === request }
+        } else {
+            recycle(transfer)
+        }
         request.transferPaused = false
     }
 

@@ -18,7 +18,13 @@ extension Worker {
         state = .draining
         drainDeadline = RequestStateMachine.adding(
             MonotonicClock.now(), MonotonicClock.nanoseconds(settings.worker.shutdownGrace))
-        for request in inFlight.values { request.machine.drainStarted() }
+        for request in Array(inFlight.values) {
+            do {
+                try perform(request.machine.drainStarted(), for: request)
+            } catch {
+                brokerFailure = brokerFailure ?? (error as? AMQPError)
+            }
+        }
         logger.notice(
             "draining: no new requests",
             metadata: ["requests.in_flight": "\(inFlight.count)", "shutdown.grace_s": "\(settings.worker.shutdownGrace)"])
@@ -39,18 +45,22 @@ extension Worker {
         drainDeadline = .max
     }
 
+    /// Seconds each step of closing a connection at exit may take: the broker
+    /// may be slow or gone, and systemd's stop timeout is near.
+    static let closeTimeout = 2.0
+
     /// Ends the session. Queued acks and requeues go out on the consumer
-    /// connection; a publisher the broker blocks (or that still holds replies)
-    /// is given up rather than closed, since a clean close would wait for a
-    /// broker that is not reading from it.
+    /// connection; a publisher that still holds replies, waits for confirms or
+    /// is blocked by the broker is given up rather than closed, since a clean
+    /// close would wait for a broker that is not answering it.
     func closeSession() {
         guard let session else { return }
-        if session.replies.isBlocked || session.replies.hasBacklog {
+        if session.replies.isBlocked || session.replies.unconfirmedFinals > 0 || session.replies.hasBacklog {
             session.publisher.abandon()
         } else {
-            session.publisher.close()
+            session.publisher.close(timeout: Self.closeTimeout)
         }
-        session.consumer.close()
+        session.consumer.close(timeout: Self.closeTimeout)
         self.session = nil
     }
 
@@ -67,5 +77,7 @@ extension Worker {
         }
         pausedRequests.removeAll()
         nextTimerCheck = .max
+        // A failure of the lost session's must not end the next one.
+        brokerFailure = nil
     }
 }

@@ -53,9 +53,7 @@ struct RequestStateMachineTests {
         case .failure:
             return describe(machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: now, random: 0.5))
         case .timer: return describe(machine.timerFired(now: now, random: 0.5))
-        case .drain:
-            machine.drainStarted()
-            return "-"
+        case .drain: return describe(machine.drainStarted())
         case .graceOver: return describe(machine.shutdownGraceOver())
         case .connectionLost: return describe(machine.connectionLost())
         case .confirmed: return describe(machine.finalConfirmed())
@@ -109,33 +107,33 @@ struct RequestStateMachineTests {
             .call: "start 1", .answer: "final invalid_json #1", .refuse: "settle deadLetter unanswerable",
             .handBack: "settle requeue draining", .chunk: "drop", .completion: "none", .failure: "none",
             .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget", .confirmed: "none",
-            .refused: "none",
+            .refused: "none", .drain: "none",
         ],
         "calling": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "chunk 0",
             .completion: "final completion #1", .failure: "retry 0.25", .timer: "none",
             .graceOver: "settle requeue shutdown stop", .connectionLost: "forget stop", .confirmed: "none",
-            .refused: "none",
+            .refused: "none", .drain: "none",
         ],
         "waiting": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "none", .refused: "none",
+            .confirmed: "none", .refused: "none", .drain: "final status 503 #1",
         ],
         "finalPublished": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "settle ack answered", .refused: "none",
+            .confirmed: "settle ack answered", .refused: "none", .drain: "none",
         ],
         "finalRefused": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "none", .refused: "none",
+            .confirmed: "none", .refused: "none", .drain: "none",
         ],
         "settled": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "none", .connectionLost: "none", .confirmed: "none",
-            .refused: "none",
+            .refused: "none", .drain: "none",
         ],
     ]
 
@@ -284,8 +282,18 @@ struct RequestStateMachineTests {
     func drainingNoRetry() {
         var machine = Self.machine()
         _ = machine.call(now: Self.now)
-        machine.drainStarted()
+        #expect(Self.apply(.drain, to: &machine) == "none")
         #expect(Self.apply(.failure, to: &machine) == "final status 503 #1")
+    }
+
+    @Test("a pause before any data event keeps the first-byte timer: keep-alives are not progress")
+    func pauseBeforeFirstByte() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        Self.apply(.pause, to: &machine, at: Self.now + Self.second)
+        Self.apply(.resume, to: &machine, at: Self.now + 2 * Self.second)
+        #expect(machine.nextTimer == Self.now + 12 * Self.second)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 12 * Self.second) == "retry 0.25 stop")
     }
 
     @Test("deadlines at the end of time never overflow")
@@ -318,7 +326,7 @@ struct RequestStateMachineTests {
     func randomSequences(batch: UInt64) throws {
         var generator = SeededGenerator(state: 0xC0FFEE &+ batch)
         for _ in 0..<500 {
-            var run = InvariantChecker()
+            var run = InvariantChecker(using: &generator)
             let steps = Int.random(in: 1...80, using: &generator)
             for _ in 0..<steps {
                 run.step(Event.allCases.randomElement(using: &generator)!, using: &generator)
@@ -335,7 +343,7 @@ struct RequestStateMachineTests {
 /// invariants the issue names after every step.
 struct InvariantChecker {
     typealias Machine = RequestStateMachine
-    var machine = RequestStateMachineTests.machine()
+    var machine: Machine
     var now = RequestStateMachineTests.now
     var transferRunning = false
     var finalsOut = 0
@@ -344,6 +352,40 @@ struct InvariantChecker {
     var confirmedFinal = false
     var trace: [String] = []
     var violations: [String] = []
+    /// x-seq the next chunk or first final must carry, and the final's once published.
+    var nextSeq: Int64 = 0
+    var finalSeq: Int64?
+
+    /// A machine with a random policy and deadline: one try only or several,
+    /// no deadline or one that comes soon, small reply limits.
+    init(using generator: inout some RandomNumberGenerator) {
+        let second = RequestStateMachineTests.second
+        let policy = Machine.Policy(
+            retry: RetryBackoff(
+                maxAttempts: Int.random(in: 1...4, using: &generator), baseDelay: 0.5, maxDelay: 30,
+                maxRetryAfter: 60),
+            firstByteTimeout: UInt64.random(in: 1...20, using: &generator) * second,
+            idleTimeout: UInt64.random(in: 1...20, using: &generator) * second, maxReplyBytes: 16,
+            maxFinalPublishes: Int.random(in: 1...3, using: &generator), finalRepublishDelay: second)
+        let deadlines: [UInt64] = [.max, now + 5 * second, now + UInt64.random(in: 0...120, using: &generator) * second]
+        machine = Machine(
+            requestID: "r", policy: policy, deadline: deadlines.randomElement(using: &generator)!,
+            deadlineFailure: Bool.random(using: &generator) ? .requestTimeout : .deadlineExceeded)
+    }
+
+    /// A try's end: completions of random sizes, failures of every kind, hints hostile or not.
+    static func randomResult(using generator: inout some RandomNumberGenerator) -> Machine.TryResult {
+        let failures: [UpstreamFailure] = [
+            .httpStatus(503, body: []), .httpStatus(429, body: []), .httpStatus(400, body: []), .connectionFailed("x"),
+            .connectTimeout, .firstByteTimeout, .idleTimeout, .badResponse("x"), .emptyStream,
+            .streamInterrupted("x"), .responseTooLarge(limit: 16), .streamError(.null),
+        ]
+        let hints: [Double?] = [nil, 0, 1.5, 59, 61, -1, .nan, .infinity, 1e300]
+        if Int.random(in: 0..<3, using: &generator) == 0 {
+            return .completion([UInt8](repeating: 0x20, count: Int.random(in: 0...24, using: &generator)))
+        }
+        return .failure(failures.randomElement(using: &generator)!, retryAfter: hints.randomElement(using: &generator)!)
+    }
 
     mutating func check(_ condition: Bool, _ message: String) {
         if !condition { violations.append(message) }
@@ -371,14 +413,15 @@ struct InvariantChecker {
         switch event {
         case .chunk:
             let result = machine.chunk()
-            check(result != .drop, "a running try's chunk was dropped")
+            check(result == .publish(seq: nextSeq), "chunk \(result), expected seq \(nextSeq)")
+            nextSeq += 1
             check(!finalBefore, "chunk after a final")
             return
         case .completion, .failure:
-            let action = event == .completion
-                ? machine.tryEnded(.completion(Array("{}".utf8)), now: now, random: 0.5)
-                : machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: now, random: 0.5)
-            apply(action, wasCalling: false)
+            let result = event == .completion
+                ? Self.randomResult(using: &generator)
+                : .failure(.httpStatus(503, body: []), retryAfter: nil)
+            apply(machine.tryEnded(result, now: now, random: Double.random(in: 0..<1, using: &generator)), wasCalling: false)
         case .call: apply(machine.call(now: now), wasCalling: wasCalling)
         case .answer: apply(machine.answer(.invalidJSON("x")), wasCalling: wasCalling)
         case .refuse: apply(machine.refuse(), wasCalling: wasCalling)
@@ -387,7 +430,7 @@ struct InvariantChecker {
         case .pause: machine.pause()
         case .resume: machine.resume(now: now)
         case .timer: apply(machine.timerFired(now: now, random: 0.5), wasCalling: wasCalling)
-        case .drain: machine.drainStarted()
+        case .drain: apply(machine.drainStarted(), wasCalling: wasCalling)
         case .graceOver: apply(machine.shutdownGraceOver(), wasCalling: wasCalling)
         case .connectionLost: apply(machine.connectionLost(), wasCalling: wasCalling)
         case .confirmed:
@@ -415,13 +458,21 @@ struct InvariantChecker {
             stops = false
         case .retryLater(_, _, let stop):
             stops = stop
-        case .publishFinal(_, let stop):
+        case .publishFinal(let reply, let stop):
             check(!settled, "final after settlement")
+            if let finalSeq {
+                check(reply.publishes > 1 && reply.seq == finalSeq, "a second final, or a republish with another seq")
+            } else {
+                check(reply.publishes == 1 && reply.seq == nextSeq, "the final's seq \(reply.seq) is not after the chunks")
+                finalSeq = reply.seq
+            }
+            check(reply.body.count <= machine.policy.maxReplyBytes || reply.kind == .error, "a final over the reply limit")
             finalsOut += 1
             stops = stop
         case .settle(let settlement, let reason, let stop):
             check(!settled, "settled twice")
-            if settlement == .ack { check(confirmedFinal && reason == .answered, "ack before the final was confirmed") }
+            if settlement == .ack { check(reason == .answered, "ack without an answer") }
+            if reason == .answered { check(confirmedFinal, "settled as answered before the final was confirmed") }
             settled = true
             stops = stop
         case .forget(let stop):

@@ -83,14 +83,16 @@ public struct RequestStateMachine: Sendable {
         public var idleDeadline: UInt64?
         /// Reads paused because replies back up; the per-try timers are off meanwhile.
         public var paused: Bool
+        /// A data event arrived: after a pause the idle timer, not the first-byte timer, applies.
+        public var sawProgress: Bool
     }
 
     public enum State: Sendable, Equatable {
         /// Delivered; nothing decided yet.
         case received
         case calling(Calling)
-        /// The last try failed; the next starts at `until`.
-        case waitingToRetry(tries: Int, until: UInt64)
+        /// The last try failed with `failure`; the next starts at `until`.
+        case waitingToRetry(tries: Int, until: UInt64, failure: UpstreamFailure)
         /// The final reply is with the broker, waiting for its confirm.
         case finalPublished(FinalReply)
         /// The broker refused the final reply; it is published again at `retryAt`.
@@ -186,7 +188,7 @@ public struct RequestStateMachine: Sendable {
         switch state {
         case .calling(let calling):
             return min(deadline, calling.firstByteDeadline ?? .max, calling.idleDeadline ?? .max)
-        case .waitingToRetry(_, let until):
+        case .waitingToRetry(_, let until, _):
             return min(deadline, until)
         case .finalRefused(_, let retryAt):
             return retryAt
@@ -262,6 +264,7 @@ public struct RequestStateMachine: Sendable {
         case .calling(var calling) where !calling.paused:
             calling.firstByteDeadline = nil
             calling.idleDeadline = Self.adding(now, policy.idleTimeout)
+            calling.sawProgress = true
             state = .calling(calling)
         case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
             break
@@ -282,12 +285,17 @@ public struct RequestStateMachine: Sendable {
         }
     }
 
-    /// Reads resume: the idle timer starts over.
+    /// Reads resume: the idle timer starts over, or the first-byte timer
+    /// when no data event had arrived yet (keep-alives only).
     public mutating func resume(now: UInt64) {
         switch state {
         case .calling(var calling) where calling.paused:
             calling.paused = false
-            calling.idleDeadline = Self.adding(now, policy.idleTimeout)
+            if calling.sawProgress {
+                calling.idleDeadline = Self.adding(now, policy.idleTimeout)
+            } else {
+                calling.firstByteDeadline = Self.adding(now, policy.firstByteTimeout)
+            }
             state = .calling(calling)
         case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
             break
@@ -336,7 +344,7 @@ public struct RequestStateMachine: Sendable {
                 return publishError(ChatError(upstream: .idleTimeout), stopTransfer: true)
             }
             return .none
-        case .waitingToRetry(let triesMade, let until):
+        case .waitingToRetry(let triesMade, let until, _):
             if now >= deadline {
                 return publishError(ChatError(upstream: deadlineFailure), stopTransfer: false)
             }
@@ -352,9 +360,16 @@ public struct RequestStateMachine: Sendable {
         }
     }
 
-    /// The first SIGTERM: failed tries are answered at once instead of retried.
-    public mutating func drainStarted() {
+    /// The first SIGTERM: no new try starts. A failed try is answered at
+    /// once instead of retried, and so is a request waiting to retry.
+    public mutating func drainStarted() -> Action {
         draining = true
+        switch state {
+        case .waitingToRetry(_, _, let failure):
+            return publishError(ChatError(upstream: failure), stopTransfer: false)
+        case .received, .calling, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
     }
 
     /// The shutdown grace is over: whatever is not settled goes back to the queue.
@@ -426,7 +441,7 @@ public struct RequestStateMachine: Sendable {
         state = .calling(
             Calling(
                 tries: number, chunks: 0, firstByteDeadline: Self.adding(now, policy.firstByteTimeout),
-                idleDeadline: nil, paused: false))
+                idleDeadline: nil, paused: false, sawProgress: false))
         return .startTransfer(try: number)
     }
 
@@ -442,7 +457,8 @@ public struct RequestStateMachine: Sendable {
             if let wait = policy.retry.delay(
                 triesMade: calling.tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
             {
-                state = .waitingToRetry(tries: calling.tries, until: Self.adding(now, Self.nanoseconds(wait)))
+                state = .waitingToRetry(
+                    tries: calling.tries, until: Self.adding(now, Self.nanoseconds(wait)), failure: failure)
                 return .retryLater(after: failure, wait: wait, stopTransfer: stopTransfer)
             }
         }
