@@ -43,7 +43,7 @@ public struct ContentAssembler: Sendable {
         case (.awaitingHeader(let method, let channel), .header(let size, let properties, let headerChannel))
             where headerChannel == channel:
             let truncated = size > UInt64(maxBodyBytes)
-            var message = AMQPMessage(
+            let message = AMQPMessage(
                 method: method, channel: channel, properties: properties, body: [],
                 bodySize: size, truncated: truncated)
             if size == 0 {
