@@ -26,6 +26,30 @@ public struct FuzzInput {
         return first
     }
 
+    /// Whether every byte has been read (event-sequence targets loop until then).
+    public var isEmpty: Bool { rest.isEmpty }
+
+    /// A flag from the next byte's low bit.
+    public mutating func bool() -> Bool { byte() & 1 == 1 }
+
+    /// A number in `range` from the next bytes (little-endian, as many as the range needs).
+    public mutating func int(in range: ClosedRange<Int>) -> Int {
+        let span = UInt64(bitPattern: Int64(range.upperBound) &- Int64(range.lowerBound))
+        var value: UInt64 = 0
+        var covered: UInt64 = 0
+        while covered < span {
+            value = value << 8 | UInt64(byte())
+            covered = covered << 8 | 0xFF
+        }
+        let offset = span == .max ? value : value % (span + 1)
+        return range.lowerBound &+ Int(truncatingIfNeeded: offset)
+    }
+
+    /// One of `choices`, picked by the next byte(s); for event kinds and enum cases.
+    public mutating func pick<T>(_ choices: [T]) -> T {
+        choices[int(in: 0...(choices.count - 1))]
+    }
+
     /// Bytes up to (not including) the next `separator`, which is consumed;
     /// everything left when there is none.
     public mutating func field(until separator: UInt8) -> UnsafeRawBufferPointer {
