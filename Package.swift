@@ -23,7 +23,11 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "chatqueue",
     products: [
-        .executable(name: "chatqueue", targets: ["chatqueue"])
+        .executable(name: "chatqueue", targets: ["chatqueue"]),
+        // For the fuzz targets in Fuzz/ (a package of its own, so they never slow this build).
+        .library(name: "ChatQueueCore", targets: ["ChatQueueCore"]),
+        .library(name: "ChatQueueAMQP", targets: ["ChatQueueAMQP"]),
+        .library(name: "ChatQueueWorker", targets: ["ChatQueueWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -370,7 +370,7 @@ public final class AMQPConnection {
         case AMQP_FRAME_HEADER:
             let decoded = frame.payload.properties.decoded.assumingMemoryBound(to: amqp_basic_properties_t.self)
             return .header(
-                bodySize: frame.payload.properties.body_size, properties: copyProperties(decoded.pointee),
+                bodySize: frame.payload.properties.body_size, properties: AMQPMessageProperties(decoded.pointee),
                 channel: frame.channel)
         case AMQP_FRAME_BODY:
             let fragment = frame.payload.body_fragment
@@ -423,20 +423,6 @@ public final class AMQPConnection {
         default:
             return .other(id: method.id)
         }
-    }
-
-    private func copyProperties(_ p: amqp_basic_properties_t) -> AMQPMessageProperties {
-        func string(_ flag: amqp_flags_t, _ bytes: amqp_bytes_t) -> String? {
-            (p._flags & flag) != 0 ? String(amqpBytes: bytes) : nil
-        }
-        return AMQPMessageProperties(
-            contentType: string(CQ_FLAG_CONTENT_TYPE, p.content_type),
-            correlationID: string(CQ_FLAG_CORRELATION_ID, p.correlation_id),
-            replyTo: string(CQ_FLAG_REPLY_TO, p.reply_to),
-            messageID: string(CQ_FLAG_MESSAGE_ID, p.message_id),
-            type: string(CQ_FLAG_TYPE, p.type),
-            deliveryMode: (p._flags & CQ_FLAG_DELIVERY_MODE) != 0 ? p.delivery_mode : nil,
-            headers: (p._flags & CQ_FLAG_HEADERS) != 0 ? decodeTable(p.headers) : [:])
     }
 
     /// Publishes on channel 1 through the default exchange. With confirms

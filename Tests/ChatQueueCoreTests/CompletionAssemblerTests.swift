@@ -241,6 +241,17 @@ struct TokenUsageTests {
         #expect(usage?.completion == 7)
     }
 
+    // Found by FuzzJSON: the scanner's integer reader gave up on Int.min, which JSONValue.integerValue reads.
+    @Test func countsAtIntsExtremesReadAsIntegerValueReadsThem() {
+        let extremes = Array(#"{"usage":{"prompt_tokens":-9223372036854775808,"completion_tokens":9223372036854775807}}"#.utf8)
+        let usage = UpstreamBody.tokenUsage(extremes)
+        #expect(usage?.prompt == Int.min)
+        #expect(usage?.completion == Int.max)
+        let beyond = Array(#"{"usage":{"prompt_tokens":-9223372036854775809,"completion_tokens":9223372036854775808}}"#.utf8)
+        #expect(UpstreamBody.tokenUsage(beyond)?.prompt == 0)
+        #expect(UpstreamBody.tokenUsage(beyond)?.completion == 0)
+    }
+
     @Test func noUsageObjectOrNotJSONGivesNil() {
         #expect(UpstreamBody.tokenUsage(Array(#"{"id":"x","usage":null}"#.utf8)) == nil)
         #expect(UpstreamBody.tokenUsage(Array(#"{"id":"x"}"#.utf8)) == nil)

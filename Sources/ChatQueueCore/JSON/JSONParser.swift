@@ -603,21 +603,20 @@ struct JSONParser {
             return nil
         }
         let start = try scanNumber()
+        let negative = bytes[start] == ASCII.minus
+        // Accumulated with the literal's sign, so Int.min (whose magnitude Int can't hold) is read too.
         var value = 0
-        var negative = false
-        for offset in start..<position {
+        for offset in (negative ? start + 1 : start)..<position {
             let byte = bytes[offset]
-            if byte == ASCII.minus {
-                negative = true
-                continue
-            }
             guard ASCII.isDigit(byte) else { return nil }  // a fraction or exponent
+            let digit = Int(byte - ASCII.zero)
             let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = shifted.addingReportingOverflow(Int(byte - ASCII.zero))
+            let (sum, overflow2) =
+                negative ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
             guard !overflow1, !overflow2 else { return nil }
             value = sum
         }
-        return negative ? -value : value
+        return value
     }
 
     /// True when the next value is `null` (not consumed).

@@ -1,0 +1,52 @@
+import CRabbitMQ
+import FuzzSupport
+
+@testable import ChatQueueAMQP
+@testable import ChatQueueWorker
+
+runLibFuzzer(fuzzRequestMetadata)
+
+/// Request metadata from a delivery's properties: arbitrary bytes are decoded
+/// by rabbitmq-c's own decoder, as the worker receives them, either as a
+/// basic content header's property list (first byte even) or as a bare field
+/// table used as the headers (odd), copied into AMQPMessageProperties and
+/// read into RequestMetadata. Nothing a publisher sets may trap.
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzRequestMetadata(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    var input = FuzzInput(data, size)
+    let mode = input.byte()
+    let encoded = input.takeRest()
+    var pool = amqp_pool_t()
+    init_amqp_pool(&pool, 4096)
+    defer { empty_amqp_pool(&pool) }
+    let bytes = amqp_bytes_t(len: encoded.count, bytes: UnsafeMutableRawPointer(mutating: encoded.baseAddress))
+
+    let properties: AMQPMessageProperties
+    if mode & 1 == 0 {
+        var decoded: UnsafeMutableRawPointer?
+        guard amqp_decode_properties(UInt16(AMQP_BASIC_CLASS), &pool, bytes, &decoded) >= 0, let decoded else { return 0 }
+        properties = AMQPMessageProperties(decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
+    } else {
+        var table = amqp_table_t()
+        var offset = 0
+        guard amqp_decode_table(bytes, &pool, &table, &offset) >= 0 else { return 0 }
+        properties = AMQPMessageProperties(headers: decodeTable(table))
+    }
+
+    for value in properties.headers.values {
+        _ = value.saturatedInteger
+        _ = value.stringValue
+    }
+    for redelivered in [false, true] {
+        let metadata = RequestMetadata(
+            properties: properties, redelivered: redelivered, defaultReplyQueue: mode & 2 == 0 ? nil : "replies"
+        ) { "generated" }
+        fuzzCheck(!metadata.requestID.isEmpty && !metadata.correlationID.isEmpty, "empty request id")
+        fuzzCheck(metadata.attempt >= 1 && metadata.attempt <= Int(Int32.max), "attempt \(metadata.attempt)")
+        if let deadline = metadata.deadlineMilliseconds {
+            fuzzCheck((0...253_402_300_799_999).contains(deadline), "x-deadline-ms \(deadline) accepted")
+        }
+        fuzzCheck(metadata.replyTo?.isEmpty != true, "empty reply queue")
+    }
+    return 0
+}

@@ -1,0 +1,112 @@
+import ChatQueueCore
+import FuzzSupport
+
+runLibFuzzer(fuzzRequestStateMachine)
+
+/// The request state machine driven by event sequences the input spells out
+/// (policy, deadline and hints included), as the worker would drive it: a
+/// try ends only while a transfer runs, the broker answers only a final that
+/// is out. After every event: settled at most once and nothing after that,
+/// acked only after a confirm, one final at a time with its x-seq after the
+/// chunks, no try or chunk after a final, a transfer exactly while calling.
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    var input = FuzzInput(data, size)
+    let second: UInt64 = 1_000_000_000
+    let policy = RequestStateMachine.Policy(
+        retry: RetryBackoff(
+            maxAttempts: input.int(in: 0...5), baseDelay: Double(input.byte()) / 16, maxDelay: Double(input.byte()),
+            maxRetryAfter: Double(input.byte())),
+        firstByteTimeout: UInt64(input.byte()) * second, idleTimeout: UInt64(input.byte()) * second,
+        maxReplyBytes: input.int(in: 0...64), maxFinalPublishes: input.int(in: 0...4),
+        finalRepublishDelay: UInt64(input.byte()) * second)
+    var now = UInt64(input.int(in: 0...Int(Int32.max))) * 1_000_000
+    let deadline = input.bool() ? UInt64.max : now &+ UInt64(input.byte()) * second
+    var machine = RequestStateMachine(
+        requestID: "fuzz", policy: policy, deadline: deadline, deadlineFailure: .deadlineExceeded)
+
+    var transferRunning = false
+    var finalOut = false
+    var finalSeq: Int64?
+    var nextSeq: Int64 = 0
+    var settled = false
+
+    func apply(_ action: RequestStateMachine.Action, wasCalling: Bool) {
+        switch action {
+        case .none:
+            break
+        case .startTransfer:
+            fuzzCheck(!transferRunning && finalSeq == nil && !settled, "a try started after a final, or twice")
+            transferRunning = true
+        case .retryLater(_, let wait, let stop):
+            fuzzCheck(wait.isFinite && wait >= 0, "retry wait \(wait)")
+            if stop { transferRunning = false }
+        case .publishFinal(let reply, let stop):
+            fuzzCheck(!settled && !finalOut, "a final while one is out, or after settlement")
+            if let finalSeq {
+                fuzzCheck(reply.seq == finalSeq && reply.publishes > 1, "a second final")
+            } else {
+                fuzzCheck(reply.seq == nextSeq && reply.publishes == 1, "final seq \(reply.seq), expected \(nextSeq)")
+                finalSeq = reply.seq
+            }
+            finalOut = true
+            if stop { transferRunning = false }
+        case .settle(_, let reason, let stop):
+            fuzzCheck(!settled, "settled twice")
+            fuzzCheck(reason != .answered || finalSeq != nil, "answered without a final")
+            settled = true
+            if stop { transferRunning = false }
+        case .forget(let stop):
+            fuzzCheck(!settled, "forgotten after settlement")
+            settled = true
+            if stop { transferRunning = false }
+        }
+        fuzzCheck(transferRunning == machine.isCalling, "transfer \(transferRunning), machine \(machine.state)")
+        if settled { fuzzCheck(machine.isSettled, "settled, machine \(machine.state)") }
+    }
+
+    let failures: [UpstreamFailure] = [
+        .httpStatus(503, body: []), .httpStatus(429, body: []), .httpStatus(401, body: []), .connectionFailed(""),
+        .connectTimeout, .firstByteTimeout, .idleTimeout, .requestTimeout, .badResponse(""), .emptyStream,
+        .streamInterrupted(""), .responseTooLarge(limit: 1),
+    ]
+    let hints: [Double?] = [nil, 0, 0.5, 30, 61, -1, .nan, .infinity, -.infinity, 1e308]
+    while !input.isEmpty {
+        now = now &+ UInt64(input.byte()) * 100_000_000
+        let wasCalling = machine.isCalling
+        switch input.byte() % 15 {
+        case 0: apply(machine.call(now: now), wasCalling: wasCalling)
+        case 1: apply(machine.answer(.invalidJSON("")), wasCalling: wasCalling)
+        case 2: apply(machine.refuse(), wasCalling: wasCalling)
+        case 3: apply(machine.handBack(), wasCalling: wasCalling)
+        case 4:
+            guard transferRunning else { continue }
+            let chunk = machine.chunk()
+            fuzzCheck(chunk == .publish(seq: nextSeq), "chunk \(chunk), expected \(nextSeq)")
+            nextSeq += 1
+        case 5: machine.progress(now: now)
+        case 6: machine.pause()
+        case 7: machine.resume(now: now)
+        case 8:
+            guard transferRunning else { continue }
+            transferRunning = false
+            let result: RequestStateMachine.TryResult =
+                input.bool()
+                ? .completion([UInt8](repeating: 0x20, count: input.int(in: 0...80)))
+                : .failure(input.pick(failures), retryAfter: input.pick(hints))
+            apply(machine.tryEnded(result, now: now, random: Double(input.byte()) / 256), wasCalling: false)
+        case 9: apply(machine.timerFired(now: max(now, min(machine.nextTimer, now &+ 100 * second)), random: 0.5), wasCalling: wasCalling)
+        case 10: apply(machine.drainStarted(), wasCalling: wasCalling)
+        case 11: apply(machine.shutdownGraceOver(), wasCalling: wasCalling)
+        case 12: apply(machine.connectionLost(), wasCalling: wasCalling)
+        case 13:
+            guard finalOut else { continue }
+            apply(machine.finalConfirmed(), wasCalling: wasCalling)
+        default:
+            guard finalOut else { continue }
+            finalOut = false
+            apply(machine.finalRefused(now: now), wasCalling: wasCalling)
+        }
+    }
+    return 0
+}
