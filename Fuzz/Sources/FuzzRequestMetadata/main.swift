@@ -42,11 +42,24 @@ func fuzzRequestMetadata(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             properties: properties, redelivered: redelivered, defaultReplyQueue: mode & 2 == 0 ? nil : "replies"
         ) { "generated" }
         fuzzCheck(!metadata.requestID.isEmpty && !metadata.correlationID.isEmpty, "empty request id")
-        fuzzCheck(metadata.attempt >= 1 && metadata.attempt <= Int(Int32.max), "attempt \(metadata.attempt)")
-        if let deadline = metadata.deadlineMilliseconds {
-            fuzzCheck((0...253_402_300_799_999).contains(deadline), "x-deadline-ms \(deadline) accepted")
-        }
+        fuzzCheck(RequestMetadata.attemptRange.contains(metadata.attempt), "attempt \(metadata.attempt)")
         fuzzCheck(metadata.replyTo?.isEmpty != true, "empty reply queue")
+        if let deadline = metadata.deadlineMilliseconds {
+            fuzzCheck(RequestMetadata.deadlineRange.contains(deadline), "deadline \(deadline) out of range")
+        }
+        fuzzCheck(metadata.invalidDeadline == (properties.headers["x-deadline-ms"] != nil && metadata.deadlineMilliseconds == nil),
+            "invalidDeadline wrong")
+    }
+
+    // The deadline arithmetic on any header value (not only accepted ones) and any clock reading.
+    for value in properties.headers.values {
+        guard let milliseconds = value.saturatedInteger else { continue }
+        let nowMonotonic = UInt64(truncatingIfNeeded: milliseconds) &* 31
+        let nowUnix = Int64(truncatingIfNeeded: nowMonotonic >> 1)
+        let deadline = RequestMetadata.monotonicDeadline(
+            unixMilliseconds: milliseconds, nowUnixMilliseconds: nowUnix, nowMonotonic: nowMonotonic)
+        fuzzCheck((deadline != nil) == (milliseconds > nowUnix), "deadline \(milliseconds) at \(nowUnix): \(String(describing: deadline))")
+        fuzzCheck(deadline.map { $0 >= nowMonotonic } != false, "a future deadline \(milliseconds) before now")
     }
     return 0
 }
