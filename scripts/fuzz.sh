@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in Fuzz/ (address sanitizer on) and runs each
 # for a set time on its committed seed corpus (Fuzz/corpus/<target>/) plus the
-# inputs earlier runs found (.build-fuzz/corpus/<target>/, kept between runs).
+# inputs earlier runs found (.build-fuzz/corpus/<target>/, kept between runs),
+# with Fuzz/dict/<target>.dict as libFuzzer's dictionary when there is one.
 # Crash inputs go to Fuzz/crashes/<target>/ (git-ignored). See docs/fuzzing.md.
 #
 #   scripts/fuzz.sh [--seconds N] [target ...] [-- libFuzzer flags ...]
@@ -10,7 +11,7 @@
 # N seconds (default 60), niced. Exits non-zero when any target crashed or hung
 # or the build failed; the last line is "N passed, N failed" (targets that ran
 # clean vs not). Flags after -- go to every libFuzzer run (e.g. -- -fork=1
-# -ignore_crashes=1 to keep going past a crash, -- -jobs=2).
+# -ignore_crashes=1 to keep going past a crash, -- -fork=2 for two processes).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 seconds=60
@@ -75,10 +76,12 @@ for target in "${targets[@]}"; do
   before="$(find "$CRASHES/$target" -type f | wc -l)"
   # The first corpus folder receives what the run finds; the committed seeds are only read.
   # -timeout: one input taking over 10 s is a hang, reported like a crash.
+  dictionary=()
+  [ -f "$FUZZ/dict/$target.dict" ] && dictionary=(-dict="$FUZZ/dict/$target.dict")
   status=0
   nice -n 10 "$SCRATCH/debug/$target" "$SCRATCH/corpus/$target" "$FUZZ/corpus/$target" \
     -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$CRASHES/$target/" ${fuzzer_flags[@]+"${fuzzer_flags[@]}"} >"$log_file" 2>&1 || status=$?
+    -artifact_prefix="$CRASHES/$target/" ${dictionary[@]+"${dictionary[@]}"} ${fuzzer_flags[@]+"${fuzzer_flags[@]}"} >"$log_file" 2>&1 || status=$?
   last="$(grep -E '^#[0-9]+' "$log_file" | tail -1)"
   runs="$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' "$log_file" | tail -1)"
   coverage="$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\).*/cov \1, ft \2/p' <<<"$last")"
