@@ -25,7 +25,7 @@ extension RetryBackoff {
         case seconds(Double)
         /// A header is present but unusable (malformed, negative, NaN, infinite,
         /// an invalid or out-of-range date): retry as if it were absent. Holds
-        /// the header's value, at most 64 bytes, for one short log line.
+        /// the header's value as one printable line of at most 64 bytes (TextExcerpt), for one short log line.
         case ignored(String)
     }
 
@@ -41,7 +41,7 @@ extension RetryBackoff {
             if let date = HTTPDate.parse(header), nowUnixSeconds.isFinite { return .seconds(max(0, date - nowUnixSeconds)) }
         }
         guard let unusable = milliseconds ?? header else { return .absent }
-        return .ignored(String(decoding: unusable.utf8.prefix(64), as: UTF8.self))
+        return .ignored(TextExcerpt.make(unusable, limit: 64))
     }
 }
 
