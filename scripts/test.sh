@@ -2,7 +2,7 @@
 # The test command: installs what is missing, starts RabbitMQ, builds and runs
 # every test (unit and integration: real broker, real worker processes, the
 # mock upstream, and the Python example client), after checking the systemd
-# unit (scripts/check-systemd.sh). Then a brief fuzz run of CI_FUZZ_TARGETS
+# unit (scripts/check-systemd.sh), after a brief fuzz run of CI_FUZZ_TARGETS
 # (scripts/fuzz.sh, docs/fuzzing.md): CHATQUEUE_FUZZ_SECONDS per target,
 # default 10 when no arguments are given (a filtered run skips it); 0 skips it.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,10 +22,17 @@ build
 log "checking the systemd unit"
 bash "$ROOT/scripts/check-systemd.sh" "$CHATQUEUE_BIN"
 cd "$ROOT"
-log "running the tests"
-swift test "$@"
+# The brief fuzz run goes first and the tests last, so the test runner's
+# summary closes the output; a fuzz failure still fails the command.
 if [ $# -eq 0 ]; then fuzz_seconds="${CHATQUEUE_FUZZ_SECONDS:-10}"; else fuzz_seconds="${CHATQUEUE_FUZZ_SECONDS:-0}"; fi
+fuzz_status=0
 if [ "$fuzz_seconds" != 0 ]; then
   log "fuzzing ${CI_FUZZ_TARGETS[*]} for $fuzz_seconds s each"
-  "$ROOT/scripts/fuzz.sh" --seconds "$fuzz_seconds" "${CI_FUZZ_TARGETS[@]}"
+  "$ROOT/scripts/fuzz.sh" --seconds "$fuzz_seconds" "${CI_FUZZ_TARGETS[@]}" || fuzz_status=$?
+fi
+log "running the tests"
+swift test "$@"
+if [ "$fuzz_status" -ne 0 ]; then
+  log "the fuzz run failed (see above and .build-fuzz/logs/)"
+  exit "$fuzz_status"
 fi
