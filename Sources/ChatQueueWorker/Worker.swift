@@ -303,6 +303,8 @@ extension Worker: CurlSocketWatcher {
             curlTimerDeadline = .max
             return
         }
-        curlTimerDeadline = MonotonicClock.now() &+ UInt64(milliseconds) * 1_000_000
+        // Saturating: a timeout libcurl derives from a huge setting can't trap.
+        let (nanoseconds, overflow) = UInt64(clamping: milliseconds).multipliedReportingOverflow(by: 1_000_000)
+        curlTimerDeadline = RequestStateMachine.adding(MonotonicClock.now(), overflow ? .max : nanoseconds)
     }
 }
