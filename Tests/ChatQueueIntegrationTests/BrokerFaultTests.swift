@@ -57,6 +57,34 @@ struct BrokerFaultTests {
                 .utf8)
     }
 
+    /// A worker on the fault broker, a request streaming to it, and a memory
+    /// alarm raised once its first chunk arrived: every publisher is blocked.
+    /// The caller stops the worker and clears the alarm (`defer`).
+    private struct BlockedStream {
+        let mock: MockUpstream
+        let queue: String
+        let worker: WorkerProcess
+        let requester: Requester
+    }
+
+    private func streamThenBlock(
+        _ label: String, settings: [String: String], environment: [String: String] = [:], body: [UInt8],
+        headers: [(String, AMQPFieldValue)] = []
+    ) async throws -> BlockedStream {
+        try FaultBroker.requireRunning()
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let queue = IntegrationEnvironment.uniqueQueueName(label)
+        let worker = try WorkerProcess(
+            queue: queue, upstreamURL: mock.baseURL, settings: settings, environment: environment,
+            brokerURL: FaultBroker.url)
+        try worker.waitUntilConsuming()
+        let requester = try Requester(options: FaultBroker.options("\(label) requester"))
+        try requester.send(to: queue, body: body, correlationID: label, headers: headers)
+        _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
+        try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
+        return BlockedStream(mock: mock, queue: queue, worker: worker, requester: requester)
+    }
+
     @Test("broker restart under load: every request gets its final reply, the worker reconnects and serves on")
     func brokerRestartUnderLoad() async throws {
         try FaultBroker.requireRunning()
@@ -131,23 +159,18 @@ struct BrokerFaultTests {
         "a memory alarm blocks publishing: the loop keeps running (watchdog pings), upstream reads pause once replies back up, and everything flows in order once it clears"
     )
     func blockedPublisher() async throws {
-        try FaultBroker.requireRunning()
-        let mock = try await MockUpstream.start(MockUpstreamOptions())
-        let queue = IntegrationEnvironment.uniqueQueueName("blocked")
         let socketPath = FileManager.default.temporaryDirectory.appendingPathComponent("cq-blocked-\(getpid()).sock").path
         let listener = try DatagramListener(path: socketPath)
-        let worker = try WorkerProcess(
-            queue: queue, upstreamURL: mock.baseURL, settings: ["replies.max_backlog_bytes": "4096"],
-            environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "200000"], brokerURL: FaultBroker.url)
-        defer { worker.stop() }
-        try worker.waitUntilConsuming()
-        let requester = try Requester(options: FaultBroker.options("blocked requester"))
-        defer { try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"]) }
-
         // The request streams for about 6 s; the alarm comes while it does and blocks every publisher.
-        try requester.send(to: queue, body: request("during the alarm", stream: true, words: 150, intervalMs: 40), correlationID: "b")
-        _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
-        try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
+        let run = try await streamThenBlock(
+            "blocked", settings: ["replies.max_backlog_bytes": "4096"],
+            environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "200000"],
+            body: request("during the alarm", stream: true, words: 150, intervalMs: 40))
+        let (mock, queue, worker, requester) = (run.mock, run.queue, run.worker, run.requester)
+        defer {
+            worker.stop()
+            try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
+        }
         #expect(try await worker.waitForLog("broker blocked publishing", timeout: 20) >= 1)
         // While blocked, the event loop still runs: it keeps pinging the watchdog.
         var pings = 0
@@ -181,20 +204,14 @@ struct BrokerFaultTests {
         "SIGTERM while a memory alarm blocks our replies: the worker exits 0 after the grace, and the unanswered request is back in the queue"
     )
     func shutdownWhileBlocked() async throws {
-        try FaultBroker.requireRunning()
-        let mock = try await MockUpstream.start(MockUpstreamOptions())
-        let queue = IntegrationEnvironment.uniqueQueueName("blockedstop")
-        let worker = try WorkerProcess(
-            queue: queue, upstreamURL: mock.baseURL,
-            settings: ["replies.max_backlog_bytes": "4096", "worker.shutdown_grace": "1"], brokerURL: FaultBroker.url)
-        defer { worker.stop() }
-        try worker.waitUntilConsuming()
-        let requester = try Requester(options: FaultBroker.options("blocked stop requester"))
-        defer { try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"]) }
-
-        try requester.send(to: queue, body: request("stopped while blocked", stream: true, words: 150, intervalMs: 40), correlationID: "s")
-        _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
-        try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
+        let run = try await streamThenBlock(
+            "blockedstop", settings: ["replies.max_backlog_bytes": "4096", "worker.shutdown_grace": "1"],
+            body: request("stopped while blocked", stream: true, words: 150, intervalMs: 40))
+        let (mock, queue, worker) = (run.mock, run.queue, run.worker)
+        defer {
+            worker.stop()
+            try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
+        }
         #expect(try await worker.waitForLog("broker blocked publishing", timeout: 20) >= 1)
         #expect(try await worker.waitForLog("pausing upstream reads", timeout: 10) >= 1)
         // Chunks wait in the worker and the final can never be confirmed while the alarm lasts.
@@ -221,23 +238,16 @@ struct BrokerFaultTests {
         "a request whose deadline passes while its upstream reads are paused ends deadline_exceeded, and the next request on that worker gets only its own bytes"
     )
     func pausedTransferNotReused() async throws {
-        try FaultBroker.requireRunning()
-        let mock = try await MockUpstream.start(MockUpstreamOptions())
-        let queue = IntegrationEnvironment.uniqueQueueName("pausedreuse")
         // One transfer at a time: the next request would reuse the paused one's easy handle.
-        let worker = try WorkerProcess(
-            queue: queue, upstreamURL: mock.baseURL,
-            settings: ["replies.max_backlog_bytes": "4096", "worker.concurrency": "1"], brokerURL: FaultBroker.url)
-        defer { worker.stop() }
-        try worker.waitUntilConsuming()
-        let requester = try Requester(options: FaultBroker.options("paused reuse requester"))
-        defer { try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"]) }
-
-        try requester.send(
-            to: queue, body: request("alpha", stream: true, words: 2000, intervalMs: 5), correlationID: "a",
+        let run = try await streamThenBlock(
+            "pausedreuse", settings: ["replies.max_backlog_bytes": "4096", "worker.concurrency": "1"],
+            body: request("alpha", stream: true, words: 2000, intervalMs: 5),
             headers: [("x-deadline-ms", .int(unixMilliseconds() + 4000))])
-        _ = try #require(try requester.nextReply(timeout: 30), "no first chunk before the alarm")
-        try FaultBroker.control(["set_vm_memory_high_watermark", "0"])
+        let (mock, queue, worker, requester) = (run.mock, run.queue, run.worker, run.requester)
+        defer {
+            worker.stop()
+            try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
+        }
         #expect(try await worker.waitForLog("pausing upstream reads", timeout: 20) >= 1)
         // The deadline passes while the transfer is paused with bytes in libcurl.
         #expect(try await worker.waitForLog("error.code=deadline_exceeded", timeout: 20) >= 1)
