@@ -39,7 +39,7 @@ let package = Package(
         .systemLibrary(
             name: "CRabbitMQ",
             pkgConfig: "librabbitmq",
-            providers: [.apt(["librabbitmq-dev"])]
+            providers: [.apt(["librabbitmq-dev", "libssl-dev"])]
         ),
         .systemLibrary(name: "CLinux"),
         .systemLibrary(

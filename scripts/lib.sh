@@ -5,7 +5,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # systemd: for systemd-analyze in scripts/check-systemd.sh (no running systemd needed).
-APT_PACKAGES=(librabbitmq-dev libcurl4-openssl-dev rabbitmq-server python3-pika pkg-config systemd openssl)
+# libssl-dev: CRabbitMQ links OpenSSL itself for non-blocking TLS writes (librabbitmq-dev pulls it in today; named so it stays).
+APT_PACKAGES=(librabbitmq-dev libssl-dev libcurl4-openssl-dev rabbitmq-server python3-pika pkg-config systemd openssl)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -174,10 +174,7 @@ public struct Settings: Sendable, Equatable {
 
         /// A proxy URL with any user:password@ shown as `***@`, for check-config and errors.
         public static func redactedProxy(_ proxy: String) -> String {
-            guard let separator = proxy.range(of: "://"), let at = proxy.lastIndex(of: "@"),
-                at > separator.lowerBound
-            else { return proxy }
-            return proxy[..<separator.upperBound] + "***" + proxy[at...]
+            redactedURL(proxy, hidingUser: true)
         }
 
         /// The chat completions endpoint: ``url`` without trailing slashes, plus `/chat/completions`.

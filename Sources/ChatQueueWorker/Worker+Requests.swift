@@ -52,7 +52,7 @@ extension Worker {
             request.logger.warning("request has no reply_to and no replies.default_queue is set; dead-lettering it")
             return request.machine.refuse()
         }
-        guard settings.replies.replyQueuePolicy.allows(replyTo) else {
+        guard replyQueuePolicy.allows(replyTo) else {
             request.logger.warning(
                 "reply_to is not in replies.allowed_queues; dead-lettering the request unanswered",
                 metadata: ["reply.to": "\(replyTo)"])
@@ -98,7 +98,7 @@ extension Worker {
 
     func requestDeadline(_ metadata: RequestMetadata, now: UInt64) -> RequestDeadline {
         var deadline = RequestDeadline(
-            at: RequestStateMachine.adding(now, MonotonicClock.nanoseconds(settings.worker.requestTimeout)),
+            at: SaturatingTime.adding(now, SaturatingTime.nanoseconds(settings.worker.requestTimeout)),
             failure: .requestTimeout)
         guard let deadlineMs = metadata.deadlineMilliseconds else { return deadline }
         guard
@@ -137,13 +137,9 @@ extension Worker {
                     "upstream.failure": "\(failure)", "retry.wait_s": "\(wait)", "request.tries": "\(request.machine.tries)",
                 ])
         case .publishFinal(let reply, let stopTransfer):
-            if stopTransfer {
-                self.stopTransfer(of: request)
-                if let code = reply.error?.code, code == "first_byte_timeout" || code == "idle_timeout" {
-                    // A try that a timer ended tells about the upstream's health like any other.
-                    try recordTry(code == "idle_timeout" ? .idleTimeout : .firstByteTimeout)
-                }
-            }
+            if stopTransfer { self.stopTransfer(of: request) }
+            // A try that a timer ended tells about the upstream's health like any other.
+            if let failure = reply.stoppedTry { try recordTry(failure) }
             try publishFinal(reply, of: request)
         case .settle(let settlement, let reason, let stopTransfer):
             if stopTransfer { self.stopTransfer(of: request) }
@@ -250,9 +246,7 @@ extension Worker {
         }
         let outcome = response.outcome(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
-        // A transfer that ended while paused may leave bytes in its handle: not reused.
-        if !request.transferPaused { recycle(transfer) }
-        request.transferPaused = false
+        release(transfer, of: request)
         let result: RequestStateMachine.TryResult
         switch outcome {
         case .completion(let body):
@@ -308,10 +302,16 @@ extension Worker {
         multi.remove(transfer)
         request.transfer = nil
         request.response = nil
-        // A paused transfer's handle still holds bytes of this response: it is
-        // dropped, never handed to the next request.
+        release(transfer, of: request)
+    }
+
+    /// After a transfer left libcurl: a paused one's handle may still hold
+    /// bytes of its response, so it is dropped, never handed to the next
+    /// request; any other is kept for reuse.
+    private func release(_ transfer: CurlTransfer, of request: InFlightRequest) {
         if request.transferPaused {
             pausedRequests.removeAll { $0 === request }
+            transfer.delegate = nil
         } else {
             recycle(transfer)
         }
@@ -413,9 +413,13 @@ extension Worker {
 
     func fireTimers(now: UInt64) throws {
         nextTimerCheck = .max
-        for request in Array(inFlight.values) where request.machine.nextTimer <= now {
-            try perform(request.machine.timerFired(now: now, random: Double.random(in: 0..<1)), for: request)
+        // A copy: performing an action may settle a request and remove it from the table.
+        for request in Array(inFlight.values) {
+            if request.machine.nextTimer <= now {
+                try perform(request.machine.timerFired(now: now, random: Double.random(in: 0..<1)), for: request)
+            } else {
+                timerArmed(at: request.machine.nextTimer)
+            }
         }
-        for request in inFlight.values { timerArmed(at: request.machine.nextTimer) }
     }
 }

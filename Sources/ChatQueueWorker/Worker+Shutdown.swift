@@ -16,8 +16,8 @@ extension Worker {
         }
         draining = true
         state = .draining
-        drainDeadline = RequestStateMachine.adding(
-            MonotonicClock.now(), MonotonicClock.nanoseconds(settings.worker.shutdownGrace))
+        drainDeadline = SaturatingTime.adding(
+            MonotonicClock.now(), SaturatingTime.nanoseconds(settings.worker.shutdownGrace))
         for request in Array(inFlight.values) {
             do {
                 try perform(request.machine.drainStarted(), for: request)
@@ -55,11 +55,7 @@ extension Worker {
     /// close would wait for a broker that is not answering it.
     func closeSession() {
         guard let session else { return }
-        if session.replies.isBlocked || session.replies.unconfirmedFinals > 0 || session.replies.hasBacklog {
-            session.publisher.abandon()
-        } else {
-            session.publisher.close(timeout: Self.closeTimeout)
-        }
+        session.replies.close(timeout: Self.closeTimeout)
         session.consumer.close(timeout: Self.closeTimeout)
         self.session = nil
     }

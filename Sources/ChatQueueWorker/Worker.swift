@@ -33,6 +33,8 @@ public final class Worker: ChunkSink {
     let options: Options
     /// The rules every request's state machine follows.
     let requestPolicy: RequestStateMachine.Policy
+    /// Which reply_to values are served (`replies.allowed_queues`), built once.
+    let replyQueuePolicy: ReplyQueuePolicy
     var logger: Logger
     let upstreamOptions: CurlRequestOptions
     let upstreamHeaders: CurlHeaderList
@@ -81,10 +83,11 @@ public final class Worker: ChunkSink {
         self.settings = settings
         self.options = options
         self.logger = logger
+        replyQueuePolicy = settings.replies.replyQueuePolicy
         requestPolicy = RequestStateMachine.Policy(
             retry: settings.retry,
-            firstByteTimeout: MonotonicClock.nanoseconds(settings.upstream.firstByteTimeout),
-            idleTimeout: MonotonicClock.nanoseconds(settings.upstream.idleTimeout),
+            firstByteTimeout: SaturatingTime.nanoseconds(settings.upstream.firstByteTimeout),
+            idleTimeout: SaturatingTime.nanoseconds(settings.upstream.idleTimeout),
             maxReplyBytes: settings.upstream.maxResponseBytes)
         upstreamOptions = CurlRequestOptions(
             url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
@@ -103,7 +106,7 @@ public final class Worker: ChunkSink {
     /// the systemd watchdog fed (connection back-off can outlast the watchdog).
     /// Returns true when a signal arrived.
     private func pause(seconds: Double) -> Bool {
-        let end = MonotonicClock.now() &+ MonotonicClock.nanoseconds(seconds)
+        let end = MonotonicClock.now() &+ SaturatingTime.nanoseconds(seconds)
         while true {
             let now = MonotonicClock.now()
             supervisor.tick(self, now: now)
@@ -195,7 +198,7 @@ public final class Worker: ChunkSink {
         var upstreamEvents: [EventPoll.Event] = []
         upstreamEvents.reserveCapacity(256)
         let heartbeatService = settings.broker.heartbeat > 0
-            ? MonotonicClock.nanoseconds(Double(settings.broker.heartbeat) / 4) : UInt64.max
+            ? SaturatingTime.nanoseconds(Double(settings.broker.heartbeat) / 4) : UInt64.max
         var lastHeartbeatService = MonotonicClock.now()
 
         while true {
@@ -305,6 +308,6 @@ extension Worker: CurlSocketWatcher {
         }
         // Saturating: a timeout libcurl derives from a huge setting can't trap.
         let (nanoseconds, overflow) = UInt64(clamping: milliseconds).multipliedReportingOverflow(by: 1_000_000)
-        curlTimerDeadline = RequestStateMachine.adding(MonotonicClock.now(), overflow ? .max : nanoseconds)
+        curlTimerDeadline = SaturatingTime.adding(MonotonicClock.now(), overflow ? .max : nanoseconds)
     }
 }

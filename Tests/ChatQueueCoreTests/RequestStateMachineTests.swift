@@ -217,7 +217,18 @@ struct RequestStateMachineTests {
         _ = machine.timerFired(now: Self.now + 11 * Self.second, random: 0)
         Self.apply(.progress, to: &machine, at: Self.now + 12 * Self.second)
         #expect(machine.nextTimer == Self.now + 17 * Self.second)
-        #expect(Self.apply(.timer, to: &machine, at: Self.now + 17 * Self.second) == "final idle_timeout #1 stop")
+        let idle = machine.timerFired(now: Self.now + 17 * Self.second, random: 0)
+        #expect(Self.describe(idle) == "final idle_timeout #1 stop")
+        // The stopped try counts toward the upstream's health; a passed deadline does not.
+        guard case .publishFinal(let reply, _) = idle else { return }
+        #expect(reply.stoppedTry == .idleTimeout)
+        var late = Self.machine(deadline: Self.now + Self.second)
+        _ = late.call(now: Self.now)
+        guard case .publishFinal(let deadlineReply, true) = late.timerFired(now: Self.now + Self.second, random: 0) else {
+            Issue.record("expected a final that stops the transfer")
+            return
+        }
+        #expect(deadlineReply.stoppedTry == nil)
     }
 
     @Test("a paused try has no per-try timers, but its deadline still ends it")
@@ -301,11 +312,22 @@ struct RequestStateMachineTests {
         var machine = Self.machine(deadline: .max)
         _ = machine.call(now: .max - 5)
         #expect(machine.nextTimer == .max)
-        #expect(Machine.nanoseconds(.infinity) == .max)
-        #expect(Machine.nanoseconds(.nan) == 0)
-        #expect(Machine.nanoseconds(-1) == 0)
-        #expect(Machine.nanoseconds(1e300) == .max)
-        #expect(Machine.adding(.max - 1, 5) == .max)
+        #expect(SaturatingTime.adding(.max - 1, 5) == .max)
+        #expect(SaturatingTime.adding(.max - 1, 1) == .max)
+        #expect(SaturatingTime.adding(1, 2) == 3)
+    }
+
+    @Test("seconds to nanoseconds saturates: negative and NaN are 0, huge and infinite are the maximum")
+    func nanoseconds() {
+        let maximum = UInt64(SaturatingTime.maximumSeconds * 1e9)
+        #expect(SaturatingTime.nanoseconds(1.5) == 1_500_000_000)
+        #expect(SaturatingTime.nanoseconds(0) == 0)
+        #expect(SaturatingTime.nanoseconds(-1) == 0)
+        #expect(SaturatingTime.nanoseconds(-.infinity) == 0)
+        #expect(SaturatingTime.nanoseconds(.nan) == 0)
+        #expect(SaturatingTime.nanoseconds(.infinity) == maximum)
+        #expect(SaturatingTime.nanoseconds(1e300) == maximum)
+        #expect(SaturatingTime.nanoseconds(.greatestFiniteMagnitude) == maximum)
     }
 
     // MARK: Random sequences

@@ -142,17 +142,4 @@ struct RequestMetadataHostileTests {
         #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .min, nowUnixMilliseconds: .max, nowMonotonic: 0) == nil)
         #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .max, nowUnixMilliseconds: .max, nowMonotonic: 0) == nil)
     }
-
-    @Test("seconds to nanoseconds saturates: negative and NaN are 0, huge and infinite are the maximum")
-    func nanoseconds() {
-        let maximum = UInt64(MonotonicClock.maximumSeconds * 1e9)
-        #expect(MonotonicClock.nanoseconds(1.5) == 1_500_000_000)
-        #expect(MonotonicClock.nanoseconds(0) == 0)
-        #expect(MonotonicClock.nanoseconds(-1) == 0)
-        #expect(MonotonicClock.nanoseconds(-.infinity) == 0)
-        #expect(MonotonicClock.nanoseconds(.nan) == 0)
-        #expect(MonotonicClock.nanoseconds(.infinity) == maximum)
-        #expect(MonotonicClock.nanoseconds(1e300) == maximum)
-        #expect(MonotonicClock.nanoseconds(.greatestFiniteMagnitude) == maximum)
-    }
 }

@@ -61,6 +61,9 @@ public struct RequestStateMachine: Sendable {
         public var settlement: Settlement
         /// Times it was handed to the broker, this one included.
         public var publishes: Int
+        /// The failure of the try a timer stopped to send this final (first
+        /// byte or idle timeout): it counts toward the upstream's health.
+        public var stoppedTry: UpstreamFailure?
     }
 
     /// How an HTTP try ended.
@@ -73,8 +76,6 @@ public struct RequestStateMachine: Sendable {
 
     /// A running HTTP try.
     public struct Calling: Sendable, Equatable {
-        /// Tries made, this one included (1-based).
-        public var tries: Int
         /// Chunks of this try handed out for publishing.
         public var chunks: Int
         /// No data event yet: the try fails at this time.
@@ -92,7 +93,7 @@ public struct RequestStateMachine: Sendable {
         case received
         case calling(Calling)
         /// The last try failed with `failure`; the next starts at `until`.
-        case waitingToRetry(tries: Int, until: UInt64, failure: UpstreamFailure)
+        case waitingToRetry(until: UInt64, failure: UpstreamFailure)
         /// The final reply is with the broker, waiting for its confirm.
         case finalPublished(FinalReply)
         /// The broker refused the final reply; it is published again at `retryAt`.
@@ -188,7 +189,7 @@ public struct RequestStateMachine: Sendable {
         switch state {
         case .calling(let calling):
             return min(deadline, calling.firstByteDeadline ?? .max, calling.idleDeadline ?? .max)
-        case .waitingToRetry(_, let until, _):
+        case .waitingToRetry(let until, _):
             return min(deadline, until)
         case .finalRefused(_, let retryAt):
             return retryAt
@@ -221,21 +222,20 @@ public struct RequestStateMachine: Sendable {
 
     /// There is nowhere to answer (no or a disallowed reply_to): dead-letter it unanswered.
     public mutating func refuse() -> Action {
-        switch state {
-        case .received:
-            state = .settled(.deadLetter)
-            return .settle(.deadLetter, reason: .unanswerable, stopTransfer: false)
-        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
-            return .none
-        }
+        settleUnstarted(.deadLetter, reason: .unanswerable)
     }
 
     /// Arrived while draining: hand it back untouched.
     public mutating func handBack() -> Action {
+        settleUnstarted(.requeue, reason: .draining)
+    }
+
+    /// Settles a delivery nothing was done for yet; any later state ignores it.
+    private mutating func settleUnstarted(_ settlement: Settlement, reason: SettleReason) -> Action {
         switch state {
         case .received:
-            state = .settled(.requeue)
-            return .settle(.requeue, reason: .draining, stopTransfer: false)
+            state = .settled(settlement)
+            return .settle(settlement, reason: reason, stopTransfer: false)
         case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
             return .none
         }
@@ -263,7 +263,7 @@ public struct RequestStateMachine: Sendable {
         switch state {
         case .calling(var calling) where !calling.paused:
             calling.firstByteDeadline = nil
-            calling.idleDeadline = Self.adding(now, policy.idleTimeout)
+            calling.idleDeadline = SaturatingTime.adding(now, policy.idleTimeout)
             calling.sawProgress = true
             state = .calling(calling)
         case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
@@ -292,9 +292,9 @@ public struct RequestStateMachine: Sendable {
         case .calling(var calling) where calling.paused:
             calling.paused = false
             if calling.sawProgress {
-                calling.idleDeadline = Self.adding(now, policy.idleTimeout)
+                calling.idleDeadline = SaturatingTime.adding(now, policy.idleTimeout)
             } else {
-                calling.firstByteDeadline = Self.adding(now, policy.firstByteTimeout)
+                calling.firstByteDeadline = SaturatingTime.adding(now, policy.firstByteTimeout)
             }
             state = .calling(calling)
         case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
@@ -341,14 +341,14 @@ public struct RequestStateMachine: Sendable {
             }
             if let idle = calling.idleDeadline, now >= idle {
                 // The try already produced data: the time is spent, no retry.
-                return publishError(ChatError(upstream: .idleTimeout), stopTransfer: true)
+                return publishError(ChatError(upstream: .idleTimeout), stopTransfer: true, stoppedTry: .idleTimeout)
             }
             return .none
-        case .waitingToRetry(let triesMade, let until, _):
+        case .waitingToRetry(let until, _):
             if now >= deadline {
                 return publishError(ChatError(upstream: deadlineFailure), stopTransfer: false)
             }
-            if now >= until { return startTry(number: triesMade + 1, now: now) }
+            if now >= until { return startTry(number: tries + 1, now: now) }
             return .none
         case .finalRefused(var reply, let retryAt):
             guard now >= retryAt else { return .none }
@@ -365,7 +365,7 @@ public struct RequestStateMachine: Sendable {
     public mutating func drainStarted() -> Action {
         draining = true
         switch state {
-        case .waitingToRetry(_, _, let failure):
+        case .waitingToRetry(_, let failure):
             return publishError(ChatError(upstream: failure), stopTransfer: false)
         case .received, .calling, .finalPublished, .finalRefused, .settled:
             return .none
@@ -427,7 +427,7 @@ public struct RequestStateMachine: Sendable {
             }
             let shift = UInt64(min(reply.publishes - 1, 16))
             let delay = policy.finalRepublishDelay.multipliedReportingOverflow(by: 1 << shift)
-            state = .finalRefused(reply, retryAt: Self.adding(now, delay.overflow ? .max : delay.partialValue))
+            state = .finalRefused(reply, retryAt: SaturatingTime.adding(now, delay.overflow ? .max : delay.partialValue))
             return .none
         case .received, .calling, .waitingToRetry, .finalRefused, .settled:
             return .none
@@ -440,7 +440,7 @@ public struct RequestStateMachine: Sendable {
         tries = number
         state = .calling(
             Calling(
-                tries: number, chunks: 0, firstByteDeadline: Self.adding(now, policy.firstByteTimeout),
+                chunks: 0, firstByteDeadline: SaturatingTime.adding(now, policy.firstByteTimeout),
                 idleDeadline: nil, paused: false, sawProgress: false))
         return .startTransfer(try: number)
     }
@@ -455,10 +455,10 @@ public struct RequestStateMachine: Sendable {
         if worthRetrying, calling.chunks == 0, !draining {
             let secondsLeft = deadline == .max ? Double.infinity : Double(deadline &- min(deadline, now)) / 1e9
             if let wait = policy.retry.delay(
-                triesMade: calling.tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
+                triesMade: tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
             {
                 state = .waitingToRetry(
-                    tries: calling.tries, until: Self.adding(now, Self.nanoseconds(wait)), failure: failure)
+                    until: SaturatingTime.adding(now, SaturatingTime.nanoseconds(wait)), failure: failure)
                 return .retryLater(after: failure, wait: wait, stopTransfer: stopTransfer)
             }
         }
@@ -467,36 +467,27 @@ public struct RequestStateMachine: Sendable {
             // Chunks already went out: never retried, reported as an interrupted stream.
             error = ChatError(upstream: .streamInterrupted(String(describing: failure)))
         }
-        return publishError(error, stopTransfer: stopTransfer)
+        return publishError(error, stopTransfer: stopTransfer, stoppedTry: stopTransfer ? failure : nil)
     }
 
-    private mutating func publishError(_ error: ChatError, stopTransfer: Bool) -> Action {
+    private mutating func publishError(
+        _ error: ChatError, stopTransfer: Bool, stoppedTry: UpstreamFailure? = nil
+    ) -> Action {
         let body = error.responseBody(requestID: requestID, attempts: tries)
         let settlement: Settlement = error.disposition == .deadLetter ? .deadLetter : .ack
-        return publishFinal(.error, body: body, error: error, settlement: settlement, stopTransfer: stopTransfer)
+        return publishFinal(
+            .error, body: body, error: error, settlement: settlement, stopTransfer: stopTransfer, stoppedTry: stoppedTry)
     }
 
     private mutating func publishFinal(
-        _ kind: FinalKind, body: [UInt8], error: ChatError?, settlement: Settlement, stopTransfer: Bool
+        _ kind: FinalKind, body: [UInt8], error: ChatError?, settlement: Settlement, stopTransfer: Bool,
+        stoppedTry: UpstreamFailure? = nil
     ) -> Action {
-        let reply = FinalReply(kind: kind, body: body, seq: nextSeq, error: error, settlement: settlement, publishes: 1)
+        let reply = FinalReply(
+            kind: kind, body: body, seq: nextSeq, error: error, settlement: settlement, publishes: 1,
+            stoppedTry: stoppedTry)
         nextSeq += 1
         state = .finalPublished(reply)
         return .publishFinal(reply, stopTransfer: stopTransfer)
-    }
-
-    // MARK: Saturating time
-
-    /// `time + nanoseconds`, saturating at `.max` (never armed).
-    public static func adding(_ time: UInt64, _ nanoseconds: UInt64) -> UInt64 {
-        let (sum, overflow) = time.addingReportingOverflow(nanoseconds)
-        return overflow ? .max : sum
-    }
-
-    /// Seconds as nanoseconds, saturating (never traps on huge, infinite or NaN values).
-    public static func nanoseconds(_ seconds: Double) -> UInt64 {
-        guard seconds > 0 else { return 0 }  // also NaN
-        let nanoseconds = seconds * 1e9
-        return nanoseconds >= 1.8e19 ? .max : UInt64(nanoseconds)
     }
 }

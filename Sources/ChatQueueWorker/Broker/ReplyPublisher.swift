@@ -222,6 +222,17 @@ final class ReplyPublisher {
         if let deliveryTag = reply.deliveryTag { pending.append(sequence: lastSequence, deliveryTag: deliveryTag) }
     }
 
+    /// Ends the connection at exit. One that still holds replies, waits for
+    /// confirms or is blocked by the broker is given up rather than closed:
+    /// a clean close would wait for a broker that is not answering it.
+    func close(timeout: Double) {
+        if isBlocked || unconfirmedFinals > 0 || hasBacklog {
+            connection.abandon()
+        } else {
+            connection.close(timeout: timeout)
+        }
+    }
+
     /// Applies a basic.ack or basic.nack from the broker.
     func handleConfirm(deliveryTag: UInt64, multiple: Bool, confirmed: Bool) -> [PendingConfirms.Settlement] {
         pending.confirm(deliveryTag, multiple: multiple, confirmed: confirmed)

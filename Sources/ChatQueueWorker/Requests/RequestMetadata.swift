@@ -1,3 +1,4 @@
+import ChatQueueCore
 import ChatQueueAMQP
 
 /// What the wire contract derives from a delivery's properties before the
@@ -58,7 +59,6 @@ struct RequestMetadata: Sendable, Equatable {
         guard left > 0 else { return nil }
         let (nanoseconds, tooLong) = UInt64(left).multipliedReportingOverflow(by: 1_000_000)
         guard !tooLong else { return .max }
-        let (deadline, pastEnd) = nowMonotonic.addingReportingOverflow(nanoseconds)
-        return pastEnd ? .max : deadline
+        return SaturatingTime.adding(nowMonotonic, nanoseconds)
     }
 }

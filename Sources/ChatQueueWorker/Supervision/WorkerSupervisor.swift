@@ -41,7 +41,7 @@ final class WorkerSupervisor {
         } else {
             metricsWriter = nil
         }
-        interval = MonotonicClock.nanoseconds(settings.status.interval)
+        interval = SaturatingTime.nanoseconds(settings.status.interval)
         self.instance = instance
         queue = settings.queue.name
         metrics = MetricsSnapshot(instance: instance)
