@@ -16,8 +16,11 @@
 //   chatqueue               the command-line executable
 import PackageDescription
 
+// Swift 6 language mode and no warnings: a warning in our own targets fails the build
+// (dependencies are not affected: SwiftPM applies warning control to root packages only).
 let strict: [SwiftSetting] = [
-    .swiftLanguageMode(.v6)
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
 ]
 
 let package = Package(
@@ -102,14 +105,30 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // One test target per module, plus the integration tests (a real RabbitMQ, real worker processes).
         .testTarget(
             name: "ChatQueueCoreTests",
-            dependencies: ["ChatQueueCore", "ChatQueueConfig"],
+            dependencies: ["ChatQueueCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ChatQueueConfigTests",
+            dependencies: ["ChatQueueConfig", "ChatQueueCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ChatQueueAMQPTests",
+            dependencies: ["ChatQueueAMQP", "CRabbitMQ"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ChatQueueWorkerTests",
             dependencies: ["ChatQueueWorker", "ChatQueueAMQP", "ChatQueueCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ChatQueueMockUpstreamTests",
+            dependencies: ["ChatQueueMockUpstream"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -58,7 +58,7 @@ enum ConfigFixture {
 
     /// config/chatqueue.yaml in this repository.
     static let templatePath = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // ChatQueueCoreTests
+        .deletingLastPathComponent()  // ChatQueueConfigTests
         .deletingLastPathComponent()  // Tests
         .deletingLastPathComponent()  // repository root
         .appendingPathComponent("config/chatqueue.yaml").path
