@@ -6,6 +6,7 @@
 // Layout (one folder per architectural part):
 //   CRabbitMQ, CCurl        system libraries (module map + typed shim for what Swift can't import)
 //   CLinux                  Linux headers Glibc's Swift module leaves out (epoll)
+//   ChatQueueSystem         the system-call layer: checked calls (EINTR, EAGAIN as a value), SystemError, clocks, file I/O
 //   ChatQueueCore           pure logic: JSON, SSE parsing, validation, assembly, error mapping (no I/O)
 //   ChatQueueConfig         settings: YAML file < environment < flags, secrets from files
 //   ChatQueueAMQP           rabbitmq-c connections, frame-level delivery assembly, publishing
@@ -55,16 +56,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "ChatQueueSystem",
+            swiftSettings: strict
+        ),
+        .target(
             name: "ChatQueueConfig",
             dependencies: [
-                "ChatQueueCore",
+                "ChatQueueCore", "ChatQueueSystem",
                 .product(name: "Configuration", package: "swift-configuration"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "ChatQueueAMQP",
-            dependencies: ["CRabbitMQ"],
+            dependencies: ["CRabbitMQ", "ChatQueueSystem"],
             swiftSettings: strict
         ),
         .target(
@@ -75,7 +80,7 @@ let package = Package(
         .target(
             name: "ChatQueueWorker",
             dependencies: [
-                "ChatQueueCore", "ChatQueueConfig", "ChatQueueAMQP", "ChatQueueHTTP", "CLinux",
+                "ChatQueueCore", "ChatQueueSystem", "ChatQueueConfig", "ChatQueueAMQP", "ChatQueueHTTP", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -92,7 +97,7 @@ let package = Package(
         ),
         .target(
             name: "ChatQueueBench",
-            dependencies: ["ChatQueueCore", "ChatQueueAMQP"],
+            dependencies: ["ChatQueueCore", "ChatQueueSystem", "ChatQueueAMQP"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -112,6 +117,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ChatQueueSystemTests",
+            dependencies: ["ChatQueueSystem"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "ChatQueueConfigTests",
             dependencies: ["ChatQueueConfig", "ChatQueueCore"],
             swiftSettings: strict
@@ -123,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatQueueWorkerTests",
-            dependencies: ["ChatQueueWorker", "ChatQueueAMQP", "ChatQueueCore"],
+            dependencies: ["ChatQueueWorker", "ChatQueueSystem", "ChatQueueAMQP", "ChatQueueCore"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -3,6 +3,7 @@ import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore
 import ChatQueueHTTP
+import ChatQueueSystem
 import Logging
 
 extension Worker {
@@ -85,7 +86,7 @@ extension Worker {
         if trouble, let failure {
             supervisor.upstreamLastError = "\(failure)"
         } else if failure == nil {
-            supervisor.upstreamLastSuccess = MonotonicClock.wallMilliseconds()
+            supervisor.upstreamLastSuccess = WallClock.unixMilliseconds()
         }
         switch health.record(retryableFailure: trouble) {
         case .none:

@@ -3,6 +3,7 @@ import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore
 import ChatQueueHTTP
+import ChatQueueSystem
 import Logging
 
 /// Requests: deliveries become state machines (`RequestStateMachine`), and
@@ -103,7 +104,7 @@ extension Worker {
         guard let deadlineMs = metadata.deadlineMilliseconds else { return deadline }
         guard
             let requesterDeadline = RequestMetadata.monotonicDeadline(
-                unixMilliseconds: deadlineMs, nowUnixMilliseconds: MonotonicClock.wallMilliseconds(), nowMonotonic: now)
+                unixMilliseconds: deadlineMs, nowUnixMilliseconds: WallClock.unixMilliseconds(), nowMonotonic: now)
         else {
             deadline.passed = true
             return deadline
@@ -257,7 +258,7 @@ extension Worker {
             var retryAfter: Double?
             switch RetryPolicy.retryAfterHint(
                 milliseconds: response.retryAfterMilliseconds, header: response.retryAfter,
-                nowUnixSeconds: Double(MonotonicClock.wallMilliseconds()) / 1000)
+                nowUnixSeconds: Double(WallClock.unixMilliseconds()) / 1000)
             {
             case .absent: break
             case .seconds(let seconds): retryAfter = seconds

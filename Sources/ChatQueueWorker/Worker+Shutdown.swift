@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore

@@ -3,6 +3,7 @@ import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore
 import ChatQueueHTTP
+import ChatQueueSystem
 import Logging
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import Testing
 
 @testable import ChatQueueWorker
@@ -79,7 +80,7 @@ struct SupervisionHealthTests {
 
         let status = WorkerStatus(
             pid: getpid(), instance: "1", state: .running, startedAtUnixMilliseconds: 0,
-            updatedAtUnixMilliseconds: MonotonicClock.wallMilliseconds(), broker: WorkerStatus.Broker(queue: "q"))
+            updatedAtUnixMilliseconds: WallClock.unixMilliseconds(), broker: WorkerStatus.Broker(queue: "q"))
         try StatusFileWriter(path: path).write(status)
         #expect(HealthCheck.check(statusFile: path, maxAge: 15) == .healthy(.running))
 

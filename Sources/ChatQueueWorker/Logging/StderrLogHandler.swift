@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import ChatQueueConfig
 import ChatQueueCore
 import Logging
@@ -110,7 +111,7 @@ public struct StderrLogHandler: LogHandler {
 
     /// The current UTC time as `2026-11-27T14:03:05.123Z`.
     static func timestamp() -> String {
-        RFC3339.string(unixMilliseconds: MonotonicClock.wallMilliseconds())
+        RFC3339.string(unixMilliseconds: WallClock.unixMilliseconds())
     }
 
     /// Writes `line` with one write(2). Only a short write (possible on a full pipe)

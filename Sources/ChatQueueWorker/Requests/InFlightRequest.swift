@@ -1,5 +1,6 @@
 import ChatQueueCore
 import ChatQueueHTTP
+import ChatQueueSystem
 import Logging
 
 /// Where an in-flight request sends the chunks it receives (the worker).

@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import ChatQueueCore
 import ChatQueueAMQP
 

@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import ChatQueueCore
 
 #if canImport(Glibc)
@@ -87,7 +88,7 @@ public enum HealthCheck {
             return .unhealthy(reason: "status file unreadable: \(SupervisionFileError.systemMessage(error.code))")
         }
         return evaluate(
-            contents: contents, nowUnixMilliseconds: MonotonicClock.wallMilliseconds(), maxAge: maxAge,
+            contents: contents, nowUnixMilliseconds: WallClock.unixMilliseconds(), maxAge: maxAge,
             isProcessAlive: processExists)
     }
 

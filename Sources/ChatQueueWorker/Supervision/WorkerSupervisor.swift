@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import ChatQueueConfig
 import ChatQueueCore
 import Logging
@@ -18,7 +19,7 @@ final class WorkerSupervisor {
     private let interval: UInt64
     private let instance: String
     private let queue: String
-    private let startedAt = MonotonicClock.wallMilliseconds()
+    private let startedAt = WallClock.unixMilliseconds()
     private var logger: Logger
 
     private var nextStatusWrite: UInt64 = 0
@@ -110,7 +111,7 @@ final class WorkerSupervisor {
     func snapshot(_ worker: Worker) -> WorkerStatus {
         WorkerStatus(
             pid: getpid(), instance: instance, state: worker.state, startedAtUnixMilliseconds: startedAt,
-            updatedAtUnixMilliseconds: MonotonicClock.wallMilliseconds(),
+            updatedAtUnixMilliseconds: WallClock.unixMilliseconds(),
             broker: WorkerStatus.Broker(
                 connected: worker.isConnected, queue: queue, consumerTag: worker.consumerTag,
                 reconnects: worker.counters.reconnects, lastError: brokerLastError),
