@@ -1,3 +1,5 @@
+import ChatQueueSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -225,16 +227,16 @@ public final class MetricsTextfileWriter {
 
     /// Throws (EINVAL) unless the file name ends in `.prom`, the only files
     /// the textfile collector reads.
-    public init(path: String) throws(SupervisionFileError) {
+    public init(path: String) throws(SystemError) {
         let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
         guard name.hasSuffix(".prom"), name.count > ".prom".count else {
-            throw SupervisionFileError(code: EINVAL, message: "a metrics textfile name must end in .prom", path: path)
+            throw SystemError(call: "metrics textfile \(path)", errno: EINVAL, detail: "the name must end in .prom")
         }
         self.path = path
     }
 
     /// Replaces the file's content with `snapshot` rendered by ``PrometheusText``.
-    public func write(_ snapshot: MetricsSnapshot) throws(SupervisionFileError) {
-        try AtomicFile.write(Array(PrometheusText.render(snapshot).utf8), to: path)
+    public func write(_ snapshot: MetricsSnapshot) throws(SystemError) {
+        try FileIO.replace(path, with: Array(PrometheusText.render(snapshot).utf8))
     }
 }
