@@ -18,7 +18,7 @@ import Darwin
 struct MockUpstreamTests {
     // MARK: Non-streaming
 
-    @Test func nonStreamingReplyEchoesTheLastUserMessage() async throws {
+    @Test("a non-streaming reply echoes the last user message") func nonStreamingReplyEchoesTheLastUserMessage() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -49,7 +49,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func arrayContentJoinsTextParts() async throws {
+    @Test("array content: the text parts joined") func arrayContentJoinsTextParts() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -59,7 +59,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func severalChoicesArePrefixedWithTheirIndex() async throws {
+    @Test("several choices are prefixed with their index") func severalChoicesArePrefixedWithTheirIndex() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -69,7 +69,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func reasoningModelsAlsoReturnReasoningContent() async throws {
+    @Test("reasoning models also return reasoning content") func reasoningModelsAlsoReturnReasoningContent() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -83,7 +83,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func wordsOptionAndDirectiveSetTheLength() async throws {
+    @Test("words option and directive set the length") func wordsOptionAndDirectiveSetTheLength() async throws {
         var options = MockUpstreamOptions()
         options.words = 3
         try await withMock(options) { mock in
@@ -94,14 +94,14 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func padLinesPrecedeTheJSON() async throws {
+    @Test("pad_lines puts blank lines before the JSON") func padLinesPrecedeTheJSON() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(mock, json: #"{"model":"m","messages":[],"mock":{"pad_lines":3}}"#)
             #expect(response.bodyText.hasPrefix("\n\n\n{\"id\""))
         }
     }
 
-    @Test func toolsGetAToolCall() async throws {
+    @Test("a request with tools gets a tool call") func toolsGetAToolCall() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -121,7 +121,7 @@ struct MockUpstreamTests {
 
     // MARK: Streaming
 
-    @Test func streamFollowsDeepSeekFormat() async throws {
+    @Test("a stream follows DeepSeek's format") func streamFollowsDeepSeekFormat() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -154,7 +154,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func streamOfSeveralChoicesInterleavesThem() async throws {
+    @Test("stream of several choices interleaves them") func streamOfSeveralChoicesInterleavesThem() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -173,7 +173,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func reasonerStreamsReasoningBeforeContent() async throws {
+    @Test("reasoner streams reasoning before content") func reasonerStreamsReasoningBeforeContent() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -190,7 +190,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func streamWithToolsSendsToolCallDeltas() async throws {
+    @Test("stream with tools sends tool call deltas") func streamWithToolsSendsToolCallDeltas() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -210,7 +210,7 @@ struct MockUpstreamTests {
 
     // MARK: Errors
 
-    @Test func insufficientBalanceIsDeepSeeksBody() async throws {
+    @Test("402 is DeepSeek's Insufficient Balance body") func insufficientBalanceIsDeepSeeksBody() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(mock, json: #"{"model":"m","messages":[],"mock":{"status":402}}"#)
             #expect(response.status == 402)
@@ -222,7 +222,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test(arguments: [
+    @Test("the status directive answers with an OpenAI-shaped error", arguments: [
         (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
         (422, "invalid_request_error"), (429, "rate_limit_error"), (500, "server_error"), (503, "server_error"),
     ])
@@ -238,7 +238,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func rateLimitCarriesRetryHeaders() async throws {
+    @Test("rate limit carries retry headers") func rateLimitCarriesRetryHeaders() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -252,7 +252,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func errorBodyIsSentVerbatim() async throws {
+    @Test("error body is sent verbatim") func errorBodyIsSentVerbatim() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -263,7 +263,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func requiredAPIKeyIsChecked() async throws {
+    @Test("required API key is checked") func requiredAPIKeyIsChecked() async throws {
         var options = MockUpstreamOptions()
         options.requireAPIKey = "sk-test"
         try await withMock(options) { mock in
@@ -281,7 +281,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func routingAndParsingErrors() async throws {
+    @Test("wrong path 404, wrong method 405, unparsable body 400, missing field 422") func routingAndParsingErrors() async throws {
         try await withMock { mock in
             let wrongPath = try MockRawHTTP.roundTrip(mock, method: "POST", path: "/completions", body: "{}")
             #expect(wrongPath.status == 404)
@@ -300,7 +300,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func failFirstFailsThenSucceedsPerKey() async throws {
+    @Test("fail_first fails the first calls per key, then succeeds") func failFirstFailsThenSucceedsPerKey() async throws {
         try await withMock { mock in
             let body = #"{"model":"m","messages":[],"mock":{"fail_first":2,"key":"flaky-1"}}"#
             let statuses = try (0..<3).map { _ in try MockRawHTTP.post(mock, json: body).status }
@@ -318,7 +318,7 @@ struct MockUpstreamTests {
 
     // MARK: Stream directives
 
-    @Test func dropAfterClosesWithoutTerminator() async throws {
+    @Test("drop_after closes the stream without its terminator") func dropAfterClosesWithoutTerminator() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -332,7 +332,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func streamErrorSendsAnErrorEventAndEnds() async throws {
+    @Test("stream error sends an error event and ends") func streamErrorSendsAnErrorEventAndEnds() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -350,7 +350,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func emptyStreamEndsCleanlyWithoutEvents() async throws {
+    @Test("empty stream ends cleanly without events") func emptyStreamEndsCleanlyWithoutEvents() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -363,7 +363,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func noDoneOmitsTheDoneMarker() async throws {
+    @Test("no_done omits the [DONE] marker") func noDoneOmitsTheDoneMarker() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -375,7 +375,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func badResponseIsHTML() async throws {
+    @Test("bad_response answers 200 with HTML") func badResponseIsHTML() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -387,7 +387,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func stampAddsSendTimes() async throws {
+    @Test("stamp adds each chunk's send time") func stampAddsSendTimes() async throws {
         try await withMock { mock in
             let before = Date().timeIntervalSince1970 * 1000
             let response = try MockRawHTTP.post(
@@ -404,7 +404,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func pacingDirectivesDelayAndKeepAlive() async throws {
+    @Test("pacing directives delay and keep alive") func pacingDirectivesDelayAndKeepAlive() async throws {
         try await withMock { mock in
             let started = Date()
             let response = try MockRawHTTP.post(
@@ -420,7 +420,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func nonStreamKeepAliveSendsBlankLinesBeforeTheBody() async throws {
+    @Test("non-stream keep-alive sends blank lines before the body") func nonStreamKeepAliveSendsBlankLinesBeforeTheBody() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -432,7 +432,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func keepaliveOnlyNeverSendsData() async throws {
+    @Test("keepalive_only never sends data") func keepaliveOnlyNeverSendsData() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -446,7 +446,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func defaultChunkIntervalPacesStreams() async throws {
+    @Test("default chunk interval paces streams") func defaultChunkIntervalPacesStreams() async throws {
         var options = MockUpstreamOptions()
         options.chunkInterval = .milliseconds(60)
         try await withMock(options) { mock in
@@ -460,7 +460,7 @@ struct MockUpstreamTests {
 
     // MARK: Connections and recording
 
-    @Test func persistentConnectionServesPipelinedRequests() async throws {
+    @Test("a persistent connection serves pipelined requests") func persistentConnectionServesPipelinedRequests() async throws {
         try await withMock { mock in
             let one = MockRawHTTP.request(method: "POST", path: "/chat/completions", body: #"{"model":"m","messages":[],"stream":true}"#, keepAlive: true)
             let two = MockRawHTTP.request(method: "POST", path: "/chat/completions", body: #"{"model":"m","messages":[]}"#, keepAlive: false)
@@ -472,7 +472,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func everyRequestIsRecorded() async throws {
+    @Test("every request is recorded") func everyRequestIsRecorded() async throws {
         try await withMock { mock in
             let body = #"{"model":"m","messages":[{"role":"user","content":"é"}],"mock":{"status":500}}"#
             _ = try MockRawHTTP.post(mock, json: body, headers: [("X-Request-Id", "abc")])
@@ -489,7 +489,7 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func shutdownEndsOpenStreams() async throws {
+    @Test("shutdown ends open streams") func shutdownEndsOpenStreams() async throws {
         let mock = try await MockUpstream.start(MockUpstreamOptions())
         let port = mock.port
         let request = MockRawHTTP.request(
@@ -509,7 +509,7 @@ struct MockUpstreamTests {
         try await mock.shutdown()  // a second call is harmless
     }
 
-    @Test func baseURLPointsAtTheBoundPort() async throws {
+    @Test("baseURL points at the bound port") func baseURLPointsAtTheBoundPort() async throws {
         try await withMock { mock in
             #expect(mock.port > 0)
             #expect(mock.baseURL == "http://127.0.0.1:\(mock.port)")
@@ -725,7 +725,7 @@ private struct MockRawHTTPError: Error, CustomStringConvertible {
 // MARK: - Fixed-response mode (benchmarks)
 
 extension MockUpstreamTests {
-    @Test func fixedResponseModeAnswersFromPrebuiltReplies() async throws {
+    @Test("fixed-response mode answers from prebuilt replies") func fixedResponseModeAnswersFromPrebuiltReplies() async throws {
         var options = MockUpstreamOptions()
         options.fixedResponses = true
         options.words = 3
