@@ -63,7 +63,9 @@ struct FaultInjectionTests {
         try harness.requester.send(to: harness.queue, body: slowStream("long", words: 40, intervalMs: 100), correlationID: "g")
         _ = try #require(try harness.requester.nextReply(timeout: 30))
         #expect(harness.worker.stop() == 0)
-        #expect(harness.worker.log.contains("requeued"))
+        // Handed back unanswered: counted, and waiting in the queue for the next worker.
+        #expect(harness.worker.status?["requests"]?["requeued"]?.integerValue == 1)
+        #expect(try harness.waitForMessageCount(harness.queue, toBe: 1) == 1)
 
         let second = try WorkerProcess(queue: harness.queue, upstreamURL: harness.mock.baseURL)
         defer { second.stop() }
@@ -83,13 +85,15 @@ struct FaultInjectionTests {
         try harness.requester.send(to: harness.queue, body: slowStream("long", words: 600, intervalMs: 100), correlationID: "s")
         _ = try #require(try harness.requester.nextReply(timeout: 30))
         harness.worker.process.terminate()
-        #expect(try await harness.worker.waitForLog("draining", timeout: 10) >= 1)
+        let draining = try await harness.worker.waitForStatus(timeout: 10) { $0["state"]?.stringValue == "draining" }
+        #expect(draining?["state"]?.stringValue == "draining")
         #expect(harness.worker.process.isRunning, "the first signal must only start draining")
         harness.worker.process.terminate()
         // stop() waits for the exit (and would send SIGKILL only after 60 s).
         #expect(harness.worker.stop() == 0)
-        #expect(harness.worker.log.contains("second signal: stopping now"))
-        #expect(harness.worker.log.contains("requeued"))
+        // Had the grace (300 s) gone on, the minute-long stream would have completed and been acked.
+        #expect(harness.worker.status?["state"]?.stringValue == "stopped")
+        #expect(harness.worker.status?["requests"]?["requeued"]?.integerValue == 1)
         #expect(try harness.waitForMessageCount(harness.queue, toBe: 1) == 1)
         _ = try await harness.shutdown()
     }
