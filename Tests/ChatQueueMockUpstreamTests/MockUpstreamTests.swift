@@ -4,6 +4,7 @@
 // They talk raw HTTP/1.1 over a socket so framing is visible: a chunked body
 // that ends without its terminator (drop_after) is exactly what we assert on.
 
+import ChatQueueCore
 import ChatQueueMockUpstream
 import Foundation
 import Testing
@@ -28,24 +29,24 @@ struct MockUpstreamTests {
             #expect(response.header("content-type") == "application/json")
             #expect(response.header("content-length") == String(response.body.count))
             let body = try response.jsonObject()
-            #expect((body["id"] as? String)?.hasPrefix("chatcmpl-") == true)
-            #expect(body["object"] as? String == "chat.completion")
-            #expect(body["model"] as? String == "deepseek-chat")
-            #expect(body["system_fingerprint"] as? String == "fp_mock")
-            #expect(body["created"] is NSNumber)
-            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
-            #expect(choice["index"] as? Int == 0)
-            #expect(choice["finish_reason"] as? String == "stop")
-            #expect(choice["logprobs"] is NSNull)
-            let message = try #require(choice["message"] as? [String: Any])
-            #expect(message["role"] as? String == "assistant")
-            #expect(message["content"] as? String == "Echo: hi there")
+            #expect((body["id"]?.stringValue)?.hasPrefix("chatcmpl-") == true)
+            #expect(body["object"]?.stringValue == "chat.completion")
+            #expect(body["model"]?.stringValue == "deepseek-chat")
+            #expect(body["system_fingerprint"]?.stringValue == "fp_mock")
+            #expect(body["created"]?.integerValue != nil)
+            let choice = try #require((body["choices"]?.arrayValue)?.first)
+            #expect(choice["index"]?.integerValue == 0)
+            #expect(choice["finish_reason"]?.stringValue == "stop")
+            #expect(choice["logprobs"]?.isNull == true)
+            let message = try #require(choice["message"]?.objectValue)
+            #expect(message["role"]?.stringValue == "assistant")
+            #expect(message["content"]?.stringValue == "Echo: hi there")
             #expect(message["reasoning_content"] == nil)
-            let usage = try #require(body["usage"] as? [String: Any])
-            let prompt = try #require(usage["prompt_tokens"] as? Int)
-            let completion = try #require(usage["completion_tokens"] as? Int)
+            let usage = try #require(body["usage"]?.objectValue)
+            let prompt = try #require(usage["prompt_tokens"]?.integerValue)
+            let completion = try #require(usage["completion_tokens"]?.integerValue)
             #expect(completion == 3)
-            #expect(usage["total_tokens"] as? Int == prompt + completion)
+            #expect(usage["total_tokens"]?.integerValue == prompt + completion)
         }
     }
 
@@ -76,10 +77,10 @@ struct MockUpstreamTests {
                 json: #"{"model":"deepseek-reasoner","messages":[{"role":"user","content":"x"}]}"#
             )
             let body = try response.jsonObject()
-            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
-            let message = try #require(choice["message"] as? [String: Any])
-            #expect((message["reasoning_content"] as? String)?.isEmpty == false)
-            #expect(message["content"] as? String == "Echo: x")
+            let choice = try #require((body["choices"]?.arrayValue)?.first)
+            let message = try #require(choice["message"]?.objectValue)
+            #expect((message["reasoning_content"]?.stringValue)?.isEmpty == false)
+            #expect(message["content"]?.stringValue == "Echo: x")
         }
     }
 
@@ -108,14 +109,14 @@ struct MockUpstreamTests {
                 json: #"{"model":"m","messages":[{"role":"user","content":"rain?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#
             )
             let body = try response.jsonObject()
-            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
-            #expect(choice["finish_reason"] as? String == "tool_calls")
-            let message = try #require(choice["message"] as? [String: Any])
-            let call = try #require((message["tool_calls"] as? [[String: Any]])?.first)
-            #expect(call["id"] as? String == "call_mock_0")
-            let function = try #require(call["function"] as? [String: Any])
-            #expect(function["name"] as? String == "get_weather")
-            #expect(function["arguments"] as? String == #"{"echo":"Echo: rain?"}"#)
+            let choice = try #require((body["choices"]?.arrayValue)?.first)
+            #expect(choice["finish_reason"]?.stringValue == "tool_calls")
+            let message = try #require(choice["message"]?.objectValue)
+            let call = try #require((message["tool_calls"]?.arrayValue)?.first)
+            #expect(call["id"]?.stringValue == "call_mock_0")
+            let function = try #require(call["function"]?.objectValue)
+            #expect(function["name"]?.stringValue == "get_weather")
+            #expect(function["arguments"]?.stringValue == #"{"echo":"Echo: rain?"}"#)
         }
     }
 
@@ -135,21 +136,21 @@ struct MockUpstreamTests {
 
             let chunks = try response.streamChunks()
             let first = try #require(chunks.first)
-            #expect(first["object"] as? String == "chat.completion.chunk")
-            #expect(first["system_fingerprint"] as? String == "fp_mock")
+            #expect(first["object"]?.stringValue == "chat.completion.chunk")
+            #expect(first["system_fingerprint"]?.stringValue == "fp_mock")
             let firstDelta = try #require(MockRawHTTP.delta(first))
-            #expect(firstDelta["role"] as? String == "assistant")
-            #expect(firstDelta["content"] as? String == "")
+            #expect(firstDelta["role"]?.stringValue == "assistant")
+            #expect(firstDelta["content"]?.stringValue == "")
 
-            let contents = chunks.dropFirst().compactMap { MockRawHTTP.delta($0)?["content"] as? String }
+            let contents = chunks.dropFirst().compactMap { MockRawHTTP.delta($0)?["content"]?.stringValue }
             #expect(Array(contents) == ["Echo: ", "hi ", "there", ""])
             // Every chunk of a reply shares its id.
-            #expect(Set(chunks.compactMap { $0["id"] as? String }).count == 1)
+            #expect(Set(chunks.compactMap { $0["id"]?.stringValue }).count == 1)
 
             let last = try #require(chunks.last)
-            let lastChoice = try #require((last["choices"] as? [[String: Any]])?.first)
-            #expect(lastChoice["finish_reason"] as? String == "stop")
-            #expect((last["usage"] as? [String: Any])?["completion_tokens"] as? Int == 3)
+            let lastChoice = try #require((last["choices"]?.arrayValue)?.first)
+            #expect(lastChoice["finish_reason"]?.stringValue == "stop")
+            #expect((last["usage"]?.objectValue)?["completion_tokens"]?.integerValue == 3)
             #expect(chunks.dropLast().allSatisfy { $0["usage"] == nil })
         }
     }
@@ -163,10 +164,10 @@ struct MockUpstreamTests {
             var texts = ["", ""]
             var finished = 0
             for chunk in try response.streamChunks() {
-                let choice = try #require((chunk["choices"] as? [[String: Any]])?.first)
-                let index = try #require(choice["index"] as? Int)
-                texts[index] += (choice["delta"] as? [String: Any])?["content"] as? String ?? ""
-                if choice["finish_reason"] is String { finished += 1 }
+                let choice = try #require((chunk["choices"]?.arrayValue)?.first)
+                let index = try #require(choice["index"]?.integerValue)
+                texts[index] += (choice["delta"]?.objectValue)?["content"]?.stringValue ?? ""
+                if choice["finish_reason"]?.stringValue != nil { finished += 1 }
             }
             #expect(texts == ["[0] Echo: a b", "[1] Echo: a b"])
             #expect(finished == 2)
@@ -180,12 +181,12 @@ struct MockUpstreamTests {
                 json: #"{"model":"deepseek-reasoner","messages":[{"role":"user","content":"x"}],"stream":true}"#
             )
             let deltas = try response.streamChunks().compactMap(MockRawHTTP.delta)
-            let reasoning = deltas.compactMap { $0["reasoning_content"] as? String }.joined()
-            let content = deltas.compactMap { $0["content"] as? String }.joined()
+            let reasoning = deltas.compactMap { $0["reasoning_content"]?.stringValue }.joined()
+            let content = deltas.compactMap { $0["content"]?.stringValue }.joined()
             #expect(reasoning == "Okay, the user wants me to echo their message.")
             #expect(content == "Echo: x")
-            let firstContent = try #require(deltas.firstIndex { ($0["content"] as? String)?.isEmpty == false })
-            let lastReasoning = try #require(deltas.lastIndex { ($0["reasoning_content"] as? String)?.isEmpty == false })
+            let firstContent = try #require(deltas.firstIndex { ($0["content"]?.stringValue)?.isEmpty == false })
+            let lastReasoning = try #require(deltas.lastIndex { ($0["reasoning_content"]?.stringValue)?.isEmpty == false })
             #expect(lastReasoning < firstContent)
         }
     }
@@ -197,14 +198,14 @@ struct MockUpstreamTests {
                 json: #"{"model":"m","messages":[{"role":"user","content":"q"}],"stream":true,"tools":[{"type":"function","function":{"name":"lookup"}}]}"#
             )
             let chunks = try response.streamChunks()
-            let calls = chunks.compactMap { (MockRawHTTP.delta($0)?["tool_calls"] as? [[String: Any]])?.first }
+            let calls = chunks.compactMap { (MockRawHTTP.delta($0)?["tool_calls"]?.arrayValue)?.first }
             #expect(calls.count == 4)
-            #expect(calls.first?["id"] as? String == "call_mock_0")
-            #expect((calls.first?["function"] as? [String: Any])?["name"] as? String == "lookup")
-            let arguments = calls.compactMap { ($0["function"] as? [String: Any])?["arguments"] as? String }.joined()
+            #expect(calls.first?["id"]?.stringValue == "call_mock_0")
+            #expect((calls.first?["function"]?.objectValue)?["name"]?.stringValue == "lookup")
+            let arguments = calls.compactMap { ($0["function"]?.objectValue)?["arguments"]?.stringValue }.joined()
             #expect(arguments == #"{"echo":"Echo: q"}"#)
-            let last = try #require((chunks.last?["choices"] as? [[String: Any]])?.first)
-            #expect(last["finish_reason"] as? String == "tool_calls")
+            let last = try #require((chunks.last?["choices"]?.arrayValue)?.first)
+            #expect(last["finish_reason"]?.stringValue == "tool_calls")
         }
     }
 
@@ -230,11 +231,11 @@ struct MockUpstreamTests {
         try await withMock { mock in
             let response = try MockRawHTTP.post(mock, json: #"{"model":"m","messages":[],"mock":{"status":\#(status)}}"#)
             #expect(response.status == status)
-            let error = try #require(try response.jsonObject()["error"] as? [String: Any])
-            #expect(error["type"] as? String == type)
-            #expect(error["message"] is String)
-            #expect(error["code"] is String)
-            #expect(error["param"] is NSNull)
+            let error = try #require(try response.jsonObject()["error"]?.objectValue)
+            #expect(error["type"]?.stringValue == type)
+            #expect(error["message"]?.stringValue != nil)
+            #expect(error["code"]?.stringValue != nil)
+            #expect(error["param"]?.isNull == true)
         }
     }
 
@@ -247,8 +248,8 @@ struct MockUpstreamTests {
             #expect(response.status == 429)
             #expect(response.header("retry-after") == "2")
             #expect(response.header("retry-after-ms") == "1500")
-            let error = try #require(try response.jsonObject()["error"] as? [String: Any])
-            #expect(error["message"] as? String == "Rate limit reached")
+            let error = try #require(try response.jsonObject()["error"]?.objectValue)
+            #expect(error["message"]?.stringValue == "Rate limit reached")
         }
     }
 
@@ -285,14 +286,14 @@ struct MockUpstreamTests {
         try await withMock { mock in
             let wrongPath = try MockRawHTTP.roundTrip(mock, method: "POST", path: "/completions", body: "{}")
             #expect(wrongPath.status == 404)
-            #expect(try wrongPath.jsonObject()["error"] is [String: Any])
+            #expect(try wrongPath.jsonObject()["error"]?.objectValue != nil)
             let wrongMethod = try MockRawHTTP.roundTrip(mock, method: "GET", path: "/chat/completions", body: nil)
             #expect(wrongMethod.status == 405)
             let unparsable = try MockRawHTTP.post(mock, json: #"{"model":"#)
             #expect(unparsable.status == 400)
-            let error = try #require(try unparsable.jsonObject()["error"] as? [String: Any])
-            #expect(error["type"] as? String == "invalid_request_error")
-            #expect(error["code"] as? String == "invalid_request_error")
+            let error = try #require(try unparsable.jsonObject()["error"]?.objectValue)
+            #expect(error["type"]?.stringValue == "invalid_request_error")
+            #expect(error["code"]?.stringValue == "invalid_request_error")
             let missingMessages = try MockRawHTTP.post(mock, json: #"{"model":"m"}"#)
             #expect(missingMessages.status == 422)
             let versioned = try MockRawHTTP.roundTrip(mock, method: "POST", path: "/v1/chat/completions", body: #"{"model":"m","messages":[]}"#)
@@ -327,7 +328,7 @@ struct MockUpstreamTests {
             #expect(response.status == 200)
             #expect(!response.isComplete)
             #expect(!response.bodyText.contains("[DONE]"))
-            let contents = try response.streamChunks().compactMap { MockRawHTTP.delta($0)?["content"] as? String }
+            let contents = try response.streamChunks().compactMap { MockRawHTTP.delta($0)?["content"]?.stringValue }
             #expect(contents == ["", "Echo: ", "a "])
         }
     }
@@ -395,7 +396,7 @@ struct MockUpstreamTests {
                 json: #"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"mock":{"stamp":true}}"#
             )
             let after = Date().timeIntervalSince1970 * 1000
-            let stamps = try response.streamChunks().map { ($0["x_mock_sent_at_ms"] as? NSNumber)?.doubleValue }
+            let stamps = try response.streamChunks().map { $0["x_mock_sent_at_ms"]?.doubleValue }
             #expect(!stamps.isEmpty)
             for stamp in stamps {
                 let stamp = try #require(stamp)
@@ -549,15 +550,13 @@ private struct MockRawResponse {
         self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 
-    func jsonObject() throws -> [String: Any] {
-        let trimmed = self.bodyText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let object = try JSONSerialization.jsonObject(with: Data(trimmed.utf8))
-        return try #require(object as? [String: Any])
+    func jsonObject() throws -> JSONObject {
+        try #require(try JSONValue(parsing: self.body).objectValue)
     }
 
     func messageContents() throws -> [String] {
-        let choices = try #require(try self.jsonObject()["choices"] as? [[String: Any]])
-        return choices.compactMap { ($0["message"] as? [String: Any])?["content"] as? String }
+        let choices = try #require(try self.jsonObject()["choices"]?.arrayValue)
+        return choices.compactMap { ($0["message"]?.objectValue)?["content"]?.stringValue }
     }
 
     /// The payload of every `data:` line, in order.
@@ -568,9 +567,9 @@ private struct MockRawResponse {
     }
 
     /// The JSON chunks (everything but `[DONE]`).
-    func streamChunks() throws -> [[String: Any]] {
+    func streamChunks() throws -> [JSONObject] {
         try self.dataEvents.filter { $0 != "[DONE]" }.map { event in
-            try #require(try JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any])
+            try #require(try JSONValue(parsing: event).objectValue)
         }
     }
 }
@@ -582,8 +581,8 @@ private enum MockRawHTTP {
         var timedOut: Bool
     }
 
-    static func delta(_ chunk: [String: Any]) -> [String: Any]? {
-        ((chunk["choices"] as? [[String: Any]])?.first)?["delta"] as? [String: Any]
+    static func delta(_ chunk: JSONObject) -> JSONObject? {
+        chunk["choices"]?[0]?["delta"]?.objectValue
     }
 
     static func post(
@@ -742,7 +741,7 @@ extension MockUpstreamTests {
             #expect(stream.dataEvents.last == "[DONE]")
             let chunks = try stream.streamChunks()
             #expect(chunks.count == 5)  // role, three words, finish
-            #expect(chunks.compactMap { MockRawHTTP.delta($0)?["content"] as? String }.joined() == "w1 w2 w3")
+            #expect(chunks.compactMap { MockRawHTTP.delta($0)?["content"]?.stringValue }.joined() == "w1 w2 w3")
 
             // A "mock" object still scripts the answer.
             let scripted = try MockRawHTTP.post(
