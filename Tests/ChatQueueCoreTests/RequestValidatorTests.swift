@@ -21,16 +21,21 @@ private func failure(_ result: Result<ValidatedRequest, ChatError>) -> ChatError
 
 @Suite("Request validation")
 struct RequestValidatorTests {
-    @Test("a valid request with the defaults") func validRequestWithDefaults() {
+    @Test("a valid request with the defaults")
+    func validRequestWithDefaults() {
         #expect(validate(request()) == .success(ValidatedRequest(model: "deepseek-chat", stream: false, n: 1)))
     }
 
-    @Test("a valid request reports stream and n") func validRequestReportsStreamAndN() {
+    @Test("a valid request reports stream and n")
+
+    func validRequestReportsStreamAndN() {
         let result = validate(request(#""stream":true,"n":3"#))
         #expect(result == .success(ValidatedRequest(model: "deepseek-chat", stream: true, n: 3)))
     }
 
-    @Test("optional fields at their bounds, or null, pass") func optionalFieldsAtTheirBoundsAndNullPass() {
+    @Test("optional fields at their bounds, or null, pass")
+
+    func optionalFieldsAtTheirBoundsAndNullPass() {
         let bounds = [
             #""n":1,"temperature":0,"top_p":0,"max_tokens":1"#,
             #""n":128,"temperature":2,"top_p":1,"max_tokens":100000"#,
@@ -65,13 +70,17 @@ struct RequestValidatorTests {
         #expect(error.message.contains(contentType))
     }
 
-    @Test("content type is checked before JSON") func contentTypeIsCheckedBeforeJSON() {
+    @Test("content type is checked before JSON")
+
+    func contentTypeIsCheckedBeforeJSON() {
         #expect(failure(validate(bytes("not json"), contentType: "text/plain"))?.code == "unsupported_content_type")
     }
 
     // MARK: JSON
 
-    @Test("invalid JSON is reported with its byte offset") func invalidJSONIsReportedWithOffset() throws {
+    @Test("invalid JSON is reported with its byte offset")
+
+    func invalidJSONIsReportedWithOffset() throws {
         let error = try #require(failure(validate(bytes(#"{"model": }"#))))
         #expect(error.code == "invalid_json")
         #expect(error.status == 400)
@@ -90,7 +99,9 @@ struct RequestValidatorTests {
         #expect(failure(validate(bytes(body))) == .invalidJSON("request body must be a JSON object"))
     }
 
-    @Test("JSON is checked before fields") func jsonIsCheckedBeforeFields() {
+    @Test("JSON is checked before fields")
+
+    func jsonIsCheckedBeforeFields() {
         #expect(failure(validate(bytes(#"{"n":0"#)))?.code == "invalid_json")
     }
 
@@ -159,7 +170,9 @@ struct RequestValidatorTests {
 
     // MARK: Allow-list
 
-    @Test("the model allow-list rejects unknown models") func allowListRejectsUnknownModels() throws {
+    @Test("the model allow-list rejects unknown models")
+
+    func allowListRejectsUnknownModels() throws {
         #expect(failure(validate(request(), allowedModels: ["deepseek-chat", "deepseek-reasoner"])) == nil)
         #expect(failure(validate(request(), allowedModels: nil)) == nil)
         let error = try #require(failure(validate(request(), allowedModels: ["deepseek-reasoner"])))
@@ -172,7 +185,9 @@ struct RequestValidatorTests {
         #expect(failure(validate(request(), allowedModels: []))?.code == "model_not_found")
     }
 
-    @Test("fields are checked before the model allow-list") func fieldsAreCheckedBeforeTheAllowList() {
+    @Test("fields are checked before the model allow-list")
+
+    func fieldsAreCheckedBeforeTheAllowList() {
         let error = failure(validate(request(#""n":0"#), allowedModels: ["other"]))
         #expect(error?.code == "invalid_field")
     }
