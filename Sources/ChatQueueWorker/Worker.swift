@@ -144,6 +144,7 @@ public final class Worker: ChunkSink {
                         "upstream.url": "\(settings.upstream.completionsURL)",
                     ])
             } catch {
+                counters.brokerConnectFailures += 1
                 logger.error(
                     "cannot connect to the broker",
                     metadata: ["broker.url": "\(endpoint.redacted)", "error": "\(error)"])
@@ -249,6 +250,7 @@ public final class Worker: ChunkSink {
             } else if health.isDegraded, inFlight.isEmpty, !session.isConsuming {
                 // Degraded and idle: take exactly one request, the probe.
                 try session.subscribe(queue: settings.queue.name, prefetch: 1)
+                counters.upstreamProbes += 1
                 logger.notice("degraded: probing the upstream with one request")
             }
 

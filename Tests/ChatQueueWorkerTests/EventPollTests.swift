@@ -7,6 +7,7 @@ import Glibc
 #endif
 
 /// The event loop's epoll set, with pipes standing in for sockets.
+@Suite("Event poll")
 struct EventPollTests {
     private func makePipe() throws -> (read: Int32, write: Int32) {
         var ends: [Int32] = [-1, -1]

@@ -168,6 +168,15 @@ public enum PrometheusText {
         counter(
             "chatqueue_broker_reconnects_total", "Broker connections re-established after a loss.",
             snapshot.counters.reconnects)
+        counter(
+            "chatqueue_broker_connect_failures_total", "Attempts to connect to the broker that failed.",
+            snapshot.counters.brokerConnectFailures)
+        counter(
+            "chatqueue_upstream_degradations_total", "Times the upstream's failures made the worker degraded.",
+            snapshot.counters.degradations)
+        counter(
+            "chatqueue_upstream_probes_total", "Requests taken one at a time while degraded, to probe the upstream.",
+            snapshot.counters.upstreamProbes)
         family("chatqueue_requests_in_flight", "gauge", "Requests being handled now.")
         sample("chatqueue_requests_in_flight", [], String(snapshot.inFlight))
         family("chatqueue_usage_tokens_total", "counter", "Tokens reported by the upstream, by kind.")
@@ -192,24 +201,20 @@ public enum PrometheusText {
 
     /// A label value with `\`, `"` and newlines escaped.
     static func escapedLabelValue(_ text: String) -> String {
-        var result = ""
-        for character in text.unicodeScalars {
-            switch character {
-            case "\\": result += "\\\\"
-            case "\"": result += "\\\""
-            case "\n": result += "\\n"
-            default: result.unicodeScalars.append(character)
-            }
-        }
-        return result
+        escaped(text, quotes: true)
     }
 
-    /// HELP text with `\` and newlines escaped.
+    /// HELP text with `\` and newlines escaped (a `"` stays as it is there).
     static func escapedHelp(_ text: String) -> String {
+        escaped(text, quotes: false)
+    }
+
+    private static func escaped(_ text: String, quotes: Bool) -> String {
         var result = ""
         for character in text.unicodeScalars {
             switch character {
             case "\\": result += "\\\\"
+            case "\"" where quotes: result += "\\\""
             case "\n": result += "\\n"
             default: result.unicodeScalars.append(character)
             }
