@@ -80,15 +80,15 @@ public final class CurlMulti {
 
     /// Transfers that finished since the last call, with their result; they
     /// are removed from the multi handle.
-    public func takeCompleted() -> [(CurlTransfer, CURLcode)] {
-        var done: [(CurlTransfer, CURLcode)] = []
+    public func takeCompleted() -> [(CurlTransfer, TransferResult)] {
+        var done: [(CurlTransfer, TransferResult)] = []
         var queued: Int32 = 0
         while let message = curl_multi_info_read(multi, &queued) {
             guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
             let result = cq_curl_msg_result(message)
             if let transfer = running.removeValue(forKey: easy) {
                 curl_multi_remove_handle(multi, easy)
-                done.append((transfer, result))
+                done.append((transfer, TransferResult(result)))
             }
         }
         return done

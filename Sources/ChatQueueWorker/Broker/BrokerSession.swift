@@ -34,7 +34,7 @@ final class BrokerSession {
         try consumer.setPrefetch(settings.worker.concurrency)
         consumerTag = try consumer.consume(queue: queue.name)
         // Acks are written once per loop turn (`writeQueued()`).
-        consumer.batchesWrites = true
+        consumer.queuesSettlements = true
     }
 
     /// Writes this loop turn's acks and replies (one send each on plain TCP).
