@@ -1,4 +1,5 @@
 import ChatQueueAMQP
+import ChatQueueSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -78,7 +79,11 @@ public final class EchoResponder {
             descriptors[1].events = Int16(POLLIN) | (publisher.hasUnsentFrames ? Int16(POLLOUT) : 0)
             descriptors[0].revents = 0
             descriptors[1].revents = 0
-            _ = poll(&descriptors, 2, 200)
+            do {
+                try systemCall("poll") { poll(&descriptors, 2, 200) }
+            } catch {
+                throw AMQPError(code: .socket, message: error.reason, context: "bench-echo poll", systemError: error)
+            }
         }
         consumer.close()
         publisher.close()

@@ -62,16 +62,9 @@ struct AMQPTableTests {
             ("capabilities", .table([("connection.blocked", .bool(true)), ("basic.nack", .bool(false))])),
             ("after", .field(.string("nested tables leave the order alone"))),
         ])
-        var pool = amqp_pool_t()
-        init_amqp_pool(&pool, 4096)
-        defer { empty_amqp_pool(&pool) }
-        var bytes = encoded
-        var decoded: UnsafeMutableRawPointer?
-        let status = bytes.withUnsafeMutableBytes {
-            amqp_decode_properties(60, &pool, amqp_bytes_t(len: $0.count, bytes: $0.baseAddress), &decoded)
-        }
-        #expect(status == 0)
-        let headers = try #require(decoded).assumingMemoryBound(to: amqp_basic_properties_t.self).pointee.headers
+        let decoder = RabbitMQDecoder()
+        defer { withExtendedLifetime(decoder) {} }  // what it decoded points into its memory
+        let headers = try #require(decoder.properties(encoded)).headers
         #expect(
             decodeTable(headers) == [
                 "s": .string("text"), "i": .int(.min), "u": .unsigned(.max), "b": .bool(true), "d": .double(2.5),
