@@ -37,7 +37,7 @@ final class BrokerSession {
         consumer.queuesSettlements = true
     }
 
-    /// Writes this loop turn's acks and replies (one send each on plain TCP).
+    /// Writes this loop turn's acks and replies (one non-blocking write each).
     func writeQueued() throws(AMQPError) {
         if consumer.hasUnsentFrames { try consumer.writeUnsent() }
         if replies.hasBacklog { try replies.flush() }
