@@ -114,11 +114,13 @@ private func curlSocketCallback(
     _ easy: UnsafeMutableRawPointer?, _ socket: curl_socket_t, _ what: Int32, _ userp: UnsafeMutableRawPointer?,
     _ socketp: UnsafeMutableRawPointer?
 ) -> Int32 {
-    Unmanaged<CurlMulti>.fromOpaque(userp!).takeUnretainedValue().socketChanged(socket, what: what)
+    guard let userp else { return -1 }  // never: SOCKETDATA is set with the callback
+    Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue().socketChanged(socket, what: what)
     return 0
 }
 
 private func curlTimerCallback(_ multi: UnsafeMutableRawPointer?, _ milliseconds: Int, _ userp: UnsafeMutableRawPointer?) -> Int32 {
-    Unmanaged<CurlMulti>.fromOpaque(userp!).takeUnretainedValue().timerChanged(milliseconds)
+    guard let userp else { return -1 }  // never: TIMERDATA is set with the callback
+    Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue().timerChanged(milliseconds)
     return 0
 }

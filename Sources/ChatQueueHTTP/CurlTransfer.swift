@@ -129,7 +129,8 @@ public final class CurlTransfer {
 private func curlWriteCallback(
     _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
 ) -> Int {
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    guard let userdata else { return 0 }  // never: WRITEDATA is set with the callback
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     guard let delegate = transfer.delegate else { return 0 }
     switch delegate.transfer(transfer, didReceive: UnsafeRawBufferPointer(start: data, count: length)) {
@@ -142,7 +143,8 @@ private func curlWriteCallback(
 private func curlHeaderCallback(
     _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
 ) -> Int {
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    guard let userdata else { return 0 }  // never: HEADERDATA is set with the callback
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     transfer.delegate?.transfer(transfer, didReceiveHeaderLine: UnsafeRawBufferPointer(start: data, count: length))
     return length
