@@ -132,6 +132,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ChatQueueHTTPTests",
+            dependencies: ["ChatQueueHTTP", "CCurl"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "ChatQueueWorkerTests",
             dependencies: ["ChatQueueWorker", "ChatQueueSystem", "ChatQueueAMQP", "ChatQueueCore"],
             swiftSettings: strict

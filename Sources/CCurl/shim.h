@@ -23,7 +23,7 @@ static inline CURLcode cq_curl_easy_setopt_string(CURL *handle, CURLoption optio
     return curl_easy_setopt(handle, option, value);
 }
 
-// Options that take an opaque pointer (CURLOPT_PRIVATE, *_DATA) or a buffer
+// Options that take an opaque pointer (*_DATA, CURLOPT_CURLU) or a buffer
 // (CURLOPT_COPYPOSTFIELDS).
 static inline CURLcode cq_curl_easy_setopt_pointer(CURL *handle, CURLoption option, void *value) {
     return curl_easy_setopt(handle, option, value);
@@ -42,11 +42,6 @@ static inline CURLcode cq_curl_easy_setopt_data_callback(CURL *handle, CURLoptio
 
 // CURLINFO_RESPONSE_CODE and other long-valued infos.
 static inline CURLcode cq_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
-    return curl_easy_getinfo(handle, info, value);
-}
-
-// CURLINFO_PRIVATE: the pointer stored with CURLOPT_PRIVATE.
-static inline CURLcode cq_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
     return curl_easy_getinfo(handle, info, value);
 }
 

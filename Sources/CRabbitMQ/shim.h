@@ -12,21 +12,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-// amqp_login is variadic (the SASL method decides the trailing arguments), and
-// Swift cannot call C variadic functions. PLAIN takes exactly user and password.
-static inline amqp_rpc_reply_t cq_amqp_login_plain(amqp_connection_state_t state,
-                                                   const char *vhost,
-                                                   int channel_max,
-                                                   int frame_max,
-                                                   int heartbeat,
-                                                   const char *user,
-                                                   const char *password) {
-    return amqp_login(state, vhost, channel_max, frame_max, heartbeat,
-                      AMQP_SASL_METHOD_PLAIN, user, password);
-}
-
-// The same for amqp_login_with_properties, so the worker can name its
-// connections (connection_name shows in the management UI and rabbitmqctl).
+// amqp_login_with_properties is variadic (the SASL method decides the trailing
+// arguments), and Swift cannot call C variadic functions. PLAIN takes exactly
+// user and password. The properties name the connection (connection_name shows
+// in the management UI and rabbitmqctl) and announce capabilities.
 static inline amqp_rpc_reply_t cq_amqp_login_plain_with_properties(amqp_connection_state_t state,
                                                                    const char *vhost,
                                                                    int channel_max,
@@ -74,9 +63,10 @@ static inline void cq_amqp_ssl_prepare(amqp_socket_t *socket) {
     SSL_CTX_set_mode(context, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
 }
 
-// After a successful amqp_socket_open: the connection's SSL session (NULL if unknown).
-static inline void *cq_amqp_ssl_session(amqp_socket_t *socket) {
-    return SSL_CTX_get_app_data((SSL_CTX *)amqp_ssl_socket_get_context(socket));
+// After a successful amqp_socket_open: the connection's SSL session (NULL if
+// the callback never heard of one, which a completed handshake rules out).
+static inline SSL *cq_amqp_ssl_session(amqp_socket_t *socket) {
+    return (SSL *)SSL_CTX_get_app_data((SSL_CTX *)amqp_ssl_socket_get_context(socket));
 }
 
 // What cq_ssl_write returns when it wrote nothing.
@@ -89,8 +79,7 @@ enum {
 };
 
 // One non-blocking SSL_write (the socket is non-blocking): bytes written (> 0), or a CQ_TLS_* code.
-static inline long cq_ssl_write(void *session, const void *bytes, size_t count) {
-    SSL *ssl = (SSL *)session;
+static inline long cq_ssl_write(SSL *ssl, const void *bytes, size_t count) {
     ERR_clear_error();
     int written = SSL_write(ssl, bytes, count > INT_MAX ? INT_MAX : (int)count);
     if (written > 0) return written;

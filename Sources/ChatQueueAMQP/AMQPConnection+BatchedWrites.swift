@@ -1,27 +1,24 @@
 import CRabbitMQ
+import ChatQueueSystem
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Writing in batches: `enqueuePublish`, and `ack` / `reject` / `nack` when
-/// batching, encode frames into a buffer and `writeUnsent` writes everything
-/// queued with one non-blocking send, so a loop turn that forwards many
-/// chunks or settles many deliveries makes one system call instead of one
-/// per frame (three per message), and a full socket never blocks the loop:
-/// what the socket does not take waits for it to become writable.
+/// Writing in batches: `enqueuePublish`, and `ack` / `reject` / `nack` with
+/// `queuesSettlements`, encode frames into a buffer and `writeUnsent` writes
+/// everything queued with one non-blocking send, so a loop turn that forwards
+/// many chunks or settles many deliveries makes one system call instead of
+/// one per frame (three per message), and a full socket never blocks the
+/// loop: what the socket does not take waits for it to become writable. The
+/// owner calls `writeUnsent()` every loop turn.
 ///
-/// Opt-in (`batchesWrites`): the owner must call `writeUnsent()` every loop
-/// turn. On TLS the bytes go through rabbitmq-c's OpenSSL session with
+/// On TLS the bytes go through rabbitmq-c's OpenSSL session with
 /// non-blocking `SSL_write`s (CRabbitMQ/shim.h): a record the socket did not
 /// take stays inside OpenSSL, is retried with the same bytes once the socket
 /// is writable, and meanwhile nothing else may write on the connection
 /// (`isWaitingForRoom`), exactly as a partly written frame on plain TCP.
 extension AMQPConnection {
-    /// Whether frames are queued here for `writeUnsent()`; on TLS only when
-    /// the session could be reached (else each publish is a library call).
-    public var writesInBatches: Bool { batchesWrites && (!options.tls || tlsSession != nil) }
-
     /// Encoded frames not yet written.
     public var hasUnsentFrames: Bool { !unsent.isEmpty }
 
@@ -42,7 +39,6 @@ extension AMQPConnection {
     public func enqueuePublish(
         routingKey: String, mandatory: Bool, body: [UInt8], properties: (inout AMQPPropertiesWriter) -> Void
     ) throws(AMQPError) {
-        precondition(writesInBatches, "enqueuePublish without batched writes")
         let frameMax = Int(amqp_get_frame_max(state))
         let status = body.withUnsafeBytes { bytes in
             AMQPFrameEncoder.appendPublish(
@@ -68,24 +64,25 @@ extension AMQPConnection {
     func writeAllUnsent(timeout: Double? = nil) throws(AMQPError) {
         guard hasUnsentFrames else { return }
         let limit = timeout ?? options.rpcTimeout
-        let deadline = monotonicSeconds() + limit
+        let start = MonotonicClock.now()
         while !(try writeUnsent()) {
-            let left = deadline - monotonicSeconds()
+            let left = limit - Double(MonotonicClock.now() &- start) / 1e9
             guard left > 0 else {
                 throw AMQPError(code: .socket, message: "socket not writable for \(limit) s", context: "amqp write")
             }
-            _ = pollSocket(events: POLLOUT, timeout: min(left, 1))
+            _ = try pollSocket(events: POLLOUT, timeout: min(left, 1))
         }
     }
 
     /// Writes what the socket takes now. Returns true when nothing is left.
     @discardableResult
     public func writeUnsent() throws(AMQPError) -> Bool {
-        guard options.tls else { return try unsent.write(to: socketDescriptor) }
-        guard let session = tlsSession, socketDescriptor >= 0 else {
-            // rabbitmq-c closed the socket (heartbeat timeout): the session is gone with it.
-            throw AMQPError(code: .socket, message: "connection closed", context: "amqps write")
+        let descriptor = socketDescriptor
+        // rabbitmq-c closed the socket (heartbeat timeout), and a TLS session with it.
+        guard descriptor >= 0 else {
+            throw AMQPError(code: .socket, message: "connection closed", context: "\(context) write")
         }
+        guard let session = tlsSession else { return try unsent.write(to: descriptor) }
         return try unsent.write { bytes, count in
             let written = cq_ssl_write(session, bytes, count)
             if written > 0 { return .wrote(written) }
@@ -94,7 +91,9 @@ extension AMQPConnection {
             // Renegotiation mid-write needs a read, which must wait for this write: RabbitMQ never asks for one.
             case CQ_TLS_WANT_READ: return .failed("TLS renegotiation during a write")
             case CQ_TLS_CLOSED: return .failed("connection closed")
-            case CQ_TLS_SYSCALL: return .failed(errno == 0 ? "connection closed" : String(cString: strerror(errno)))
+            case CQ_TLS_SYSCALL:
+                let code = errno
+                return code == 0 ? .failed("connection closed") : .failedCall(SystemError(call: "SSL_write", errno: code))
             default: return .failed("TLS error")
             }
         }
@@ -118,13 +117,17 @@ struct OutgoingBytes {
     /// is writable); throws when the connection failed.
     mutating func write(to descriptor: Int32) throws(AMQPError) -> Bool {
         try write { bytes, count in
-            while true {
-                let written = send(descriptor, bytes, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-                if written > 0 { return .wrote(written) }
-                let error = errno
-                if written < 0 && error == EINTR { continue }
-                if written < 0 && (error == EAGAIN || error == EWOULDBLOCK) { return .full }
-                return .failed(written == 0 ? "connection closed" : String(cString: strerror(error)))
+            let result: IOResult<Int>
+            do throws(SystemError) {
+                result = try nonBlockingSystemCall("send") {
+                    send(descriptor, bytes, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+                }
+            } catch {
+                return .failedCall(error)
+            }
+            switch result {
+            case .processed(let written): return written > 0 ? .wrote(written) : .failed("connection closed")
+            case .wouldBlock: return .full
             }
         }
     }
@@ -134,7 +137,10 @@ struct OutgoingBytes {
         case wrote(Int)
         /// Nothing taken now; after a partial TLS record, the retry must pass the same bytes.
         case full
+        /// The connection is unusable (closed, a TLS error).
         case failed(String)
+        /// The write's system call failed (a reset, a broken pipe).
+        case failedCall(SystemError)
     }
 
     /// Writes from the head with `write` (given the unwritten bytes) until all
@@ -150,6 +156,8 @@ struct OutgoingBytes {
                 return false
             case .failed(let reason):
                 throw AMQPError(code: .socket, message: reason, context: "amqp write")
+            case .failedCall(let error):
+                throw AMQPError.socket(error, context: "amqp write")
             }
         }
         // A burst can grow the buffer a lot; don't keep a large one around.

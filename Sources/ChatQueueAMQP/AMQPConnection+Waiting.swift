@@ -1,3 +1,5 @@
+import ChatQueueSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,27 +10,20 @@ import Glibc
 extension AMQPConnection {
     /// Blocks until input is there (buffered or on the socket) or `timeout` seconds pass.
     @discardableResult
-    public func waitForInput(timeout: Double) -> Bool {
+    public func waitForInput(timeout: Double) throws(AMQPError) -> Bool {
         if hasBufferedInput { return true }
-        return pollSocket(events: POLLIN, timeout: timeout)
-    }
-
-    /// Whether the socket has room for a write now (a publish would not block on it).
-    public func isWritable() -> Bool {
-        pollSocket(events: POLLOUT, timeout: 0)
+        return try pollSocket(events: POLLIN, timeout: timeout)
     }
 
     /// poll(2) on the socket for `events`, up to `timeout` seconds (rounded up to milliseconds).
-    func pollSocket(events: Int32, timeout: Double) -> Bool {
+    func pollSocket(events: Int32, timeout: Double) throws(AMQPError) -> Bool {
         var descriptor = pollfd(fd: socketDescriptor, events: Int16(events), revents: 0)
-        let milliseconds = Int32((max(0, timeout) * 1000).rounded(.up))
-        return poll(&descriptor, 1, milliseconds) > 0 && descriptor.revents & Int16(events) != 0
+        let milliseconds = Int32((min(max(0, timeout), 3600) * 1000).rounded(.up))
+        do {
+            let ready = try systemCall("poll") { poll(&descriptor, 1, milliseconds) }
+            return ready > 0 && descriptor.revents & Int16(events) != 0
+        } catch {
+            throw AMQPError.socket(error, context: "\(context) poll")
+        }
     }
-}
-
-/// Seconds on the monotonic clock, for deadlines.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

@@ -1,4 +1,5 @@
 import CRabbitMQ
+import ChatQueueSystem
 
 /// An error from the AMQP layer: what failed (`code`), rabbitmq-c's or the
 /// broker's words for it, and where (`context`, e.g. "queue.declare chat.requests").
@@ -27,11 +28,25 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     public var message: String
     public var context: String
+    /// The failed system call behind a `.socket` error, when one was ours
+    /// (a write, a poll); nil when rabbitmq-c or OpenSSL reported it.
+    public var systemError: SystemError?
 
-    public init(code: Code, message: String, context: String) {
+    public init(code: Code, message: String, context: String, systemError: SystemError? = nil) {
         self.code = code
         self.message = message
         self.context = context
+        self.systemError = systemError
+    }
+
+    /// A socket failure from one of our own system calls.
+    static func socket(_ error: SystemError, context: String) -> AMQPError {
+        AMQPError(code: .socket, message: error.reason, context: context, systemError: error)
+    }
+
+    /// A frame this code cannot use where it arrived (see AMQPFrame+Decoding.swift).
+    static func unexpectedFrame(_ message: String, context: String = "read frame") -> AMQPError {
+        AMQPError(code: .unexpectedFrame, message: message, context: context)
     }
 
     public var description: String { "\(context): \(message)" }

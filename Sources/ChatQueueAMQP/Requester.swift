@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import ChatQueueSystem
 
 /// A reply as a requester receives it.
 public struct ReceivedReply: Sendable {
@@ -68,7 +66,7 @@ public final class Requester {
     /// The next reply, or nil when none arrives within `timeout` seconds.
     /// Throws `.unroutable` when a request sent with `send` had no queue to go to.
     public func nextReply(timeout: Double) throws(AMQPError) -> ReceivedReply? {
-        let deadline = monotonicSeconds() + timeout
+        let start = MonotonicClock.now()
         while true {
             while let frame = try connection.readFrame() {
                 guard let output = try assembler.handle(frame) else { continue }
@@ -89,10 +87,10 @@ public final class Requester {
                     continue
                 }
             }
-            let left = deadline - monotonicSeconds()
+            let left = timeout - Double(MonotonicClock.now() &- start) / 1e9
             if left <= 0 { return nil }
             // Wake at least every second so heartbeats are serviced by readFrame.
-            _ = connection.waitForInput(timeout: min(left, 1))
+            try connection.waitForInput(timeout: min(left, 1))
         }
     }
 }

@@ -1,4 +1,5 @@
 import ChatQueueAMQP
+import ChatQueueSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -10,9 +11,9 @@ import Glibc
 /// persistent, mandatory `chat.completion` reply (headers x-request-id, x-seq,
 /// x-attempt) on a second connection in confirm mode, and ack the delivery
 /// only after the broker confirmed the reply, writing replies and acks in
-/// batches once per loop turn as the worker does on plain TCP. What it sustains is what the
-/// broker allows on the machine, so a benchmark can say how close the real
-/// worker gets.
+/// batches once per loop turn as the worker does. What it sustains is what
+/// the broker allows on the machine, so a benchmark can say how close the
+/// real worker gets.
 public final class EchoResponder {
     public struct Options: Sendable {
         public var connection: AMQPConnectionOptions
@@ -58,9 +59,8 @@ public final class EchoResponder {
         }
         try consumer.setPrefetch(options.prefetch)
         _ = try consumer.consume(queue: options.queue)
-        // Like the worker: replies and acks written once per loop turn (plain TCP).
-        consumer.batchesWrites = true
-        publisher.batchesWrites = true
+        // Like the worker: replies and acks written once per loop turn.
+        consumer.queuesSettlements = true
     }
 
     /// Answers until `shouldStop` returns true (checked at least every 200 ms).
@@ -79,7 +79,11 @@ public final class EchoResponder {
             descriptors[1].events = Int16(POLLIN) | (publisher.hasUnsentFrames ? Int16(POLLOUT) : 0)
             descriptors[0].revents = 0
             descriptors[1].revents = 0
-            _ = poll(&descriptors, 2, 200)
+            do {
+                try systemCall("poll") { poll(&descriptors, 2, 200) }
+            } catch {
+                throw AMQPError(code: .socket, message: error.reason, context: "bench-echo poll", systemError: error)
+            }
         }
         consumer.close()
         publisher.close()
@@ -108,7 +112,7 @@ public final class EchoResponder {
             return
         }
         let correlationID = properties.correlationID ?? requestID
-        let write: (inout AMQPPropertiesWriter) -> Void = {
+        try publisher.enqueuePublish(routingKey: replyTo, mandatory: true, body: Self.replyBody) {
             $0.contentType("application/json")
             $0.headers { headers in
                 headers.string("x-request-id", requestID)
@@ -118,14 +122,6 @@ public final class EchoResponder {
             $0.deliveryMode(2)
             $0.correlationID(correlationID)
             $0.type("chat.completion")
-        }
-        if publisher.writesInBatches {
-            try publisher.enqueuePublish(routingKey: replyTo, mandatory: true, body: Self.replyBody, properties: write)
-        } else {
-            let reply = AMQPOutgoingProperties(
-                contentType: "application/json", correlationID: correlationID, type: "chat.completion", persistent: true,
-                headers: [("x-request-id", .string(requestID)), ("x-seq", .int(0)), ("x-attempt", .int(redelivered ? 2 : 1))])
-            try publisher.publish(routingKey: replyTo, mandatory: true, properties: reply, body: Self.replyBody)
         }
         lastSequence += 1
         unconfirmed.append((lastSequence, deliveryTag))

@@ -1,24 +1,16 @@
 import CCurl
 
-/// An error from libcurl: the failing call (`context`), libcurl's code and its words.
+/// An error from the multi handle (adding a transfer, a socket action): the
+/// failing call (`context`), libcurl's code and its words.
 public struct CurlError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable, Equatable {
-        case easy(Int)
-        case multi(Int)
-    }
-
-    public var code: Code
+    public var code: Int
     public var message: String
     public var context: String
 
     public var description: String { "\(context): \(message)" }
 
-    static func easy(_ code: CURLcode, _ context: String) -> CurlError {
-        CurlError(code: .easy(Int(code.rawValue)), message: String(cString: curl_easy_strerror(code)), context: context)
-    }
-
     static func multi(_ code: CURLMcode, _ context: String) -> CurlError {
-        CurlError(code: .multi(Int(code.rawValue)), message: String(cString: curl_multi_strerror(code)), context: context)
+        CurlError(code: Int(code.rawValue), message: String(cString: curl_multi_strerror(code)), context: context)
     }
 }
 

@@ -80,15 +80,15 @@ public final class CurlMulti {
 
     /// Transfers that finished since the last call, with their result; they
     /// are removed from the multi handle.
-    public func takeCompleted() -> [(CurlTransfer, CURLcode)] {
-        var done: [(CurlTransfer, CURLcode)] = []
+    public func takeCompleted() -> [(CurlTransfer, TransferResult)] {
+        var done: [(CurlTransfer, TransferResult)] = []
         var queued: Int32 = 0
         while let message = curl_multi_info_read(multi, &queued) {
             guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
             let result = cq_curl_msg_result(message)
             if let transfer = running.removeValue(forKey: easy) {
                 curl_multi_remove_handle(multi, easy)
-                done.append((transfer, result))
+                done.append((transfer, TransferResult(result)))
             }
         }
         return done
@@ -114,11 +114,13 @@ private func curlSocketCallback(
     _ easy: UnsafeMutableRawPointer?, _ socket: curl_socket_t, _ what: Int32, _ userp: UnsafeMutableRawPointer?,
     _ socketp: UnsafeMutableRawPointer?
 ) -> Int32 {
-    Unmanaged<CurlMulti>.fromOpaque(userp!).takeUnretainedValue().socketChanged(socket, what: what)
+    guard let userp else { return -1 }  // never: SOCKETDATA is set with the callback
+    Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue().socketChanged(socket, what: what)
     return 0
 }
 
 private func curlTimerCallback(_ multi: UnsafeMutableRawPointer?, _ milliseconds: Int, _ userp: UnsafeMutableRawPointer?) -> Int32 {
-    Unmanaged<CurlMulti>.fromOpaque(userp!).takeUnretainedValue().timerChanged(milliseconds)
+    guard let userp else { return -1 }  // never: TIMERDATA is set with the callback
+    Unmanaged<CurlMulti>.fromOpaque(userp).takeUnretainedValue().timerChanged(milliseconds)
     return 0
 }

@@ -1,12 +1,12 @@
 import CCurl
 
 /// Receives a transfer's response as libcurl delivers it, inside
-/// `CurlMulti.perform()`, on the event loop thread.
+/// `CurlMulti.socketAction`, on the event loop thread.
 public protocol CurlTransferDelegate: AnyObject {
     /// One response header line, CRLF included (the status line too).
     func transfer(_ transfer: CurlTransfer, didReceiveHeaderLine line: UnsafeRawBufferPointer)
     /// Response body bytes: take them, abort the transfer (it then completes
-    /// with CURLE_WRITE_ERROR), or pause it (the same bytes come again after
+    /// with a `TransferError` of kind `.other`), or pause it (the same bytes come again after
     /// `resume()`).
     func transfer(_ transfer: CurlTransfer, didReceive data: UnsafeRawBufferPointer) -> CurlWriteDecision
 }
@@ -102,10 +102,11 @@ public final class CurlTransfer {
 
     /// Continues a transfer paused by a delegate; the kept bytes are
     /// delivered again, possibly before this returns. Not from inside a
-    /// callback. Not CURLE_OK: the delegate refused the kept bytes (the
-    /// transfer is then finished; libcurl will not drive it any more).
-    public func resume() -> CURLcode {
-        curl_easy_pause(easy, CQ_CURLPAUSE_CONT)
+    /// callback. Throws when the delegate refused the kept bytes: the
+    /// transfer is then finished (libcurl will not drive it any more).
+    public func resume() throws(TransferError) {
+        let code = curl_easy_pause(easy, CQ_CURLPAUSE_CONT)
+        guard code == CURLE_OK else { throw TransferError(code) }
     }
 
     /// The HTTP status of the last response (0 before headers arrived).
@@ -128,7 +129,8 @@ public final class CurlTransfer {
 private func curlWriteCallback(
     _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
 ) -> Int {
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    guard let userdata else { return 0 }  // never: WRITEDATA is set with the callback
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     guard let delegate = transfer.delegate else { return 0 }
     switch delegate.transfer(transfer, didReceive: UnsafeRawBufferPointer(start: data, count: length)) {
@@ -141,7 +143,8 @@ private func curlWriteCallback(
 private func curlHeaderCallback(
     _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ userdata: UnsafeMutableRawPointer?
 ) -> Int {
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    guard let userdata else { return 0 }  // never: HEADERDATA is set with the callback
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     transfer.delegate?.transfer(transfer, didReceiveHeaderLine: UnsafeRawBufferPointer(start: data, count: length))
     return length

@@ -1,4 +1,3 @@
-import CCurl
 import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore

@@ -1,4 +1,3 @@
-import CCurl
 import ChatQueueAMQP
 import ChatQueueConfig
 import ChatQueueCore
@@ -235,7 +234,7 @@ extension Worker {
     // MARK: - Transfers
 
     /// A transfer ended: the machine decides between the final reply and a retry.
-    func complete(_ transfer: CurlTransfer, result: CURLcode) throws {
+    func complete(_ transfer: CurlTransfer, result: TransferResult) throws {
         guard let request = transfer.delegate as? InFlightRequest, request.transfer === transfer,
             let response = request.response
         else { return }
@@ -283,17 +282,12 @@ extension Worker {
         }
     }
 
-    private static func transportResult(_ code: CURLcode) -> UpstreamResponse.TransportResult {
-        switch code {
-        case CURLE_OK:
-            return .ok
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR,
-            CURLE_PEER_FAILED_VERIFICATION:
-            return .couldNotConnect(String(cString: curl_easy_strerror(code)))
-        case CURLE_OPERATION_TIMEDOUT:
-            return .connectTimedOut
-        default:
-            return .failed(String(cString: curl_easy_strerror(code)))
+    private static func transportResult(_ result: TransferResult) -> UpstreamResponse.TransportResult {
+        guard case .failed(let error) = result else { return .ok }
+        switch error.kind {
+        case .couldNotConnect: return .couldNotConnect(error.message)
+        case .timedOut: return .connectTimedOut
+        case .other: return .failed(error.message)
         }
     }
 
@@ -362,13 +356,14 @@ extension Worker {
             request.transferPaused = false
             timerArmed(at: request.machine.nextTimer)
             // May deliver the kept bytes (and forward chunks) before it returns.
-            let result = transfer.resume()
+            var refused: TransferError?
+            do { try transfer.resume() } catch { refused = error }
             try throwPendingBrokerFailure()
-            if result != CURLE_OK {
+            if let refused {
                 // The kept bytes ended the try (an error event, bad JSON, ...):
                 // finish it now with what the response recorded.
                 multi.remove(transfer)
-                try complete(transfer, result: result)
+                try complete(transfer, result: .failed(refused))
             }
         }
     }
@@ -384,9 +379,7 @@ extension Worker {
     func forward(chunk: [UInt8], seq: Int64, of request: InFlightRequest) -> Bool {
         guard let session, brokerFailure == nil else { return false }
         do {
-            try session.replies.publish(
-                .chunk, body: chunk, to: request.address, seq: seq, settling: nil,
-                prepared: session.replies.writesInBatches ? nil : request.chunkProperties)
+            try session.replies.publish(.chunk, body: chunk, to: request.address, seq: seq, settling: nil)
         } catch {
             brokerFailure = error
             return false

@@ -5,7 +5,7 @@ import Testing
 
 /// The frames chatqueue writes itself (batched publishing), checked byte by
 /// byte and decoded again with rabbitmq-c's own decoders.
-@Suite("AMQP frame encoder")
+@Suite("Frame encoder (batched publishing and settlements)")
 struct AMQPFrameEncoderTests {
     /// Splits `bytes` into (type, channel, payload) frames, checking each envelope.
     private func frames(_ bytes: [UInt8]) -> [(type: UInt8, channel: UInt16, payload: [UInt8])] {
@@ -64,27 +64,16 @@ struct AMQPFrameEncoderTests {
     func decodesWithRabbitMQC() throws {
         let (out, _) = encodeReply(body: [1, 2, 3], frameMax: 131072)
         let parsed = frames(out)
-        var pool = amqp_pool_t()
-        init_amqp_pool(&pool, 4096)
-        defer { empty_amqp_pool(&pool) }
+        let decoder = RabbitMQDecoder()
+        defer { withExtendedLifetime(decoder) {} }  // what it decoded points into its memory
 
-        var method = Array(parsed[0].payload.dropFirst(4))
-        var decodedMethod: UnsafeMutableRawPointer?
-        let methodStatus = method.withUnsafeMutableBytes {
-            amqp_decode_method(CQ_BASIC_PUBLISH, &pool, amqp_bytes_t(len: $0.count, bytes: $0.baseAddress), &decodedMethod)
-        }
-        #expect(methodStatus == 0)
+        let (methodID, decodedMethod) = decoder.method(parsed[0].payload)
+        #expect(methodID == CQ_BASIC_PUBLISH)
         let publish = try #require(decodedMethod).assumingMemoryBound(to: amqp_basic_publish_t.self).pointee
         #expect(String(amqpBytes: publish.routing_key) == "replies.q")
         #expect(publish.mandatory == 1 && publish.exchange.len == 0)
 
-        var properties = Array(parsed[1].payload.dropFirst(12))
-        var decoded: UnsafeMutableRawPointer?
-        let status = properties.withUnsafeMutableBytes {
-            amqp_decode_properties(60, &pool, amqp_bytes_t(len: $0.count, bytes: $0.baseAddress), &decoded)
-        }
-        #expect(status == 0)
-        let p = try #require(decoded).assumingMemoryBound(to: amqp_basic_properties_t.self).pointee
+        let p = try #require(decoder.properties(Array(parsed[1].payload.dropFirst(12))))
         #expect(String(amqpBytes: p.content_type) == "application/json")
         #expect(String(amqpBytes: p.correlation_id) == "corr-9")
         #expect(String(amqpBytes: p.type) == "chat.completion")
@@ -119,19 +108,9 @@ struct AMQPFrameEncoderTests {
         AMQPFrameEncoder.appendSettlement(CQ_BASIC_NACK, deliveryTag: 9, bits: 2, channel: 1, to: &out)
         let parsed = frames(out)
         #expect(parsed.map(\.type) == [1, 1, 1])
-        var pool = amqp_pool_t()
-        init_amqp_pool(&pool, 4096)
-        defer { empty_amqp_pool(&pool) }
-        func decode(_ payload: [UInt8]) -> (amqp_method_number_t, UnsafeMutableRawPointer?) {
-            let id = payload.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            var arguments = Array(payload.dropFirst(4))
-            var decoded: UnsafeMutableRawPointer?
-            let status = arguments.withUnsafeMutableBytes {
-                amqp_decode_method(id, &pool, amqp_bytes_t(len: $0.count, bytes: $0.baseAddress), &decoded)
-            }
-            #expect(status == 0)
-            return (id, decoded)
-        }
+        let decoder = RabbitMQDecoder()
+        defer { withExtendedLifetime(decoder) {} }  // what it decoded points into its memory
+        let decode = decoder.method
         let (ackID, ack) = decode(parsed[0].payload)
         #expect(ackID == CQ_BASIC_ACK)
         let ackMethod = try #require(ack).assumingMemoryBound(to: amqp_basic_ack_t.self).pointee

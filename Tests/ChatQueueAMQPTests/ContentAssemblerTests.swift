@@ -2,7 +2,7 @@ import ChatQueueAMQP
 import Testing
 
 /// Deliveries assembled from single frames, as the worker reads them without blocking.
-@Suite("AMQP content assembly")
+@Suite("Content assembly from frames")
 struct ContentAssemblerTests {
     let deliver = AMQPMethod.deliver(consumerTag: "t", deliveryTag: 7, redelivered: false, exchange: "", routingKey: "q")
 

@@ -8,7 +8,7 @@ import Glibc
 
 /// Batched writes to a socket that takes less than is queued: nothing may be
 /// lost, reordered or block.
-@Suite("Outgoing AMQP bytes")
+@Suite("Outgoing bytes on a non-blocking socket")
 struct OutgoingBytesTests {
     private func socketPair() throws -> (Int32, Int32) {
         var ends: [Int32] = [-1, -1]
@@ -55,7 +55,11 @@ struct OutgoingBytesTests {
         close(reader)
         var outgoing = OutgoingBytes()
         outgoing.bytes = [1, 2, 3]
-        #expect(throws: AMQPError.self) { _ = try outgoing.write(to: writer) }
+        let error = #expect(throws: AMQPError.self) { _ = try outgoing.write(to: writer) }
+        // The failed send(2) itself, from the system-call layer.
+        #expect(error?.code == .socket)
+        #expect(error?.systemError?.errno == EPIPE || error?.systemError?.errno == ECONNRESET)
+        #expect(outgoing.count == 3)
     }
 
     @Test("a retry after a full socket starts at the same bytes, with what was queued meanwhile after them (TLS retry rule)")

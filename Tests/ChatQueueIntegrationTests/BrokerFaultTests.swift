@@ -353,9 +353,7 @@ struct BrokerFaultTests {
         let options = AMQPConnectionOptions(
             host: "localhost", port: FaultBroker.tlsPort, tls: true, caFile: "\(FaultBroker.tlsDirectory)/ca.pem",
             heartbeat: 0, connectionName: "tls batched writes")
-        let connection = try AMQPConnection(options: options)
-        connection.batchesWrites = true
-        #expect(connection.writesInBatches, "the TLS session was not reached: TLS publishes would block")
+        let connection = try AMQPConnection(options: options)  // throws unless the TLS session was reached
         let queue = try connection.declareQueue("", durable: false, exclusive: true, autoDelete: true)
         let body = [UInt8](repeating: UInt8(ascii: "x"), count: 600_000)
         try connection.enqueuePublish(routingKey: queue, mandatory: true, body: body) { $0.type("t") }
@@ -370,7 +368,7 @@ struct BrokerFaultTests {
             while received == nil, let frame = try connection.readFrame() {
                 if case .message(let message) = try assembler.handle(frame) { received = message }
             }
-            connection.waitForInput(timeout: 0.2)
+            try connection.waitForInput(timeout: 0.2)
         }
         #expect(received?.body == body)
         #expect(received?.properties.type == "t")
@@ -494,7 +492,7 @@ private struct ReplyReader {
                         headers: message.properties.headers, body: message.body)
                 }
             }
-            connection.waitForInput(timeout: 0.2)
+            try connection.waitForInput(timeout: 0.2)
         }
         return nil
     }

@@ -34,10 +34,10 @@ final class BrokerSession {
         try consumer.setPrefetch(settings.worker.concurrency)
         consumerTag = try consumer.consume(queue: queue.name)
         // Acks are written once per loop turn (`writeQueued()`).
-        consumer.batchesWrites = true
+        consumer.queuesSettlements = true
     }
 
-    /// Writes this loop turn's acks and replies (one send each on plain TCP).
+    /// Writes this loop turn's acks and replies (one non-blocking write each).
     func writeQueued() throws(AMQPError) {
         if consumer.hasUnsentFrames { try consumer.writeUnsent() }
         if replies.hasBacklog { try replies.flush() }

@@ -72,9 +72,7 @@ struct PendingConfirms {
 /// Replies are encoded into the connection's write buffer and `flush()`
 /// writes them with one non-blocking send per loop turn
 /// (AMQPConnection+BatchedWrites.swift), on TLS through the connection's
-/// OpenSSL session. Only if that session cannot be found is each reply a
-/// library publish (a write to a full socket would then block the loop inside
-/// rabbitmq-c), written only when the socket has room.
+/// OpenSSL session.
 ///
 /// A broker under a memory or disk alarm stops reading from publishers:
 /// after connection.blocked, and whenever the write buffer or the socket is
@@ -87,8 +85,6 @@ final class ReplyPublisher {
         var address: ReplyAddress
         var seq: Int64
         var deliveryTag: UInt64?
-        /// The request's chunk properties, built once (chunks only).
-        var prepared: AMQPPreparedProperties?
     }
 
     let connection: AMQPConnection
@@ -102,7 +98,6 @@ final class ReplyPublisher {
     init(connection: AMQPConnection) throws(AMQPError) {
         self.connection = connection
         try connection.enablePublisherConfirms()
-        connection.batchesWrites = true  // flush() runs every loop turn
     }
 
     /// Final replies written but not yet confirmed, plus replies still waiting to be written.
@@ -124,19 +119,13 @@ final class ReplyPublisher {
     /// not bytes), so a stalled socket doesn't pile up frames.
     private static let maxUnsentBytes = 256 * 1024
 
-    /// Whether replies are encoded here and written in batches (plain TCP);
-    /// prepared properties are only used otherwise.
-    var writesInBatches: Bool { connection.writesInBatches }
-
     /// Publishes one reply, or queues it behind earlier ones. Final replies are
     /// persistent and remembered until confirmed; chunks are transient.
     func publish(
-        _ kind: ReplyKind, body: [UInt8], to address: ReplyAddress, seq: Int64, settling deliveryTag: UInt64?,
-        prepared: AMQPPreparedProperties? = nil
+        _ kind: ReplyKind, body: [UInt8], to address: ReplyAddress, seq: Int64, settling deliveryTag: UInt64?
     ) throws(AMQPError) {
-        let reply = Outgoing(
-            kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag, prepared: prepared)
-        if outboxHead < outbox.count || isBlocked || !hasRoom(for: body.count) {
+        let reply = Outgoing(kind: kind, body: body, address: address, seq: seq, deliveryTag: deliveryTag)
+        if outboxHead < outbox.count || isBlocked || !hasRoom {
             outbox.append(reply)
             outboxBytes += body.count
             return
@@ -147,9 +136,8 @@ final class ReplyPublisher {
     /// Writes what is encoded and queued replies while the socket has room;
     /// call once per loop turn, and when the socket is writable or the broker unblocked.
     func flush() throws(AMQPError) {
-        let batched = connection.writesInBatches
-        if batched, connection.hasUnsentFrames, !(try connection.writeUnsent()) { return }
-        while outboxHead < outbox.count, !isBlocked, hasRoom(for: outbox[outboxHead].body.count) {
+        if connection.hasUnsentFrames, !(try connection.writeUnsent()) { return }
+        while outboxHead < outbox.count, !isBlocked, hasRoom {
             try write(outbox[outboxHead])
             outboxBytes -= outbox[outboxHead].body.count
             outbox[outboxHead].body = []
@@ -159,64 +147,26 @@ final class ReplyPublisher {
             outbox.removeAll(keepingCapacity: true)
             outboxHead = 0
         }
-        if batched, connection.hasUnsentFrames { try connection.writeUnsent() }
+        if connection.hasUnsentFrames { try connection.writeUnsent() }
     }
 
-    /// The properties of every reply of `kind` to `address`, built once; `x-seq` is set per publish.
-    static func prepareProperties(_ kind: ReplyKind, to address: ReplyAddress) -> AMQPPreparedProperties {
-        AMQPPreparedProperties(routingKey: address.replyTo, properties(kind, to: address, seq: 0))
-    }
+    /// Whether the write buffer takes another reply now.
+    private var hasRoom: Bool { connection.unsentByteCount < Self.maxUnsentBytes }
 
-    private static func properties(_ kind: ReplyKind, to address: ReplyAddress, seq: Int64) -> AMQPOutgoingProperties {
-        AMQPOutgoingProperties(
-            contentType: "application/json", correlationID: address.correlationID, type: kind.rawValue,
-            persistent: kind.isFinal,
-            headers: [
-                ("x-request-id", .string(address.requestID)),
-                ("x-seq", .int(seq)),
-                ("x-attempt", .int(Int64(address.attempt))),
-            ])
-    }
-
-    /// Bytes written since the socket last reported room. A writable TCP socket
-    /// has at least a third of its send buffer free (16 KiB at the least by
-    /// default), so replies adding up to less than `assumedRoom` after a check
-    /// cannot block: most chunks are written without a poll system call.
-    private var writtenSinceCheck = Int.max
-    private static let assumedRoom = 4096
-
-    private func hasRoom(for bytes: Int) -> Bool {
-        if connection.writesInBatches { return connection.unsentByteCount < Self.maxUnsentBytes }
-        // Frame headers and properties add a few hundred bytes to the body.
-        if writtenSinceCheck <= Self.assumedRoom - bytes - 512 { return true }
-        guard connection.isWritable() else { return false }
-        writtenSinceCheck = 0
-        return true
-    }
-
+    /// Encodes one reply into the connection's write buffer. Its properties
+    /// are described here and nowhere else (docs/protocol.md "Replies").
     private func write(_ reply: Outgoing) throws(AMQPError) {
-        writtenSinceCheck &+= reply.body.count + 512
         // Mandatory: a reply to a queue that no longer exists comes back as basic.return.
-        if connection.writesInBatches {
-            // The same properties as `properties(_:to:seq:)`, written straight into the frame.
-            try connection.enqueuePublish(routingKey: reply.address.replyTo, mandatory: true, body: reply.body) {
-                $0.contentType("application/json")
-                $0.headers { headers in
-                    headers.string("x-request-id", reply.address.requestID)
-                    headers.int64("x-seq", reply.seq)
-                    headers.int64("x-attempt", Int64(reply.address.attempt))
-                }
-                $0.deliveryMode(reply.kind.isFinal ? 2 : 1)
-                $0.correlationID(reply.address.correlationID)
-                $0.type(reply.kind.rawValue)
+        try connection.enqueuePublish(routingKey: reply.address.replyTo, mandatory: true, body: reply.body) {
+            $0.contentType("application/json")
+            $0.headers { headers in
+                headers.string("x-request-id", reply.address.requestID)
+                headers.int64("x-seq", reply.seq)
+                headers.int64("x-attempt", Int64(reply.address.attempt))
             }
-        } else if let prepared = reply.prepared {
-            prepared.setInteger(reply.seq, forHeader: "x-seq")
-            try connection.publish(prepared: prepared, mandatory: true, body: reply.body)
-        } else {
-            let properties = Self.properties(reply.kind, to: reply.address, seq: reply.seq)
-            try connection.publish(
-                routingKey: reply.address.replyTo, mandatory: true, properties: properties, body: reply.body)
+            $0.deliveryMode(reply.kind.isFinal ? 2 : 1)
+            $0.correlationID(reply.address.correlationID)
+            $0.type(reply.kind.rawValue)
         }
         lastSequence += 1
         if let deliveryTag = reply.deliveryTag { pending.append(sequence: lastSequence, deliveryTag: deliveryTag) }

@@ -39,8 +39,6 @@ final class InFlightRequest: CurlTransferDelegate {
     var response: UpstreamResponse?
     /// libcurl holds bytes of the paused transfer: its handle must not serve another request.
     var transferPaused = false
-    /// This attempt's chunk properties, built at the first chunk.
-    lazy var chunkProperties = ReplyPublisher.prepareProperties(.chunk, to: address)
 
     /// When the current try started and when its first data arrived (for the latency metrics).
     var tryStartedAt: UInt64 = 0
