@@ -138,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatQueueMockUpstreamTests",
-            dependencies: ["ChatQueueMockUpstream"],
+            dependencies: ["ChatQueueMockUpstream", "ChatQueueCore"],
             swiftSettings: strict
         ),
         .testTarget(

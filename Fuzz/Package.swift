@@ -17,8 +17,8 @@ let fuzzTargets: [(name: String, modules: [String])] = [
     ("FuzzSSE", ["ChatQueueCore"]),
     ("FuzzRequestValidator", ["ChatQueueCore"]),
     ("FuzzRequestMetadata", ["ChatQueueAMQP", "ChatQueueWorker"]),
-    ("FuzzRetryAfter", ["ChatQueueWorker"]),
-    ("FuzzUpstreamResponse", ["ChatQueueCore", "ChatQueueWorker"]),
+    ("FuzzRetryAfter", ["ChatQueueCore"]),
+    ("FuzzUpstreamResponse", ["ChatQueueCore"]),
     ("FuzzRequestStateMachine", ["ChatQueueCore"]),
 ]
 

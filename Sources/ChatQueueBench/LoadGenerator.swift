@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import ChatQueueAMQP
 import Foundation
 
@@ -149,16 +150,8 @@ public enum LoadGenerator {
 /// The clocks a run reads.
 enum Clock {
     /// Monotonic nanoseconds.
-    static func monotonic() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-    }
+    static func monotonic() -> UInt64 { MonotonicClock.now() }
 
     /// Unix time in milliseconds (with fractions), comparable to the mock's stamps.
-    static func wallMilliseconds() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Double(time.tv_sec) * 1000 + Double(time.tv_nsec) / 1e6
-    }
+    static func wallMilliseconds() -> Double { WallClock.unixSeconds() * 1000 }
 }

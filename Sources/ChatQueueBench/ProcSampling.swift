@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import Foundation
 
 #if canImport(Glibc)
@@ -71,19 +72,10 @@ public enum ProcFS {
 
     // MARK: - Readers
 
-    /// A /proc file's text (their size reads as 0, so read to EOF).
+    /// A /proc file's text (their size reads as 0, so read to EOF); nil when it can't be read
+    /// (the process is gone). /proc files of interest are far below the 4 MiB bound.
     public static func read(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            bytes.append(contentsOf: buffer[0..<count])
-        }
+        guard let bytes = try? FileIO.read(path, limit: 4 << 20) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 

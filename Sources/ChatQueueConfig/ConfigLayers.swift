@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import Configuration
 import Synchronization
 
@@ -177,7 +178,7 @@ struct ConfigLayers {
     {
         let bytes: [UInt8]
         do {
-            bytes = try FileReading.contents(ofFile: path, limit: secretFileLimit)
+            bytes = try FileIO.read(path, limit: secretFileLimit)
         } catch {
             if missingMeansUnset, error.isNotFound { return nil }
             throw ConfigError(key: key, message: "cannot read \(path): \(error.reason)")
@@ -195,7 +196,7 @@ struct ConfigLayers {
     private static func yamlProvider(path: String) throws(ConfigError) -> (any ConfigProvider)? {
         let bytes: [UInt8]
         do {
-            bytes = try FileReading.contents(ofFile: path, limit: configFileLimit)
+            bytes = try FileIO.read(path, limit: configFileLimit)
         } catch {
             throw ConfigError(key: ConfigError.fileKey, message: "cannot read config file \(path): \(error.reason)")
         }

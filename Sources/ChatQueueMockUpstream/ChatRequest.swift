@@ -1,5 +1,7 @@
 // The parts of a chat completion request the mock reacts to.
 
+import ChatQueueCore
+
 struct ChatRequest {
     var model: String
     var stream: Bool
@@ -21,20 +23,20 @@ struct ChatRequest {
     /// The most choices one request may ask for; keeps a typo from allocating a huge reply.
     static let maximumChoiceCount = 128
 
-    init(_ object: [String: Any]) throws(Rejection) {
+    init(_ object: JSONObject) throws(Rejection) {
         // DeepSeek answers 422 with serde's wording when a required field is missing.
-        guard let model = ParsedJSON.string(object["model"]) else {
+        guard let model = object["model"]?.stringValue else {
             throw Rejection(status: 422, message: Self.deserializeError("missing field `model`"))
         }
-        guard let messages = object["messages"] as? [Any] else {
+        guard let messages = object["messages"]?.arrayValue else {
             throw Rejection(status: 422, message: Self.deserializeError("missing field `messages`"))
         }
         self.model = model
-        self.stream = ParsedJSON.bool(object["stream"]) ?? false
-        self.choiceCount = min(max(ParsedJSON.int(object["n"]) ?? 1, 1), Self.maximumChoiceCount)
+        self.stream = object["stream"]?.boolValue ?? false
+        self.choiceCount = min(max(object["n"]?.wholeNumber ?? 1, 1), Self.maximumChoiceCount)
 
-        let messageObjects = messages.compactMap { $0 as? [String: Any] }
-        let lastUser = messageObjects.last { ParsedJSON.string($0["role"]) == "user" }
+        let messageObjects = messages.compactMap(\.objectValue)
+        let lastUser = messageObjects.last { $0["role"]?.stringValue == "user" }
         self.lastUserText = lastUser.map { Self.text(of: $0["content"]) } ?? ""
         self.promptTokens = max(
             1,
@@ -42,7 +44,7 @@ struct ChatRequest {
         )
 
         self.toolName = Self.toolName(tools: object["tools"], choice: object["tool_choice"])
-        self.directives = (object["mock"] as? [String: Any]).map(MockDirectives.init) ?? MockDirectives()
+        self.directives = object["mock"]?.objectValue.map(MockDirectives.init) ?? MockDirectives()
     }
 
     /// DeepSeek's reasoning models stream `reasoning_content` before the answer.
@@ -52,21 +54,19 @@ struct ChatRequest {
     }
 
     /// String content as is; array content (OpenAI "parts") as its text parts joined by spaces.
-    private static func text(of content: Any?) -> String {
-        if let string = ParsedJSON.string(content) { return string }
-        guard let parts = content as? [Any] else { return "" }
-        return parts.compactMap { part in
-            ParsedJSON.string((part as? [String: Any])?["text"])
-        }.joined(separator: " ")
+    private static func text(of content: JSONValue?) -> String {
+        if let string = content?.stringValue { return string }
+        guard let parts = content?.arrayValue else { return "" }
+        return parts.compactMap { $0["text"]?.stringValue }.joined(separator: " ")
     }
 
-    private static func toolName(tools: Any?, choice: Any?) -> String? {
-        guard let tools = tools as? [Any], let firstTool = tools.first as? [String: Any] else { return nil }
-        if ParsedJSON.string(choice) == "none" { return nil }
-        if let forced = ((choice as? [String: Any])?["function"] as? [String: Any])?["name"] as? String {
+    private static func toolName(tools: JSONValue?, choice: JSONValue?) -> String? {
+        guard let firstTool = tools?.arrayValue?.first?.objectValue else { return nil }
+        if choice?.stringValue == "none" { return nil }
+        if let forced = choice?["function"]?["name"]?.stringValue {
             return forced
         }
-        return ParsedJSON.string((firstTool["function"] as? [String: Any])?["name"]) ?? "function"
+        return firstTool["function"]?["name"]?.stringValue ?? "function"
     }
 
     private static func deserializeError(_ detail: String) -> String {

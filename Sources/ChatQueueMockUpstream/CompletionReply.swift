@@ -1,6 +1,8 @@
 // The deterministic answer to one chat completion request, rendered either as
 // one `chat.completion` body or as a sequence of `chat.completion.chunk` events.
 
+import ChatQueueCore
+
 struct CompletionReply {
     struct ToolCall {
         var name: String
@@ -19,9 +21,9 @@ struct CompletionReply {
     let toolCall: ToolCall?
     let promptTokens: Int
     /// Rendered once: the final chunk and the body both carry it.
-    private(set) var usage: MockJSON = .null
+    private(set) var usage: JSONValue = .null
     /// Chunks differ only in their choice, so the envelope is rendered once per reply.
-    private let chunkPrefix: String
+    private let chunkPrefix: [UInt8]
 
     static let reasoningText = "Okay, the user wants me to echo their message."
 
@@ -41,8 +43,8 @@ struct CompletionReply {
         }
 
         if let toolName = request.toolName {
-            let arguments: MockJSON = ["echo": .string(text)]
-            self.toolCall = ToolCall(name: toolName, arguments: arguments.serialized)
+            let arguments: JSONValue = ["echo": .string(text)]
+            self.toolCall = ToolCall(name: toolName, arguments: arguments.serializedString())
             self.choices = [""]
         } else if request.choiceCount > 1 {
             self.toolCall = nil
@@ -76,32 +78,32 @@ struct CompletionReply {
     }
 
     /// DeepSeek's usage object, including its cache counters.
-    private var renderedUsage: MockJSON {
-        var fields: [(String, MockJSON)] = [
-            ("prompt_tokens", .int(self.promptTokens)),
-            ("completion_tokens", .int(self.completionTokens)),
-            ("total_tokens", .int(self.promptTokens + self.completionTokens)),
-            ("prompt_tokens_details", ["cached_tokens": 0]),
+    private var renderedUsage: JSONValue {
+        var fields: JSONObject = [
+            "prompt_tokens": .integer(self.promptTokens),
+            "completion_tokens": .integer(self.completionTokens),
+            "total_tokens": .integer(self.promptTokens + self.completionTokens),
+            "prompt_tokens_details": ["cached_tokens": 0],
         ]
         if self.reasoning != nil {
-            fields.append(("completion_tokens_details", ["reasoning_tokens": .int(self.reasoningTokens)]))
+            fields["completion_tokens_details"] = ["reasoning_tokens": .integer(self.reasoningTokens)]
         }
-        fields.append(("prompt_cache_hit_tokens", 0))
-        fields.append(("prompt_cache_miss_tokens", .int(self.promptTokens)))
+        fields["prompt_cache_hit_tokens"] = 0
+        fields["prompt_cache_miss_tokens"] = .integer(self.promptTokens)
         return .object(fields)
     }
 
     // MARK: Non-streaming
 
-    var completionBody: MockJSON {
-        let choices = self.choices.enumerated().map { index, text -> MockJSON in
-            var message: [(String, MockJSON)] = [("role", "assistant"), ("content", .string(text))]
-            if let reasoning { message.append(("reasoning_content", .string(reasoning))) }
+    var completionBody: JSONValue {
+        let choices = self.choices.enumerated().map { index, text -> JSONValue in
+            var message: JSONObject = ["role": "assistant", "content": .string(text)]
+            if let reasoning { message["reasoning_content"] = .string(reasoning) }
             if let toolCall {
-                message.append(("tool_calls", [self.toolCallJSON(arguments: toolCall.arguments)]))
+                message["tool_calls"] = [self.toolCallJSON(arguments: toolCall.arguments)]
             }
             return [
-                "index": .int(index),
+                "index": .integer(index),
                 "message": .object(message),
                 "logprobs": .null,
                 "finish_reason": .string(self.finishReason),
@@ -110,7 +112,7 @@ struct CompletionReply {
         return [
             "id": .string(self.id),
             "object": "chat.completion",
-            "created": .int(self.created),
+            "created": .integer(self.created),
             "model": .string(self.model),
             "system_fingerprint": "fp_mock",
             "choices": .array(choices),
@@ -144,48 +146,50 @@ struct CompletionReply {
         case .done:
             return "data: [DONE]\n\n"
         case .streamError:
-            return "data: " + MockErrorBody.duringGeneration.json.serialized + "\n\n"
+            return "data: " + MockErrorBody.duringGeneration.json.serializedString() + "\n\n"
         case .drop:
             return ""
         default:
             break
         }
         let (choice, usage) = self.choiceAndUsage(for: step)
-        var out = "data: "
-        out.reserveCapacity(self.chunkPrefix.utf8.count + 256)
+        var out: [UInt8] = []
+        out.reserveCapacity(6 + self.chunkPrefix.count + 256)
+        out += "data: ".utf8
         out += self.chunkPrefix
-        choice.write(into: &out)
-        out += "]"
+        choice.serialize(into: &out)
+        out.append(UInt8(ascii: "]"))
         if let usage {
-            out += ",\"usage\":"
-            usage.write(into: &out)
+            out += #","usage":"#.utf8
+            usage.serialize(into: &out)
         }
         if let sentAt {
-            out += ",\"x_mock_sent_at_ms\":" + sentAt
+            out += #","x_mock_sent_at_ms":"#.utf8
+            out += sentAt.utf8
         }
-        out += "}\n\n"
-        return out
+        out += "}\n\n".utf8
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `{"id":…,"object":"chat.completion.chunk",…,"choices":[`
-    private static func chunkPrefix(id: String, created: Int, model: String) -> String {
-        let envelope: MockJSON = [
+    private static func chunkPrefix(id: String, created: Int, model: String) -> [UInt8] {
+        let envelope: JSONValue = [
             "id": .string(id),
             "object": "chat.completion.chunk",
-            "created": .int(created),
+            "created": .integer(created),
             "model": .string(model),
             "system_fingerprint": "fp_mock",
         ]
-        var out = envelope.serialized
+        var out = envelope.serialized()
         out.removeLast()  // the closing brace
-        return out + ",\"choices\":["
+        return out + #","choices":["#.utf8
     }
 
-    private func choiceAndUsage(for step: StreamStep) -> (choice: MockJSON, usage: MockJSON?) {
+    private func choiceAndUsage(for step: StreamStep) -> (choice: JSONValue, usage: JSONValue?) {
         let choice: Int
-        let delta: MockJSON
-        var finishReason: MockJSON = .null
-        var usage: MockJSON?
+        let delta: JSONValue
+        var finishReason: JSONValue = .null
+        var usage: JSONValue?
 
         switch step {
         case .role(let index):
@@ -217,10 +221,10 @@ struct CompletionReply {
         case .streamError, .done, .drop:
             preconditionFailure("\(step) is not a chunk")
         }
-        return (["index": .int(choice), "delta": delta, "logprobs": .null, "finish_reason": finishReason], usage)
+        return (["index": .integer(choice), "delta": delta, "logprobs": .null, "finish_reason": finishReason], usage)
     }
 
-    private func toolCallJSON(arguments: String) -> MockJSON {
+    private func toolCallJSON(arguments: String) -> JSONValue {
         [
             "index": 0,
             "id": "call_mock_0",

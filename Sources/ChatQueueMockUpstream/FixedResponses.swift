@@ -5,6 +5,7 @@
 // else the non-stream one. A request with a "mock" object (pacing, stamps,
 // errors, ...) still gets the scripted treatment.
 
+import ChatQueueCore
 import NIOHTTP1
 
 struct FixedResponses: Sendable {
@@ -16,12 +17,12 @@ struct FixedResponses: Sendable {
     init(words: Int?) {
         // The reply to a one-message request, as the normal path would render it.
         let template = #"{"model":"deepseek-chat","messages":[{"role":"user","content":"fixed response"}]}"#
-        let object = (try? ParsedJSON.parseObject(Array(template.utf8))) ?? [:]
+        let object = (try? JSONValue(parsing: template))?.objectValue ?? [:]
         guard let request = try? ChatRequest(object) else {
             preconditionFailure("the fixed-response template is a valid request")
         }
         let reply = CompletionReply(request: request, id: 0, created: 0, defaultWords: words)
-        self.completion = reply.completionBody.serialized
+        self.completion = reply.completionBody.serializedString()
         self.stream = reply.streamSteps.map { reply.event(for: $0) }.joined() + reply.event(for: .done)
     }
 

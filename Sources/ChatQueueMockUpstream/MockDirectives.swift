@@ -2,6 +2,8 @@
 // DeepSeek ignores unknown top-level fields and the worker forwards bodies
 // byte-for-byte, so this is how a test reaches through the worker to here.
 
+import ChatQueueCore
+
 struct MockDirectives {
     /// Answer with this HTTP status (300...599) and its OpenAI-shaped error.
     var status: Int?
@@ -34,27 +36,27 @@ struct MockDirectives {
 
     init() {}
 
-    init(_ object: [String: Any]) {
-        self.status = ParsedJSON.int(object["status"]).flatMap(Self.errorStatus)
+    init(_ object: JSONObject) {
+        self.status = object["status"]?.wholeNumber.flatMap(Self.errorStatus)
         self.retryAfter = Self.text(object["retry_after"])
         self.retryAfterMilliseconds = Self.text(object["retry_after_ms"])
-        self.errorBody = ParsedJSON.string(object["error_body"])
-        self.errorContentType = ParsedJSON.string(object["content_type"])
-        self.failFirst = ParsedJSON.int(object["fail_first"])
-        self.key = ParsedJSON.string(object["key"])
-        self.failStatus = ParsedJSON.int(object["fail_status"]).flatMap(Self.errorStatus) ?? 503
+        self.errorBody = object["error_body"]?.stringValue
+        self.errorContentType = object["content_type"]?.stringValue
+        self.failFirst = object["fail_first"]?.wholeNumber
+        self.key = object["key"]?.stringValue
+        self.failStatus = object["fail_status"]?.wholeNumber.flatMap(Self.errorStatus) ?? 503
         self.intervalMilliseconds = Self.milliseconds(object["interval_ms"])
         self.firstByteDelayMilliseconds = Self.milliseconds(object["first_byte_delay_ms"]) ?? 0
         self.keepaliveMilliseconds = Self.milliseconds(object["keepalive_ms"]).flatMap { $0 > 0 ? $0 : nil }
-        self.keepaliveOnly = ParsedJSON.bool(object["keepalive_only"]) ?? false
-        self.dropAfter = ParsedJSON.int(object["drop_after"]).map { max(0, $0) }
-        self.emptyStream = ParsedJSON.bool(object["empty_stream"]) ?? false
-        self.badResponse = ParsedJSON.bool(object["bad_response"]) ?? false
-        self.streamError = ParsedJSON.bool(object["stream_error"]) ?? false
-        self.words = ParsedJSON.int(object["words"]).map { max(0, $0) }
-        self.padLines = max(0, ParsedJSON.int(object["pad_lines"]) ?? 0)
-        self.stamp = ParsedJSON.bool(object["stamp"]) ?? false
-        self.noDone = ParsedJSON.bool(object["no_done"]) ?? false
+        self.keepaliveOnly = object["keepalive_only"]?.boolValue ?? false
+        self.dropAfter = object["drop_after"]?.wholeNumber.map { max(0, $0) }
+        self.emptyStream = object["empty_stream"]?.boolValue ?? false
+        self.badResponse = object["bad_response"]?.boolValue ?? false
+        self.streamError = object["stream_error"]?.boolValue ?? false
+        self.words = object["words"]?.wholeNumber.map { max(0, $0) }
+        self.padLines = max(0, object["pad_lines"]?.wholeNumber ?? 0)
+        self.stamp = object["stamp"]?.boolValue ?? false
+        self.noDone = object["no_done"]?.boolValue ?? false
     }
 
     /// Headers that go with an error answer.
@@ -74,15 +76,15 @@ struct MockDirectives {
     private static let longestDelayMilliseconds = 1e12
 
     // Fractional milliseconds are rounded up so "0.5" still means "some delay".
-    private static func milliseconds(_ value: Any?) -> Int? {
-        guard let double = ParsedJSON.double(value), double.isFinite else { return nil }
+    private static func milliseconds(_ value: JSONValue?) -> Int? {
+        guard let double = value?.doubleValue, double.isFinite else { return nil }
         return Int(min(max(0, double), Self.longestDelayMilliseconds).rounded(.up))
     }
 
-    private static func text(_ value: Any?) -> String? {
-        if let string = ParsedJSON.string(value) { return string }
-        if let int = ParsedJSON.int(value) { return String(int) }
-        if let double = ParsedJSON.double(value) { return String(double) }
+    private static func text(_ value: JSONValue?) -> String? {
+        if let string = value?.stringValue { return string }
+        if let int = value?.wholeNumber { return String(int) }
+        if let double = value?.doubleValue { return String(double) }
         return nil
     }
 }

@@ -1,12 +1,14 @@
 // Error bodies in the OpenAI shape DeepSeek uses:
 // {"error":{"message":…,"type":…,"param":null,"code":…}}
 
+import ChatQueueCore
+
 struct MockErrorBody {
     var message: String
     var type: String
     var code: String
 
-    var json: MockJSON {
+    var json: JSONValue {
         ["error": ["message": .string(self.message), "type": .string(self.type), "param": .null, "code": .string(self.code)]]
     }
 

@@ -1,6 +1,7 @@
 // Deciding what to answer: routing, authentication, parsing and directives,
 // all before a single byte goes out. The channel handler only executes the plan.
 
+import ChatQueueCore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -69,16 +70,14 @@ extension MockUpstreamState {
             return .error(401)
         }
 
-        let object: [String: Any]
+        let object: JSONObject
         do {
-            guard let parsed = try ParsedJSON.parseObject(request.body) else {
+            guard let parsed = try JSONValue(parsing: request.body).objectValue else {
                 return .error(400, message: "Failed to parse the request body as JSON: expected an object")
             }
             object = parsed
         } catch {
-            // Foundation's reason ("Unexpected end of file…") without the NSError dump around it.
-            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "invalid JSON"
-            return .error(400, message: "Failed to parse the request body as JSON: \(reason)")
+            return .error(400, message: "Failed to parse the request body as JSON: \(error)")
         }
 
         let chat: ChatRequest
@@ -129,7 +128,7 @@ extension MockUpstreamState {
 
         guard chat.stream else {
             let padding = String(repeating: "\n", count: directives.padLines)
-            return .completion(CompletionBodyReply(body: padding + completion.completionBody.serialized, pacing: pacing))
+            return .completion(CompletionBodyReply(body: padding + completion.completionBody.serializedString(), pacing: pacing))
         }
         let steps = directives.emptyStream ? [] : completion.streamSteps.shaped(by: directives)
         return .stream(StreamReply(reply: completion, steps: steps, pacing: pacing, stamp: directives.stamp))
@@ -154,14 +153,14 @@ extension MockReply {
                 status: HTTPResponseStatus(statusCode: status),
                 headers: extraHeaders,
                 contentType: "application/json",
-                body: body.json.serialized
+                body: body.json.serializedString()
             )
         )
     }
 
     /// The error a `status` or `fail_first` directive asked for.
     static func scriptedError(status: Int, directives: MockDirectives, delay: TimeAmount) -> MockReply {
-        let body = directives.errorBody ?? MockErrorBody.forStatus(status).json.serialized
+        let body = directives.errorBody ?? MockErrorBody.forStatus(status).json.serializedString()
         let looksLikeJSON = body.drop { $0.isWhitespace }.first.map { $0 == "{" || $0 == "[" } ?? false
         return .fixed(
             FixedReply(

@@ -8,16 +8,22 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The call, e.g. "open /etc/chatqueue/key" or "epoll_ctl".
     public var call: String
     public var errno: Int32
+    /// Our words, when the kernel's for `errno` would say less ("larger than 65536 bytes").
+    public var detail: String?
 
-    public init(call: String, errno: Int32) {
+    public init(call: String, errno: Int32, detail: String? = nil) {
         self.call = call
         self.errno = errno
+        self.detail = detail
     }
 
-    /// The system's words for `errno` ("No such file or directory").
-    public var reason: String { Self.reason(for: errno) }
+    /// Why it failed: `detail`, else the system's words for `errno` ("No such file or directory").
+    public var reason: String { detail ?? Self.reason(for: errno) }
 
     public var description: String { "\(call): \(reason)" }
+
+    /// ENOENT: the file or directory does not exist.
+    public var isNotFound: Bool { errno == ENOENT }
 
     public static func reason(for code: Int32) -> String {
         guard let text = strerror(code) else { return "errno \(code)" }

@@ -96,6 +96,7 @@ extension Worker {
             logger.warning(
                 "upstream keeps failing: degraded, taking no new requests",
                 metadata: ["upstream.consecutive_failures": "\(health.consecutiveFailures)"])
+            counters.degradations += 1
             state = .degraded
             try session.unsubscribe()
         case .recover:

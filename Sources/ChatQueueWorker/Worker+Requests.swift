@@ -255,7 +255,7 @@ extension Worker {
         case .failure(let failure):
             try recordTry(failure)
             var retryAfter: Double?
-            switch RetryPolicy.retryAfterHint(
+            switch RetryBackoff.retryAfterHint(
                 milliseconds: response.retryAfterMilliseconds, header: response.retryAfter,
                 nowUnixSeconds: Double(WallClock.unixMilliseconds()) / 1000)
             {

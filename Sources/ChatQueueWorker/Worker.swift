@@ -144,6 +144,7 @@ public final class Worker: ChunkSink {
                         "upstream.url": "\(settings.upstream.completionsURL)",
                     ])
             } catch {
+                counters.brokerConnectFailures += 1
                 logger.error(
                     "cannot connect to the broker",
                     metadata: ["broker.url": "\(endpoint.redacted)", "error": "\(error)"])

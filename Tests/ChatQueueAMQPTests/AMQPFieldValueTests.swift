@@ -1,6 +1,7 @@
 import ChatQueueAMQP
 import Testing
 
+@Suite("AMQP field values")
 struct AMQPFieldValueTests {
     @Test(
         "saturatedInteger: integer kinds, decimal strings of any length and whole doubles, clamped to Int64",

@@ -5,6 +5,7 @@ import Testing
 
 /// The frames chatqueue writes itself (batched publishing), checked byte by
 /// byte and decoded again with rabbitmq-c's own decoders.
+@Suite("AMQP frame encoder")
 struct AMQPFrameEncoderTests {
     /// Splits `bytes` into (type, channel, payload) frames, checking each envelope.
     private func frames(_ bytes: [UInt8]) -> [(type: UInt8, channel: UInt16, payload: [UInt8])] {

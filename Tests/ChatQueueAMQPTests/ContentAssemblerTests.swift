@@ -2,6 +2,7 @@ import ChatQueueAMQP
 import Testing
 
 /// Deliveries assembled from single frames, as the worker reads them without blocking.
+@Suite("AMQP content assembly")
 struct ContentAssemblerTests {
     let deliver = AMQPMethod.deliver(consumerTag: "t", deliveryTag: 7, redelivered: false, exchange: "", routingKey: "q")
 

@@ -8,6 +8,7 @@ import Glibc
 
 /// Batched writes to a socket that takes less than is queued: nothing may be
 /// lost, reordered or block.
+@Suite("Outgoing AMQP bytes")
 struct OutgoingBytesTests {
     private func socketPair() throws -> (Int32, Int32) {
         var ends: [Int32] = [-1, -1]

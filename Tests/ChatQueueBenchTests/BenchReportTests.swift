@@ -4,6 +4,7 @@ import Testing
 @testable import ChatQueueBench
 
 /// Report rendering and the targets of docs/performance.md.
+@Suite("Benchmark reports")
 struct BenchReportTests {
     static func run(
         _ label: String, scenario: BenchScenario, requests: Int = 1000, completed: Int? = nil, wall: Double = 2,

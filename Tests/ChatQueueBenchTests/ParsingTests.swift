@@ -7,6 +7,7 @@ import Glibc
 
 @testable import ChatQueueBench
 
+@Suite("Chunk stamps")
 struct ChunkStampTests {
     @Test("reads the mock's x_mock_sent_at_ms, appended as the chunk's last member")
     func stamped() {
@@ -25,6 +26,7 @@ struct ChunkStampTests {
     }
 }
 
+@Suite("/proc parsing")
 struct ProcFSTests {
     @Test("utime + stime are counted after the last ')' of the command name")
     func statLine() {
@@ -72,6 +74,7 @@ struct ProcFSTests {
     }
 }
 
+@Suite("Benchmark load")
 struct BenchLoadTests {
     @Test("defaults per scenario, and the mock directives each request carries")
     func defaults() throws {

@@ -3,6 +3,7 @@ import Testing
 @testable import ChatQueueBench
 
 /// The per-request bookkeeping: chunks in x-seq order, then exactly one final reply.
+@Suite("Benchmark request tracking")
 struct RequestTrackerTests {
     /// Books a reply for request `index` at time `at` (ns).
     private func reply(
@@ -118,6 +119,7 @@ struct RequestTrackerTests {
     }
 }
 
+@Suite("Latency distributions")
 struct DistributionTests {
     @Test("nearest-rank percentiles: p50 and p99 of 1...100 are 50 and 99")
     func nearestRank() throws {

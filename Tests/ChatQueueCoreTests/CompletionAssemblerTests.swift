@@ -18,7 +18,8 @@ private func chunk(_ delta: String, finish: String = "null", extra: String = "")
 
 @Suite("Completion assembly")
 struct CompletionAssemblerTests {
-    @Test func contentIsConcatenatedIntoAChatCompletion() throws {
+    @Test("content deltas are concatenated into a chat.completion")
+    func contentIsConcatenatedIntoAChatCompletion() throws {
         let (response, assembler) = try assemble([
             chunk(#"{"role":"assistant","content":""}"#),
             chunk(#"{"content":"Hel"}"#),
@@ -31,7 +32,9 @@ struct CompletionAssemblerTests {
         #expect(response.serializedString() == expected)
     }
 
-    @Test func reasoningContentAndContentAreKeptApart() throws {
+    @Test("reasoning content and content are kept apart")
+
+    func reasoningContentAndContentAreKeptApart() throws {
         let (response, _) = try assemble([
             chunk(#"{"role":"assistant","content":null,"reasoning_content":""}"#),
             chunk(#"{"content":null,"reasoning_content":"Think"}"#),
@@ -44,7 +47,9 @@ struct CompletionAssemblerTests {
         #expect(message?.objectValue?.keys == ["role", "content", "reasoning_content"])
     }
 
-    @Test func contentIsNullWhenOnlyReasoningArrived() throws {
+    @Test("content is null when only reasoning arrived")
+
+    func contentIsNullWhenOnlyReasoningArrived() throws {
         let (response, _) = try assemble([
             chunk(#"{"role":"assistant","content":null,"reasoning_content":"hmm"}"#),
             chunk(#"{"content":null,"reasoning_content":"..."}"#, finish: #""length""#),
@@ -58,7 +63,9 @@ struct CompletionAssemblerTests {
         #expect(empty["choices"]?[0]?["message"] == ["role": "assistant", "content": .null])
     }
 
-    @Test func toolCallsAreMergedByIndex() throws {
+    @Test("tool calls are merged by index")
+
+    func toolCallsAreMergedByIndex() throws {
         let (response, _) = try assemble([
             chunk(#"{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":""}}]}"#),
             chunk(#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}"#),
@@ -73,7 +80,9 @@ struct CompletionAssemblerTests {
         #expect(response["choices"]?[0]?.serializedString() == expected)
     }
 
-    @Test func toolCallsAreSortedByIndex() throws {
+    @Test("tool calls are sorted by index")
+
+    func toolCallsAreSortedByIndex() throws {
         let (response, _) = try assemble([
             chunk(#"{"tool_calls":[{"index":2,"id":"c2","function":{"name":"b","arguments":"2"}},{"index":0,"id":"c0","function":{"name":"a","arguments":"0"}}]}"#),
             chunk(#"{"tool_calls":[{"index":2,"function":{"arguments":"!"}}]}"#),
@@ -84,7 +93,9 @@ struct CompletionAssemblerTests {
         #expect(calls[1].objectValue?.keys == ["id", "type", "function"])  // no "index"
     }
 
-    @Test func interleavedChoicesAreSeparatedAndSorted() throws {
+    @Test("interleaved choices are separated and sorted")
+
+    func interleavedChoicesAreSeparatedAndSorted() throws {
         func choiceChunk(_ index: Int, _ delta: String, finish: String = "null") -> String {
             #"{"id":"c-2","created":5,"model":"m","choices":[{"index":\#(index),"delta":\#(delta),"finish_reason":\#(finish)}]}"#
         }
@@ -104,7 +115,9 @@ struct CompletionAssemblerTests {
         #expect(response.objectValue?.keys == ["id", "object", "created", "model", "choices"])
     }
 
-    @Test func usageFromTheLastChunk() throws {
+    @Test("usage comes from the last chunk that has it")
+
+    func usageFromTheLastChunk() throws {
         let usage = #","usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}"#
         let (response, _) = try assemble([
             chunk(#"{"role":"assistant","content":"Hi"}"#, extra: #","usage":null"#),
@@ -118,7 +131,9 @@ struct CompletionAssemblerTests {
         #expect(twice["usage"]?["total_tokens"] == 2)
     }
 
-    @Test func finishReasonIsTheLastNonNullOne() throws {
+    @Test("finish reason is the last non-null one")
+
+    func finishReasonIsTheLastNonNullOne() throws {
         let (response, _) = try assemble([
             chunk(#"{"content":"a"}"#, finish: #""length""#),
             chunk(#"{"content":"b"}"#, finish: #""stop""#),
@@ -129,7 +144,9 @@ struct CompletionAssemblerTests {
         #expect(unfinished["choices"]?[0]?["finish_reason"] == .null)
     }
 
-    @Test func metadataFromTheFirstNonNullValues() throws {
+    @Test("metadata comes from the first non-null values")
+
+    func metadataFromTheFirstNonNullValues() throws {
         let (response, _) = try assemble([
             #"{"id":null,"created":null,"model":null,"choices":[]}"#,
             #"{"id":"first","created":1.7e9,"model":"deepseek-reasoner","system_fingerprint":null,"choices":[]}"#,
@@ -142,7 +159,9 @@ struct CompletionAssemblerTests {
         #expect(response["object"] == "chat.completion")
     }
 
-    @Test func roleIsTheFirstOneSeen() throws {
+    @Test("role is the first one seen")
+
+    func roleIsTheFirstOneSeen() throws {
         let (response, _) = try assemble([
             chunk(#"{"content":"x"}"#),
             chunk(#"{"role":"tool","content":"y"}"#),
@@ -151,12 +170,16 @@ struct CompletionAssemblerTests {
         #expect(response["choices"]?[0]?["message"]?["role"] == "tool")
     }
 
-    @Test func noChunksGiveAnEmptyCompletion() {
+    @Test("no chunks give an empty chat.completion")
+
+    func noChunksGiveAnEmptyCompletion() {
         let response = CompletionAssembler().response()
         #expect(response.serializedString() == #"{"id":null,"object":"chat.completion","created":null,"model":null,"choices":[]}"#)
     }
 
-    @Test func aChoiceMayNameItsIndexAfterItsDelta() throws {
+    @Test("a choice may name its index after its delta")
+
+    func aChoiceMayNameItsIndexAfterItsDelta() throws {
         let (response, _) = try assemble([
             #"{"id":"c-1","choices":[{"delta":{"content":"a"},"index":1},{"delta":{"content":"b"},"index":0}]}"#,
             #"{"choices":[{"finish_reason":"stop","delta":{"content":"c"},"index":1}]}"#,
@@ -168,14 +191,18 @@ struct CompletionAssemblerTests {
         #expect(choices.last?["finish_reason"]?.stringValue == "stop")
     }
 
-    @Test func escapesInKeysAndContentAreDecoded() throws {
+    @Test("escapes in keys and content are decoded")
+
+    func escapesInKeysAndContentAreDecoded() throws {
         let (response, _) = try assemble([
             #"{"choices":[{"index":0,"d\u0065lta":{"content":"caf\u00e9 \"ok\"\n"}}]}"#
         ])
         #expect(response["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "caf\u{e9} \"ok\"\n")
     }
 
-    @Test func factsSayWhatTheCallerActsOn() throws {
+    @Test("each chunk's facts: object, error member, finish reason")
+
+    func factsSayWhatTheCallerActsOn() throws {
         var assembler = CompletionAssembler()
         let plain = try assembler.add(chunk: Array(chunk(#"{"content":"x"}"#).utf8))
         #expect(plain == CompletionAssembler.ChunkFacts(isObject: true, hasError: false, hasFinishReason: false))
@@ -190,7 +217,8 @@ struct CompletionAssemblerTests {
 
     /// Metadata is the first non-null value seen, even within one chunk; a
     /// repeated delta member counts as its last occurrence, as in a parsed tree.
-    @Test func repeatedMembers() throws {
+    @Test("repeated members: metadata keeps the first value, a delta member its last")
+    func repeatedMembers() throws {
         let (response, _) = try assemble([
             #"{"id":"first","id":"second","choices":[{"index":0,"delta":{"content":"x","content":"y"},"delta":{"content":"z"}}]}"#
         ])
@@ -200,7 +228,7 @@ struct CompletionAssemblerTests {
 
     /// The scanner skips the members it does not need, but must reject exactly
     /// what the full parser rejects, wherever the fault is.
-    @Test(arguments: [
+    @Test("accepts exactly what the parser accepts", arguments: [
         (#"{"choices":[],"logprobs":{"a":[1,2,{"b":null}]}}"#, true),
         (#"{"choices":[{"index":0,"delta":{"content":"x","extra":[true,false,-1.5e3]}}]}"#, true),
         (#" {"a":"\ud83d\ude00"} "#, true),
@@ -225,7 +253,9 @@ struct CompletionAssemblerTests {
         #expect(scannerAccepts == valid)
     }
 
-    @Test func invalidUTF8InASkippedMemberIsRejected() {
+    @Test("invalid UTF-8 in a skipped member is rejected")
+
+    func invalidUTF8InASkippedMemberIsRejected() {
         var assembler = CompletionAssembler()
         let bytes = Array(#"{"choices":[],"other":""#.utf8) + [0xC0, 0xAF] + Array(#""}"#.utf8)
         #expect(throws: JSONParseError.self) { _ = try assembler.add(chunk: bytes) }
@@ -234,7 +264,8 @@ struct CompletionAssemblerTests {
 
 @Suite("Token usage of a completion body")
 struct TokenUsageTests {
-    @Test func readsPromptAndCompletionTokens() {
+    @Test("reads prompt and completion tokens")
+    func readsPromptAndCompletionTokens() {
         let body = Array(#"{"id":"x","choices":[{"message":{"content":"usage"}}],"usage":{"prompt_tokens":12,"total_tokens":19,"completion_tokens":7}}"#.utf8)
         let usage = UpstreamBody.tokenUsage(body)
         #expect(usage?.prompt == 12)
@@ -242,7 +273,8 @@ struct TokenUsageTests {
     }
 
     // Found by FuzzJSON: the scanner's integer reader gave up on Int.min, which JSONValue.integerValue reads.
-    @Test func countsAtIntsExtremesReadAsIntegerValueReadsThem() {
+    @Test("token counts at Int.min and Int.max are read; beyond them they count as 0")
+    func countsAtIntsExtremesReadAsIntegerValueReadsThem() {
         let extremes = Array(#"{"usage":{"prompt_tokens":-9223372036854775808,"completion_tokens":9223372036854775807}}"#.utf8)
         let usage = UpstreamBody.tokenUsage(extremes)
         #expect(usage?.prompt == Int.min)
@@ -252,7 +284,9 @@ struct TokenUsageTests {
         #expect(UpstreamBody.tokenUsage(beyond)?.completion == 0)
     }
 
-    @Test func noUsageObjectOrNotJSONGivesNil() {
+    @Test("no usage object, or a body that is not JSON, gives no usage")
+
+    func noUsageObjectOrNotJSONGivesNil() {
         #expect(UpstreamBody.tokenUsage(Array(#"{"id":"x","usage":null}"#.utf8)) == nil)
         #expect(UpstreamBody.tokenUsage(Array(#"{"id":"x"}"#.utf8)) == nil)
         #expect(UpstreamBody.tokenUsage(Array("not json".utf8)) == nil)

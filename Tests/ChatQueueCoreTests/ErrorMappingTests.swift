@@ -11,7 +11,7 @@ private let openAIErrorBody = #"{"error":{"message":"bad thing","type":"whatever
 struct ErrorMappingTests {
     // MARK: HTTP statuses
 
-    @Test(arguments: [
+    @Test("each upstream HTTP status maps to its error reply", arguments: [
         (400, 400, "invalid_request_error", false),
         (422, 422, "invalid_request_error", false),
         (401, 401, "authentication_error", false),
@@ -43,7 +43,7 @@ struct ErrorMappingTests {
         #expect(error.disposition == .acknowledge)
     }
 
-    @Test(arguments: [100, 200, 201, 204, 301, 302, 304])
+    @Test("a non-error HTTP status is a bad response", arguments: [100, 200, 201, 204, 301, 302, 304])
     func nonErrorStatusesAreBadResponses(_ status: Int) {
         let error = httpError(status, openAIErrorBody)
         #expect(error.status == 502)
@@ -54,7 +54,9 @@ struct ErrorMappingTests {
         #expect(error.disposition == .acknowledge)
     }
 
-    @Test func deepSeekInsufficientBalance() {
+    @Test("DeepSeek's 402 Insufficient Balance maps to payment_required")
+
+    func deepSeekInsufficientBalance() {
         let body = #"{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}"#
         let error = httpError(402, body)
         #expect(
@@ -64,7 +66,9 @@ struct ErrorMappingTests {
                     param: nil, retryable: false, upstreamStatus: 402, disposition: .acknowledge))
     }
 
-    @Test func upstreamCodeVariants() {
+    @Test("upstream error codes: numbers as text, null and missing as none; padding around the body")
+
+    func upstreamCodeVariants() {
         #expect(httpError(400, #"{"error":{"message":"m","code":400}}"#).code == "400")
         #expect(httpError(400, #"{"error":{"message":"m","code":null}}"#).code == nil)
         #expect(httpError(400, #"{"error":{"message":"m"}}"#).code == nil)
@@ -72,7 +76,9 @@ struct ErrorMappingTests {
         #expect(httpError(503, "  \n" + #"{"error":{"message":"overloaded","code":"busy"}}"# + "\n").message == "overloaded")
     }
 
-    @Test func genericMessageWhenTheBodyIsNotAnErrorObject() {
+    @Test("generic message when the body is not an error object")
+
+    func genericMessageWhenTheBodyIsNotAnErrorObject() {
         #expect(httpError(503).message == "upstream returned HTTP 503")
         #expect(httpError(503, " \n\t ").message == "upstream returned HTTP 503")
         #expect(httpError(502, "\n  <html>Bad Gateway</html>\n").message == "upstream returned HTTP 502: <html>Bad Gateway</html>")
@@ -83,7 +89,9 @@ struct ErrorMappingTests {
         #expect(httpError(500, "plain").code == nil)
     }
 
-    @Test func genericMessageKeepsOnlyTheFirst200Bytes() {
+    @Test("a generic message keeps only the first 200 bytes of the body")
+
+    func genericMessageKeepsOnlyTheFirst200Bytes() {
         let long = String(repeating: "a", count: 199) + "bcdefgh"
         #expect(httpError(500, long).message == "upstream returned HTTP 500: " + String(repeating: "a", count: 199) + "b")
         // A multi-byte character across the cut is dropped whole, not mangled.
@@ -96,7 +104,9 @@ struct ErrorMappingTests {
 
     // MARK: Other failures
 
-    @Test func transportFailures() {
+    @Test("connection failures are retryable 502 upstream_error replies")
+
+    func transportFailures() {
         let connection = ChatError(upstream: .connectionFailed("Could not resolve host: api.deepseek.com"))
         #expect(connection.status == 502)
         #expect(connection.type == "upstream_error")
@@ -117,7 +127,9 @@ struct ErrorMappingTests {
         #expect(interrupted.message.contains("connection reset"))
     }
 
-    @Test func streamErrors() throws {
+    @Test("an error event in a stream keeps the upstream's code, message and param")
+
+    func streamErrors() throws {
         let event = try json(#"{"error":{"message":"Content Exists Risk","type":"x","param":"messages","code":"content_filter"}}"#)
         let error = ChatError(upstream: .streamError(event))
         #expect(
@@ -132,7 +144,7 @@ struct ErrorMappingTests {
         #expect(ChatError(upstream: .streamError(try json(#"{"error":{"code":42}}"#))).code == "42")
     }
 
-    @Test(arguments: [
+    @Test("timeouts are 504 timeout_error replies with their own codes", arguments: [
         (UpstreamFailure.connectTimeout, "connect_timeout", true),
         (.firstByteTimeout, "first_byte_timeout", true),
         (.idleTimeout, "idle_timeout", true),
@@ -150,7 +162,9 @@ struct ErrorMappingTests {
         #expect(!error.message.isEmpty)
     }
 
-    @Test func everyUpstreamFailureIsAcknowledged() {
+    @Test("every upstream failure's request is acked, not dead-lettered")
+
+    func everyUpstreamFailureIsAcknowledged() {
         let failures: [UpstreamFailure] = [
             .httpStatus(400, body: []), .httpStatus(500, body: []), .connectionFailed("x"), .connectTimeout,
             .firstByteTimeout, .idleTimeout, .requestTimeout, .deadlineExceeded, .badResponse("x"), .emptyStream,
@@ -163,7 +177,9 @@ struct ErrorMappingTests {
 
     // MARK: Retry decisions
 
-    @Test func isRetryable() {
+    @Test("which failures are retried: 408, 429, 5xx but 501 and 505, transport and timeouts")
+
+    func isRetryable() {
         for status in [408, 429, 500, 502, 503, 504] {
             #expect(UpstreamFailure.httpStatus(status, body: []).isRetryable, "\(status)")
         }
@@ -183,7 +199,9 @@ struct ErrorMappingTests {
 
     // MARK: Request errors and the wire body
 
-    @Test func requestErrorFactories() {
+    @Test("request errors: status, type, code and dead-lettering")
+
+    func requestErrorFactories() {
         let invalid = ChatError.invalidJSON("bad")
         #expect(invalid == ChatError(status: 400, type: "invalid_request_error", code: "invalid_json", message: "bad", disposition: .deadLetter))
         let field = ChatError.invalidField(param: "n", message: "n is wrong")
@@ -203,7 +221,9 @@ struct ErrorMappingTests {
         }
     }
 
-    @Test func responseBodyExactBytes() {
+    @Test("the error reply body, byte for byte")
+
+    func responseBodyExactBytes() {
         let error = ChatError.invalidField(param: "messages[0].role", message: "messages[0].role must be a \"string\"")
         #expect(
             text(error.responseBody(requestID: "req-1", attempts: 1))
@@ -211,7 +231,9 @@ struct ErrorMappingTests {
         )
     }
 
-    @Test func responseBodyWithUpstreamStatusAndNulls() {
+    @Test("the error reply body with an upstream status and null fields")
+
+    func responseBodyWithUpstreamStatusAndNulls() {
         let error = httpError(402, #"{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":null}}"#)
         #expect(
             text(error.responseBody(requestID: "r/é", attempts: 3))
@@ -226,7 +248,9 @@ struct ErrorMappingTests {
 
     // MARK: Non-stream 200 bodies
 
-    @Test func completionBodyIsTrimmedNotReencoded() throws {
+    @Test("a completion body is trimmed, not re-encoded")
+
+    func completionBodyIsTrimmedNotReencoded() throws {
         let object = #"{"id":"x", "choices" : [ ],"n":1.50}"#
         let body = bytes("\n\n" + object + "\n")
         let trimmed = try UpstreamBody.checkCompletion(body).get()
@@ -235,12 +259,14 @@ struct ErrorMappingTests {
         #expect(try UpstreamBody.checkCompletion(bytes(object)).get().startIndex == 0)
     }
 
-    @Test(arguments: ["", "\n\n", "[]", "\"x\"", "{", "{} {}", "<html></html>", "data: {}\n\n"])
+    @Test("a completion body must be a JSON object", arguments: ["", "\n\n", "[]", "\"x\"", "{", "{} {}", "<html></html>", "data: {}\n\n"])
     func completionBodyMustBeAJSONObject(_ body: String) {
         #expect(UpstreamBody.checkCompletion(bytes(body)) == .failure(.badResponse("response is not a JSON object")))
     }
 
-    @Test func completionBodyWithAnErrorMemberIsAnError() throws {
+    @Test("completion body with an error member is an error")
+
+    func completionBodyWithAnErrorMemberIsAnError() throws {
         let body = #"{"error":{"message":"Model overloaded","code":"overloaded"}}"#
         #expect(UpstreamBody.checkCompletion(bytes("\n" + body)) == .failure(.streamError(try json(body))))
         // A null error member is no error.

@@ -5,7 +5,9 @@ import Testing
 struct JSONTests {
     // MARK: Round trips
 
-    @Test func roundTripKeepsKeyOrderAndIsCompact() throws {
+    @Test("round trip keeps key order and is compact")
+
+    func roundTripKeepsKeyOrderAndIsCompact() throws {
         let input = """
              {
               "model" : "deepseek-chat",
@@ -23,7 +25,9 @@ struct JSONTests {
         #expect(try JSONValue(parsing: value.serialized()).serializedString() == expected)
     }
 
-    @Test func scalarsAtTopLevel() throws {
+    @Test("scalars parse at the top level")
+
+    func scalarsAtTopLevel() throws {
         #expect(try json("null") == .null)
         #expect(try json(" true ") == .bool(true))
         #expect(try json("false") == .bool(false))
@@ -33,7 +37,9 @@ struct JSONTests {
         #expect(try json("{}") == .object(JSONObject()))
     }
 
-    @Test func parsesFromSliceAndRawBufferAndString() throws {
+    @Test("parses from slice and raw buffer and string")
+
+    func parsesFromSliceAndRawBufferAndString() throws {
         let whole = bytes("xx[1,2]yy")
         let slice = whole[2..<7]
         #expect(try JSONValue(parsing: slice) == [1, 2])
@@ -48,19 +54,25 @@ struct JSONTests {
 
     // MARK: Strings and escapes
 
-    @Test func decodesAllEscapes() throws {
+    @Test("decodes every escape")
+
+    func decodesAllEscapes() throws {
         let value = try json(#""q\" b\\ s\/ \b\f\n\r\t \u0041\u00e9\u20AC \ud83d\ude00 \u0000""#)
         #expect(value == .string("q\" b\\ s/ \u{08}\u{0C}\n\r\t Aé€ 😀 \u{0}"))
     }
 
-    @Test func serializesEscapesPerRFC8259() {
+    @Test("serializes escapes per RFC 8259")
+
+    func serializesEscapesPerRFC8259() {
         let value = JSONValue.string("q\" b\\ s/ \u{08}\u{0C}\n\r\t \u{01}\u{1F} é😀 \u{7F}")
         #expect(value.serializedString() == #""q\" b\\ s/ \b\f\n\r\t \u0001\u001f é😀 "# + "\u{7F}\"")
         // Non-ASCII stays raw UTF-8.
         #expect(JSONValue.string("é").serialized() == [0x22, 0xC3, 0xA9, 0x22])
     }
 
-    @Test func escapedStringsRoundTrip() throws {
+    @Test("escaped strings round trip")
+
+    func escapedStringsRoundTrip() throws {
         let original = JSONValue.object([
             "weird \"key\"\n": .string("line1\nline2\t\u{0}\u{1B}[0m ✓ 𝄞 \\ /"),
             "plain": .string(""),
@@ -68,7 +80,9 @@ struct JSONTests {
         #expect(try JSONValue(parsing: original.serialized()) == original)
     }
 
-    @Test func rejectsUnescapedControlCharactersAndBadEscapes() {
+    @Test("rejects unescaped control characters and bad escapes")
+
+    func rejectsUnescapedControlCharactersAndBadEscapes() {
         #expect(parseError("\"a\nb\"")?.message == "unescaped control character in string")
         #expect(parseError("\"tab\there\"")?.offset == 4)
         #expect(parseError(#""\x""#)?.message == "invalid escape sequence")
@@ -78,7 +92,7 @@ struct JSONTests {
         #expect(parseError(#""abc\"#)?.message == "unterminated string")
     }
 
-    @Test(arguments: [
+    @Test("rejects lone surrogates", arguments: [
         #""\ud800""#,  // lone high surrogate at the end
         #""\ud800x""#,  // high surrogate followed by text
         #""\ud800\u0041""#,  // high surrogate followed by a non-surrogate escape
@@ -92,7 +106,7 @@ struct JSONTests {
         #expect(error?.offset == 1)
     }
 
-    @Test(arguments: [
+    @Test("rejects invalid UTF-8 in strings", arguments: [
         [0x22, 0x80, 0x22],  // lone continuation byte
         [0x22, 0xC0, 0x80, 0x22],  // overlong NUL
         [0x22, 0xC1, 0xBF, 0x22],  // overlong ASCII
@@ -112,12 +126,16 @@ struct JSONTests {
         #expect(error?.offset == 1)
     }
 
-    @Test func rejectsInvalidUTF8InKeysAndAfterEscapes() {
+    @Test("rejects invalid UTF-8 in keys and after escapes")
+
+    func rejectsInvalidUTF8InKeysAndAfterEscapes() {
         #expect(parseError([0x7B, 0x22, 0xC0, 0xAF, 0x22, 0x3A, 0x31, 0x7D])?.message == "invalid UTF-8 in string")
         #expect(parseError([0x22, 0x5C, 0x6E, 0xFE, 0x22])?.offset == 3)
     }
 
-    @Test func acceptsValidMultiByteUTF8() throws {
+    @Test("accepts valid multi-byte UTF-8")
+
+    func acceptsValidMultiByteUTF8() throws {
         // 2-, 3- and 4-byte sequences at their range boundaries.
         let samples = ["\u{80}", "\u{7FF}", "\u{800}", "\u{D7FF}", "\u{E000}", "\u{FFFF}", "\u{10000}", "\u{10FFFF}"]
         for sample in samples {
@@ -125,7 +143,9 @@ struct JSONTests {
         }
     }
 
-    @Test func specialBytesAreFoundAtEveryPositionInLongStrings() throws {
+    @Test("special bytes are found at every position in long strings")
+
+    func specialBytesAreFoundAtEveryPositionInLongStrings() throws {
         // The string scanner skips 8 bytes at a time; a special byte in any lane must stop it.
         for position in 0..<24 {
             let prefix = String(repeating: "a", count: position)
@@ -141,7 +161,7 @@ struct JSONTests {
 
     // MARK: Numbers
 
-    @Test(arguments: ["0", "-0", "1", "-1", "0.7", "-2e3", "1E+10", "2.50", "1e-7", "123456789012345678901234567890", "6.02214076e23"])
+    @Test("numbers keep their literal text", arguments: ["0", "-0", "1", "-1", "0.7", "-2e3", "1E+10", "2.50", "1e-7", "123456789012345678901234567890", "6.02214076e23"])
     func numbersKeepTheirLiteral(_ literal: String) throws {
         let value = try json(" \(literal) ")
         #expect(value == .number(literal))
@@ -149,12 +169,14 @@ struct JSONTests {
         #expect(try json("[\(literal)]").serializedString() == "[\(literal)]")
     }
 
-    @Test(arguments: ["01", "-01", "1.", ".5", "-", "+1", "1e", "1e+", "1.e3", "0x10", "NaN", "Infinity", "-Infinity", "1_000"])
+    @Test("rejects invalid numbers", arguments: ["01", "-01", "1.", ".5", "-", "+1", "1e", "1e+", "1.e3", "0x10", "NaN", "Infinity", "-Infinity", "1_000"])
     func rejectsInvalidNumbers(_ literal: String) {
         #expect(parseError(literal) != nil)
     }
 
-    @Test func integerValueOnlyForPlainIntegerLiterals() throws {
+    @Test("integerValue only for plain integer literals")
+
+    func integerValueOnlyForPlainIntegerLiterals() throws {
         #expect(try json("2").integerValue == 2)
         #expect(try json("-42").integerValue == -42)
         #expect(try json("2.0").integerValue == nil)
@@ -164,7 +186,17 @@ struct JSONTests {
         #expect(JSONValue.string("2").integerValue == nil)
     }
 
-    @Test func doubleValueConvertsAnyNumber() throws {
+    @Test("integer(_:) builds a number literal that reads back as the same integer")
+    func integerBuildsANumber() {
+        #expect(JSONValue.integer(42) == .number("42"))
+        #expect(JSONValue.integer(-7).serializedString() == "-7")
+        #expect(JSONValue.integer(Int64.max).integerValue == Int(Int64.max))
+        #expect(JSONValue.integer(UInt8(255)).serializedString() == "255")
+    }
+
+    @Test("doubleValue converts any number")
+
+    func doubleValueConvertsAnyNumber() throws {
         #expect(try json("0.5").doubleValue == 0.5)
         #expect(try json("-2e3").doubleValue == -2000)
         #expect(try json("7").doubleValue == 7)
@@ -173,7 +205,9 @@ struct JSONTests {
 
     // MARK: Structure errors
 
-    @Test func nestingDepthLimitIs512() throws {
+    @Test("nesting depth limit is 512")
+
+    func nestingDepthLimitIs512() throws {
         let deepest = String(repeating: "[", count: 512) + String(repeating: "]", count: 512)
         #expect(try json(deepest).arrayValue != nil)
         let tooDeep = String(repeating: "[", count: 513) + String(repeating: "]", count: 513)
@@ -185,12 +219,14 @@ struct JSONTests {
         #expect(try json(wide).arrayValue?.count == 1000)
     }
 
-    @Test(arguments: ["{} x", "[1]]", "1 2", "{}{}", "\"a\"\"b\"", "null,", "true false", "[1] // comment"])
+    @Test("rejects trailing garbage", arguments: ["{} x", "[1]]", "1 2", "{}{}", "\"a\"\"b\"", "null,", "true false", "[1] // comment"])
     func rejectsTrailingGarbage(_ input: String) {
         #expect(parseError(input)?.message == "unexpected data after the JSON value")
     }
 
-    @Test func rejectsMalformedDocuments() {
+    @Test("rejects malformed documents")
+
+    func rejectsMalformedDocuments() {
         #expect(parseError("") == JSONParseError(offset: 0, message: "unexpected end of input"))
         #expect(parseError("   ") == JSONParseError(offset: 3, message: "unexpected end of input"))
         #expect(parseError("[1,]")?.message == "unexpected character")
@@ -209,14 +245,18 @@ struct JSONTests {
 
     // MARK: Objects
 
-    @Test func duplicateKeysLastWinsAtFirstPosition() throws {
+    @Test("duplicate keys: the last value wins, at the first position")
+
+    func duplicateKeysLastWinsAtFirstPosition() throws {
         let value = try json(#"{"a":1,"b":2,"a":3}"#)
         #expect(value.objectValue?.keys == ["a", "b"])
         #expect(value["a"] == 3)
         #expect(value.serializedString() == #"{"a":3,"b":2}"#)
     }
 
-    @Test func duplicateKeysInLargeObjects() throws {
+    @Test("duplicate keys in large (indexed) objects")
+
+    func duplicateKeysInLargeObjects() throws {
         // Past the size where the parser switches to a hash index.
         let members = (0..<40).map { "\"k\($0)\":\($0)" } + ["\"k3\":\"again\"", "\"k39\":null", "\"new\":true"]
         let value = try json("{" + members.joined(separator: ",") + "}")
@@ -228,7 +268,9 @@ struct JSONTests {
         #expect(object.keys.last == "new")
     }
 
-    @Test func jsonObjectSubscriptSemantics() {
+    @Test("JSONObject subscript: get, replace in place, append, remove")
+
+    func jsonObjectSubscriptSemantics() {
         var object: JSONObject = ["a": 1, "b": 2]
         object["a"] = "one"  // existing key keeps its position
         object["c"] = 3  // new key appends
@@ -249,7 +291,9 @@ struct JSONTests {
         #expect(JSONObject().isEmpty)
     }
 
-    @Test func objectEqualityIgnoresOrderButSerializationKeepsIt() {
+    @Test("object equality ignores order but serialization keeps it")
+
+    func objectEqualityIgnoresOrderButSerializationKeepsIt() {
         let ab: JSONValue = ["a": 1, "b": true]
         let ba: JSONValue = ["b": true, "a": 1]
         #expect(ab == ba)
@@ -262,7 +306,9 @@ struct JSONTests {
 
     // MARK: Accessors
 
-    @Test func accessorsReturnNilForOtherKinds() throws {
+    @Test("accessors return nil for other kinds")
+
+    func accessorsReturnNilForOtherKinds() throws {
         let value = try json(#"{"s":"x","b":false,"n":1.5,"a":[10,20],"o":{"k":null},"z":null}"#)
         #expect(value["s"]?.stringValue == "x")
         #expect(value["b"]?.boolValue == false)
@@ -284,7 +330,9 @@ struct JSONTests {
         #expect(value["s"]?.isNull == false)
     }
 
-    @Test func serializeAppendsToAnExistingBuffer() {
+    @Test("serialize(into:) appends to an existing buffer")
+
+    func serializeAppendsToAnExistingBuffer() {
         var buffer = bytes("data: ")
         JSONValue.array([.null, true, 1, "x"]).serialize(into: &buffer)
         #expect(text(buffer) == #"data: [null,true,1,"x"]"#)

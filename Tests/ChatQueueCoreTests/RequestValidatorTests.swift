@@ -21,16 +21,21 @@ private func failure(_ result: Result<ValidatedRequest, ChatError>) -> ChatError
 
 @Suite("Request validation")
 struct RequestValidatorTests {
-    @Test func validRequestWithDefaults() {
+    @Test("a valid request with the defaults")
+    func validRequestWithDefaults() {
         #expect(validate(request()) == .success(ValidatedRequest(model: "deepseek-chat", stream: false, n: 1)))
     }
 
-    @Test func validRequestReportsStreamAndN() {
+    @Test("a valid request reports stream and n")
+
+    func validRequestReportsStreamAndN() {
         let result = validate(request(#""stream":true,"n":3"#))
         #expect(result == .success(ValidatedRequest(model: "deepseek-chat", stream: true, n: 3)))
     }
 
-    @Test func optionalFieldsAtTheirBoundsAndNullPass() {
+    @Test("optional fields at their bounds, or null, pass")
+
+    func optionalFieldsAtTheirBoundsAndNullPass() {
         let bounds = [
             #""n":1,"temperature":0,"top_p":0,"max_tokens":1"#,
             #""n":128,"temperature":2,"top_p":1,"max_tokens":100000"#,
@@ -50,12 +55,12 @@ struct RequestValidatorTests {
 
     // MARK: Content type
 
-    @Test(arguments: [nil, "", "application/json", "APPLICATION/JSON", "application/json; charset=utf-8", " Application/Json ;charset=UTF-8", "application/json;"] as [String?])
+    @Test("accepted content types", arguments: [nil, "", "application/json", "APPLICATION/JSON", "application/json; charset=utf-8", " Application/Json ;charset=UTF-8", "application/json;"] as [String?])
     func acceptedContentTypes(_ contentType: String?) {
         #expect(failure(validate(request(), contentType: contentType)) == nil)
     }
 
-    @Test(arguments: ["text/plain", "application/jsonx", "application/json-patch+json", "application/x-www-form-urlencoded", "; charset=utf-8", "json"])
+    @Test("rejected content types", arguments: ["text/plain", "application/jsonx", "application/json-patch+json", "application/x-www-form-urlencoded", "; charset=utf-8", "json"])
     func rejectedContentTypes(_ contentType: String) throws {
         let error = try #require(failure(validate(request(), contentType: contentType)))
         #expect(error.status == 400)
@@ -65,13 +70,17 @@ struct RequestValidatorTests {
         #expect(error.message.contains(contentType))
     }
 
-    @Test func contentTypeIsCheckedBeforeJSON() {
+    @Test("content type is checked before JSON")
+
+    func contentTypeIsCheckedBeforeJSON() {
         #expect(failure(validate(bytes("not json"), contentType: "text/plain"))?.code == "unsupported_content_type")
     }
 
     // MARK: JSON
 
-    @Test func invalidJSONIsReportedWithOffset() throws {
+    @Test("invalid JSON is reported with its byte offset")
+
+    func invalidJSONIsReportedWithOffset() throws {
         let error = try #require(failure(validate(bytes(#"{"model": }"#))))
         #expect(error.code == "invalid_json")
         #expect(error.status == 400)
@@ -85,18 +94,20 @@ struct RequestValidatorTests {
         #expect(failure(validate([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]))?.code == "invalid_json")
     }
 
-    @Test(arguments: ["[]", "\"text\"", "1", "null", "[{\"model\":\"x\"}]"])
+    @Test("the body must be a JSON object", arguments: ["[]", "\"text\"", "1", "null", "[{\"model\":\"x\"}]"])
     func bodyMustBeAnObject(_ body: String) {
         #expect(failure(validate(bytes(body))) == .invalidJSON("request body must be a JSON object"))
     }
 
-    @Test func jsonIsCheckedBeforeFields() {
+    @Test("JSON is checked before fields")
+
+    func jsonIsCheckedBeforeFields() {
         #expect(failure(validate(bytes(#"{"n":0"#)))?.code == "invalid_json")
     }
 
     // MARK: Fields
 
-    @Test(arguments: [
+    @Test("each broken required field gets its invalid_field error", arguments: [
         // model
         (#"{"# + validMessages + "}", "model", "model is required"),
         (#"{"model":null,"# + validMessages + "}", "model", "model is required"),
@@ -118,7 +129,7 @@ struct RequestValidatorTests {
         #expect(failure(validate(bytes(body))) == .invalidField(param: param, message: message))
     }
 
-    @Test(arguments: [
+    @Test("each invalid optional field gets its invalid_field error", arguments: [
         (#""stream":"true""#, "stream", "stream must be a boolean"),
         (#""stream":1"#, "stream", "stream must be a boolean"),
         (#""n":0"#, "n", "n must be an integer between 1 and 128"),
@@ -159,7 +170,9 @@ struct RequestValidatorTests {
 
     // MARK: Allow-list
 
-    @Test func allowListRejectsUnknownModels() throws {
+    @Test("the model allow-list rejects unknown models")
+
+    func allowListRejectsUnknownModels() throws {
         #expect(failure(validate(request(), allowedModels: ["deepseek-chat", "deepseek-reasoner"])) == nil)
         #expect(failure(validate(request(), allowedModels: nil)) == nil)
         let error = try #require(failure(validate(request(), allowedModels: ["deepseek-reasoner"])))
@@ -172,7 +185,9 @@ struct RequestValidatorTests {
         #expect(failure(validate(request(), allowedModels: []))?.code == "model_not_found")
     }
 
-    @Test func fieldsAreCheckedBeforeTheAllowList() {
+    @Test("fields are checked before the model allow-list")
+
+    func fieldsAreCheckedBeforeTheAllowList() {
         let error = failure(validate(request(#""n":0"#), allowedModels: ["other"]))
         #expect(error?.code == "invalid_field")
     }

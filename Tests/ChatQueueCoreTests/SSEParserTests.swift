@@ -22,28 +22,37 @@ private func dataOf(_ events: [SSEEvent]) -> [String] {
 
 @Suite("SSE parser")
 struct SSEParserTests {
-    @Test func lineFeedLineEnds() throws {
+    @Test("LF line ends")
+    func lineFeedLineEnds() throws {
         let (events, parser) = try parse("data: one\n\ndata: two\n\n")
         #expect(dataOf(events) == ["one", "two"])
         #expect(parser.dispatchedCount == 2)
     }
 
-    @Test func carriageReturnLineFeedLineEnds() throws {
+    @Test("CRLF line ends")
+
+    func carriageReturnLineFeedLineEnds() throws {
         let (events, _) = try parse("data: one\r\n\r\ndata: two\r\ndata: more\r\n\r\n")
         #expect(dataOf(events) == ["one", "two\nmore"])
     }
 
-    @Test func carriageReturnOnlyLineEnds() throws {
+    @Test("CR-only line ends")
+
+    func carriageReturnOnlyLineEnds() throws {
         let (events, _) = try parse("data: one\r\rdata: two\rdata: more\r\r")
         #expect(dataOf(events) == ["one", "two\nmore"])
     }
 
-    @Test func mixedLineEnds() throws {
+    @Test("mixed line ends")
+
+    func mixedLineEnds() throws {
         let (events, _) = try parse("data: a\rdata: b\ndata: c\r\n\n")
         #expect(dataOf(events) == ["a\nb\nc"])
     }
 
-    @Test func carriageReturnAtEndOfFeedAndLineFeedAtStartOfNextAreOneLineEnd() throws {
+    @Test("a CR ending one feed and an LF starting the next are one line end")
+
+    func carriageReturnAtEndOfFeedAndLineFeedAtStartOfNextAreOneLineEnd() throws {
         // If the LF were a second line end, "a" would be dispatched on its own.
         let (events, _) = try parse([bytes("data: a\r"), bytes("\ndata: b\r"), bytes("\n\r"), bytes("\n")])
         #expect(dataOf(events) == ["a\nb"])
@@ -55,19 +64,25 @@ struct SSEParserTests {
         #expect(dataOf(withEmpty) == ["a"])
     }
 
-    @Test func multiLineDataIsJoinedWithLineFeeds() throws {
+    @Test("multi-line data is joined with LFs")
+
+    func multiLineDataIsJoinedWithLineFeeds() throws {
         let (events, _) = try parse("data: {\"a\":\ndata: 1}\ndata:\ndata: end\n\n")
         #expect(dataOf(events) == ["{\"a\":\n1}\n\nend"])
     }
 
-    @Test func commentsAreCountedNotDispatched() throws {
+    @Test("comments are counted, not dispatched")
+
+    func commentsAreCountedNotDispatched() throws {
         let (events, parser) = try parse(": keep-alive\n\n: keep-alive\n\n:\ndata: x\n: inside an event\n\n")
         #expect(dataOf(events) == ["x"])
         #expect(parser.commentCount == 4)
         #expect(parser.dispatchedCount == 1)
     }
 
-    @Test func blankLinePaddingDispatchesNothing() throws {
+    @Test("blank line padding dispatches nothing")
+
+    func blankLinePaddingDispatchesNothing() throws {
         let (events, parser) = try parse("\n\n\r\n\r\r\n\n")
         #expect(events.isEmpty)
         #expect(parser.dispatchedCount == 0)
@@ -76,12 +91,16 @@ struct SSEParserTests {
         #expect(dataOf(padded) == ["a", "b"])
     }
 
-    @Test func eventWithoutDataIsDroppedAndItsTypeReset() throws {
+    @Test("event without data is dropped and its type reset")
+
+    func eventWithoutDataIsDroppedAndItsTypeReset() throws {
         let (events, _) = try parse("event: ping\n\ndata: x\n\n")
         #expect(events == [SSEEvent(event: nil, data: bytes("x"))])
     }
 
-    @Test func eventSplitAcrossFeedsAtEveryBytePosition() throws {
+    @Test("event split across feeds at every byte position")
+
+    func eventSplitAcrossFeedsAtEveryBytePosition() throws {
         let stream = bytes(
             "\u{FEFF}: keep-alive\r\n\r\nevent: delta\r\nid: 7\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"é😀\"}}]}\r\n\r\n"
                 + "data: line1\rdata: line2\r\r: c\ndata: [DONE]\n\n")
@@ -106,7 +125,9 @@ struct SSEParserTests {
         #expect(byteByByte.parser.commentCount == 2)
     }
 
-    @Test func byteOrderMarkAtStartIsSkipped() throws {
+    @Test("byte order mark at start is skipped")
+
+    func byteOrderMarkAtStartIsSkipped() throws {
         let (events, _) = try parse([[0xEF, 0xBB, 0xBF] + bytes("data: x\n\n")])
         #expect(dataOf(events) == ["x"])
         // Split BOM.
@@ -120,14 +141,18 @@ struct SSEParserTests {
         #expect(partial.isEmpty)  // the line's field name is "\u{EF}\u{BB}data", unknown
     }
 
-    @Test func fieldValueParsing() throws {
+    @Test("field values: one leading space dropped, colons kept")
+
+    func fieldValueParsing() throws {
         let (events, _) = try parse("data:no-space\n\ndata:  two spaces\n\ndata\n\ndata:\n\n")
         #expect(dataOf(events) == ["no-space", " two spaces", "", ""])
         let (colonInValue, _) = try parse("data: a: b:c\n\n")
         #expect(dataOf(colonInValue) == ["a: b:c"])
     }
 
-    @Test func eventFieldIsReportedAndResetAfterDispatch() throws {
+    @Test("event field is reported and reset after dispatch")
+
+    func eventFieldIsReportedAndResetAfterDispatch() throws {
         let (events, _) = try parse("event: error\ndata: {}\n\ndata: next\n\nevent:\ndata: empty type\n\n")
         #expect(events.map(\.event) == ["error", nil, nil])
         // The last event field before dispatch wins.
@@ -135,17 +160,23 @@ struct SSEParserTests {
         #expect(twice.first?.event == "b")
     }
 
-    @Test func idPersistsAcrossEvents() throws {
+    @Test("id persists across events")
+
+    func idPersistsAcrossEvents() throws {
         let (events, _) = try parse("data: a\n\nid: 5\ndata: b\n\ndata: c\n\nid\ndata: d\n\n")
         #expect(events.map(\.id) == [nil, "5", "5", ""])
     }
 
-    @Test func unknownFieldsAreIgnored() throws {
+    @Test("unknown fields are ignored")
+
+    func unknownFieldsAreIgnored() throws {
         let (events, _) = try parse("retry: 1000\nfoo: bar\nDATA: shouted\nweird\ndata: kept\n\n")
         #expect(events == [SSEEvent(data: bytes("kept"))])
     }
 
-    @Test func oversizedEventThrows() throws {
+    @Test("oversized event throws")
+
+    func oversizedEventThrows() throws {
         // Many small lines adding up.
         #expect(throws: SSEParserError.eventTooLarge(limit: 16)) {
             _ = try parse("data: 0123456789\ndata: 0123456789\n\n", maxEventBytes: 16)
@@ -162,7 +193,9 @@ struct SSEParserTests {
         #expect(many.count == 50)
     }
 
-    @Test func unterminatedFinalEventIsNotDispatched() throws {
+    @Test("unterminated final event is not dispatched")
+
+    func unterminatedFinalEventIsNotDispatched() throws {
         let (events, parser) = try parse("data: done\n\ndata: cut off\n")
         #expect(dataOf(events) == ["done"])
         #expect(parser.hasPendingEvent)
@@ -174,7 +207,9 @@ struct SSEParserTests {
         #expect(!finished.hasPendingEvent)
     }
 
-    @Test func errorsFromTheHandlerPropagate() {
+    @Test("errors from the handler propagate")
+
+    func errorsFromTheHandlerPropagate() {
         struct Stop: Error {}
         var parser = SSEParser()
         #expect(throws: Stop.self) {
@@ -183,7 +218,9 @@ struct SSEParserTests {
         #expect(parser.dispatchedCount == 1)
     }
 
-    @Test func feedsFromRawBuffersAndSlices() throws {
+    @Test("feeds from raw buffers and slices")
+
+    func feedsFromRawBuffersAndSlices() throws {
         var parser = SSEParser()
         var events: [SSEEvent] = []
         let stream = bytes("xxdata: raw\n\n")
@@ -194,7 +231,9 @@ struct SSEParserTests {
         #expect(dataOf(events) == ["raw", "slice"])
     }
 
-    @Test func doneMarker() {
+    @Test("the [DONE] marker is an ordinary data event")
+
+    func doneMarker() {
         #expect(SSEEvent(data: bytes("[DONE]")).isDoneMarker)
         #expect(!SSEEvent(data: bytes("[DONE] ")).isDoneMarker)
         #expect(!SSEEvent(data: bytes("{}")).isDoneMarker)

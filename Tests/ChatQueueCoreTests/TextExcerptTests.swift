@@ -2,6 +2,7 @@ import Testing
 
 @testable import ChatQueueCore
 
+@Suite("Text excerpts")
 struct TextExcerptTests {
     @Test(
         "one printable line: controls and whitespace runs become one space, ends trimmed",
@@ -36,6 +37,7 @@ struct TextExcerptTests {
     }
 }
 
+@Suite("Upstream failure summaries")
 struct UpstreamFailureSummaryTests {
     @Test("an HTTP failure shows status, the upstream's code and message, never the body's bytes")
     func httpSummary() {

@@ -67,6 +67,18 @@ struct BrokerFaultTests {
         let requester: Requester
     }
 
+    /// Waits until the worker's status says the broker blocked its publishing.
+    private func waitUntilBlocked(_ worker: WorkerProcess, timeout: Double = 20) async throws -> Bool {
+        let status = try await worker.waitForStatus(timeout: timeout) { $0["broker"]?["publishing_blocked"]?.boolValue == true }
+        return status?["broker"]?["publishing_blocked"]?.boolValue == true
+    }
+
+    /// Waits until the worker's status says a request's upstream reads are paused (its replies back up).
+    private func waitUntilPaused(_ worker: WorkerProcess, timeout: Double = 10) async throws -> Bool {
+        let status = try await worker.waitForStatus(timeout: timeout) { ($0["requests"]?["paused"]?.integerValue ?? 0) >= 1 }
+        return (status?["requests"]?["paused"]?.integerValue ?? 0) >= 1
+    }
+
     private func streamThenBlock(
         _ label: String, settings: [String: String], environment: [String: String] = [:], body: [UInt8],
         headers: [(String, AMQPFieldValue)] = []
@@ -130,8 +142,11 @@ struct BrokerFaultTests {
         }
         let lost = total - finals.count
         // On a loaded machine every final may be in before the worker's reconnect is logged.
-        try await worker.waitForLog("consuming", count: 2, timeout: 30)
-        // Recovery: from the broker being back to the worker consuming again (its log's timestamps).
+        let reconnected = try await worker.waitForStatus(timeout: 30) { status in
+            (status["broker"]?["reconnects"]?.integerValue ?? 0) >= 1 && WorkerProcess.isConsuming(status)
+        }
+        // Recovery, for the record only: from the broker being back to the worker's log line saying it consumes again.
+        // (No assertion reads the log: the status above is what counts.)
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let resumed = worker.log.split(separator: "\n").last { $0.contains("consuming") }
@@ -140,7 +155,8 @@ struct BrokerFaultTests {
         print(
             "broker restart: \(total) requests, \(finals.values.reduce(0, +)) finals for \(finals.count) requests, lost \(lost), worker consuming again \(recovery.map { String(format: "%.2f", $0) } ?? "-") s after the broker was back, first final after \(firstFinalAfterRestart.map { String(format: "%.2f", $0) } ?? "-") s")
         #expect(lost == 0)
-        #expect(worker.logCount("consuming") >= 2, "worker did not reconnect:\n\(worker.log)")
+        #expect((reconnected?["broker"]?["reconnects"]?.integerValue ?? 0) >= 1, "worker did not reconnect:\n\(worker.log)")
+        #expect(reconnected.map(WorkerProcess.isConsuming) == true, "worker is not consuming again:\n\(worker.log)")
 
         // Back to serving new requests.
         let after = try Requester(options: FaultBroker.options("restart after"))
@@ -171,7 +187,7 @@ struct BrokerFaultTests {
             worker.stop()
             try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         }
-        #expect(try await worker.waitForLog("broker blocked publishing", timeout: 20) >= 1)
+        #expect(try await waitUntilBlocked(worker))
         // While blocked, the event loop still runs: it keeps pinging the watchdog.
         var pings = 0
         let pingDeadline = Date().addingTimeInterval(5)
@@ -180,7 +196,7 @@ struct BrokerFaultTests {
         }
         #expect(pings >= 5, "the loop stopped pinging the watchdog while publishing was blocked")
         // A few KiB of chunks wait for the broker: the worker stops reading the upstream.
-        #expect(try await worker.waitForLog("pausing upstream reads", timeout: 10) >= 1)
+        #expect(try await waitUntilPaused(worker))
 
         try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         var replies: [ReceivedReply] = []
@@ -192,8 +208,12 @@ struct BrokerFaultTests {
         try #require(!replies.isEmpty, "nothing after the alarm cleared")
         #expect(replies.last?.type == "chat.completion")
         #expect(replies.map(\.seq) == (1...Int64(replies.count)).map { $0 })
-        #expect(worker.log.contains("broker unblocked publishing"))
-        #expect(worker.log.contains("resuming upstream reads"))
+        // The replies above only flow once the broker unblocked us and the upstream reads resumed.
+        let flowing = try await worker.waitForStatus(timeout: 10) { status in
+            status["broker"]?["publishing_blocked"]?.boolValue == false && status["requests"]?["paused"]?.integerValue == 0
+        }
+        #expect(flowing?["broker"]?["publishing_blocked"]?.boolValue == false)
+        #expect(flowing?["requests"]?["paused"]?.integerValue == 0)
         #expect(worker.stop() == 0)
         try? requester.connection.deleteQueue(queue)
         try? requester.connection.deleteQueue("\(queue).dead")
@@ -212,12 +232,12 @@ struct BrokerFaultTests {
             worker.stop()
             try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         }
-        #expect(try await worker.waitForLog("broker blocked publishing", timeout: 20) >= 1)
-        #expect(try await worker.waitForLog("pausing upstream reads", timeout: 10) >= 1)
+        #expect(try await waitUntilBlocked(worker))
+        #expect(try await waitUntilPaused(worker))
         // Chunks wait in the worker and the final can never be confirmed while the alarm lasts.
         // A worker that waited for them would be killed here (stop's own limit), not exit 0.
         #expect(worker.stop(timeout: 30) == 0, "the worker did not end after its grace:\n\(worker.log)")
-        #expect(worker.log.contains("shutdown grace over; request requeued"))
+        #expect(worker.status?["requests"]?["requeued"]?.integerValue == 1, "the request was not handed back")
 
         try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         let admin = try AMQPConnection(options: FaultBroker.options("blocked stop admin"))
@@ -248,9 +268,12 @@ struct BrokerFaultTests {
             worker.stop()
             try? FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         }
-        #expect(try await worker.waitForLog("pausing upstream reads", timeout: 20) >= 1)
-        // The deadline passes while the transfer is paused with bytes in libcurl.
-        #expect(try await worker.waitForLog("error.code=deadline_exceeded", timeout: 20) >= 1)
+        #expect(try await waitUntilPaused(worker, timeout: 20))
+        // The deadline passes while the transfer is paused with bytes in libcurl: its error reply is counted
+        // when published (it reaches the requester once the alarm clears).
+        let deadlineErrors = try await worker.waitForMetric(
+            "chatqueue_errors_total", #"code="deadline_exceeded""#, atLeast: 1, timeout: 20)
+        #expect(deadlineErrors == 1)
         try FaultBroker.control(["set_vm_memory_high_watermark", "0.4"])
         var finalOfA: ReceivedReply?
         while finalOfA == nil, let reply = try requester.nextReply(timeout: 30) {
@@ -273,11 +296,16 @@ struct BrokerFaultTests {
     @Test("the request queue deleted under the worker: consumer cancel noticed, topology declared again, serving again")
     func queueDeletedUnderTheWorker() async throws {
         let harness = try await IntegrationHarness.start("cancelled")
+        let firstTag = try #require(harness.worker.status?["broker"]?["consumer_tag"]?.stringValue)
         let admin = try AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test admin"))
         try admin.deleteQueue(harness.queue)
-        let subscriptions = try await harness.worker.waitForLog("consuming", count: 2, timeout: 30)
-        #expect(harness.worker.log.contains("broker cancelled the consumer"))
-        #expect(subscriptions >= 2, "no new subscription:\n\(harness.worker.log)")
+        // Deleting a queue leaves the connection up: only a worker that noticed the cancel subscribes again
+        // (a new consumer tag). Its first try finds no queue, so it reconnects and declares the topology again.
+        let resubscribed = try await harness.worker.waitForStatus(timeout: 30) { status in
+            WorkerProcess.isConsuming(status) && status["broker"]?["consumer_tag"]?.stringValue != firstTag
+        }
+        let secondTag = resubscribed?["broker"]?["consumer_tag"]?.stringValue
+        #expect(secondTag != nil && secondTag != firstTag, "no new subscription:\n\(harness.worker.log)")
         let replies = try harness.exchange(json: chatRequest("after the queue came back"))
         #expect(replies.last?.type == "chat.completion")
         admin.close()
@@ -308,8 +336,13 @@ struct BrokerFaultTests {
         let worker = try WorkerProcess(
             queue: queue, upstreamURL: "http://127.0.0.1:9",
             settings: ["broker.tls.ca_file": "\(FaultBroker.tlsDirectory)/other-ca.pem"], brokerURL: FaultBroker.tlsURL)
-        #expect(try await worker.waitForLog("cannot connect to the broker", count: 2, timeout: 20) >= 2)
-        #expect(!worker.log.contains("consuming"))
+        let refused = try await worker.waitForStatus(timeout: 20) { status in
+            (status["broker"]?["connect_failures"]?.integerValue ?? 0) >= 2
+        }
+        #expect((refused?["broker"]?["connect_failures"]?.integerValue ?? 0) >= 2, "\(String(describing: refused))")
+        #expect(refused?["state"]?.stringValue == "starting")
+        #expect(refused?["broker"]?["connected"]?.boolValue == false)
+        #expect(refused?["broker"]?["consumer_tag"]?.isNull == true)
         #expect(worker.process.isRunning)
         #expect(worker.stop() == 0)
     }

@@ -404,7 +404,7 @@ struct ErrorReplyTests {
     /// A stream that ends badly after some chunks: they are forwarded, then
     /// one error reply; the upstream is called once (published chunks are
     /// never retried).
-    @Test(arguments: [
+    @Test("a stream that ends badly after chunks gets an error final after them", arguments: [
         StreamEndCase(
             "data: {\"error\":...} inside a stream ends it with a 502 carrying the upstream's code and message",
             label: "errsse", mock: #""stream_error":true"#,
@@ -439,7 +439,7 @@ struct ErrorReplyTests {
 
     /// No data event before `upstream.first_byte_timeout`: every try times
     /// out, then one error reply (nothing is forwarded, keep-alives included).
-    @Test(arguments: [
+    @Test("no first byte in time: first_byte_timeout", arguments: [
         TimeoutCase(
             "no first byte within upstream.first_byte_timeout: retried, then 504 first_byte_timeout",
             label: "errfirstbyte", settings: ["upstream.first_byte_timeout": "0.3"], stream: false,
@@ -470,7 +470,7 @@ struct ErrorReplyTests {
 
     /// A stream that stalls after its first chunk: 504 idle_timeout after the
     /// chunks, not retried (chunks went out).
-    @Test(arguments: [
+    @Test("a stream that goes quiet: idle_timeout", arguments: [
         TimeoutCase(
             "a stream that stalls longer than upstream.idle_timeout ends with 504 idle_timeout after its chunks",
             label: "erridle", settings: ["upstream.idle_timeout": "0.3"], stream: true, mock: #""interval_ms":20000"#,

@@ -53,11 +53,10 @@ struct OperationsTests {
         for worker in workers {
             let status = worker.stop()
             #expect(status == 0)
-            // Each worker logs its total on a clean stop.
-            let received = worker.log.split(separator: "\n").last { $0.contains("stopped") }?
-                .split(separator: " ").first { $0.hasPrefix("requests.received=") }
-                .flatMap { Int($0.dropFirst("requests.received=".count)) } ?? 0
-            perWorker.append(received)
+            // Each worker's status file keeps its counts after a clean stop.
+            let final = worker.status
+            #expect(final?["state"]?.stringValue == "stopped")
+            perWorker.append(final?["requests"]?["received"]?.integerValue ?? 0)
         }
         print("three instances: \(total) requests, per worker \(perWorker)")
         #expect(perWorker.allSatisfy { $0 > 0 }, "work did not reach every worker: \(perWorker)")
@@ -154,9 +153,12 @@ struct OperationsTests {
         #expect(finals.count == total)
         #expect(finals.values.filter { $0 == "error" }.count == 8)
         #expect(finals.values.filter { $0 == "chat.completion" }.count == 4)
-        #expect(harness.worker.log.contains("degraded, taking no new requests"))
-        #expect(harness.worker.log.contains("probing the upstream with one request"))
-        #expect(harness.worker.log.contains("upstream recovered"))
+        // Degraded once, probed with single requests, recovered: running again, the failure streak over.
+        let status = try await harness.worker.waitForStatus(timeout: 10) { $0["state"]?.stringValue == "running" }
+        #expect(status?["upstream"]?["degradations"]?.integerValue == 1, "\(String(describing: status))")
+        #expect((status?["upstream"]?["probes"]?.integerValue ?? 0) >= 1, "\(String(describing: status))")
+        #expect(status?["state"]?.stringValue == "running")
+        #expect(status?["upstream"]?["consecutive_failures"]?.integerValue == 0)
         #expect(try await harness.shutdown() == 0)
     }
 }

@@ -27,7 +27,8 @@ struct RefusedFinalTests {
         #expect(try harness.waitForMessageCount(harness.deadLetterQueue, toBe: 1, timeout: 30) == 1)
         #expect(harness.mock.requestCount(key: key) == 1, "the upstream was called again for a refused final")
         #expect(try harness.messageCount(harness.queue) == 0, "the request went back to the queue")
-        #expect(try await harness.worker.waitForLog("publishing the final reply again", count: 2, timeout: 5) == 2)
+        #expect(try await harness.worker.waitForMetric("chatqueue_final_republishes_total", atLeast: 2, timeout: 5) == 2)
+        #expect(try await harness.worker.waitForMetric("chatqueue_final_refused_total", atLeast: 1, timeout: 5) == 1)
         // Settled: a new request is served normally afterwards.
         let replies = try harness.exchange(json: chatRequest("after"))
         #expect(replies.last?.type == "chat.completion")

@@ -40,9 +40,13 @@ struct RequesterBoundaryTests {
         while letters.count < 2, let letter = try harness.requester.nextReply(timeout: 5) { letters.append(letter) }
         #expect(Set(letters.compactMap(\.correlationID)) == ["corr-victim", "corr-near"])
         #expect(letters.allSatisfy { $0.body == body }, "dead-lettered as received")
-        // RabbitMQ records why: the worker rejected it (the worker's log has the reply_to).
+        // RabbitMQ records why: the worker rejected it. The bodies are valid requests, so their reply_to is
+        // what the worker refused: counted as rejected, neither answered nor failed.
         #expect(letters.allSatisfy { $0.headers["x-first-death-reason"]?.stringValue == "rejected" })
-        #expect(harness.worker.logCount("reply_to is not in replies.allowed_queues") == 2)
+        let counted = try await harness.worker.waitForStatus(timeout: 5) { $0["requests"]?["rejected"]?.integerValue == 2 }
+        #expect(counted?["requests"]?["rejected"]?.integerValue == 2)
+        #expect(counted?["requests"]?["failed"]?.integerValue == 0)
+        #expect(counted?["requests"]?["succeeded"]?.integerValue == 0)
 
         // Still serving allowed requesters.
         let replies = try harness.exchange(json: chatRequest("from an allowed requester"), correlationID: "corr-ok")

@@ -4,6 +4,7 @@
 // They talk raw HTTP/1.1 over a socket so framing is visible: a chunked body
 // that ends without its terminator (drop_after) is exactly what we assert on.
 
+import ChatQueueCore
 import ChatQueueMockUpstream
 import Foundation
 import Testing
@@ -18,72 +19,62 @@ import Darwin
 struct MockUpstreamTests {
     // MARK: Non-streaming
 
-    @Test func nonStreamingReplyEchoesTheLastUserMessage() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"deepseek-chat","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi there"}]}"#
-            )
-            #expect(response.status == 200)
-            #expect(response.header("content-type") == "application/json")
-            #expect(response.header("content-length") == String(response.body.count))
-            let body = try response.jsonObject()
-            #expect((body["id"] as? String)?.hasPrefix("chatcmpl-") == true)
-            #expect(body["object"] as? String == "chat.completion")
-            #expect(body["model"] as? String == "deepseek-chat")
-            #expect(body["system_fingerprint"] as? String == "fp_mock")
-            #expect(body["created"] is NSNumber)
-            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
-            #expect(choice["index"] as? Int == 0)
-            #expect(choice["finish_reason"] as? String == "stop")
-            #expect(choice["logprobs"] is NSNull)
-            let message = try #require(choice["message"] as? [String: Any])
-            #expect(message["role"] as? String == "assistant")
-            #expect(message["content"] as? String == "Echo: hi there")
-            #expect(message["reasoning_content"] == nil)
-            let usage = try #require(body["usage"] as? [String: Any])
-            let prompt = try #require(usage["prompt_tokens"] as? Int)
-            let completion = try #require(usage["completion_tokens"] as? Int)
-            #expect(completion == 3)
-            #expect(usage["total_tokens"] as? Int == prompt + completion)
-        }
+    @Test("a non-streaming reply echoes the last user message")
+
+    func nonStreamingReplyEchoesTheLastUserMessage() async throws {
+        let response = try await post(#"{"model":"deepseek-chat","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi there"}]}"#)
+        #expect(response.status == 200)
+        #expect(response.header("content-type") == "application/json")
+        #expect(response.header("content-length") == String(response.body.count))
+        let body = try response.jsonObject()
+        #expect((body["id"]?.stringValue)?.hasPrefix("chatcmpl-") == true)
+        #expect(body["object"]?.stringValue == "chat.completion")
+        #expect(body["model"]?.stringValue == "deepseek-chat")
+        #expect(body["system_fingerprint"]?.stringValue == "fp_mock")
+        #expect(body["created"]?.integerValue != nil)
+        let choice = try #require((body["choices"]?.arrayValue)?.first)
+        #expect(choice["index"]?.integerValue == 0)
+        #expect(choice["finish_reason"]?.stringValue == "stop")
+        #expect(choice["logprobs"]?.isNull == true)
+        let message = try #require(choice["message"]?.objectValue)
+        #expect(message["role"]?.stringValue == "assistant")
+        #expect(message["content"]?.stringValue == "Echo: hi there")
+        #expect(message["reasoning_content"] == nil)
+        let usage = try #require(body["usage"]?.objectValue)
+        let prompt = try #require(usage["prompt_tokens"]?.integerValue)
+        let completion = try #require(usage["completion_tokens"]?.integerValue)
+        #expect(completion == 3)
+        #expect(usage["total_tokens"]?.integerValue == prompt + completion)
     }
 
-    @Test func arrayContentJoinsTextParts() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"one"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"two"}]}]}"#
-            )
-            #expect(try response.messageContents() == ["Echo: one two"])
-        }
+    @Test("array content: the text parts joined")
+
+    func arrayContentJoinsTextParts() async throws {
+        let response = try await post(#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"one"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"two"}]}]}"#)
+        #expect(try response.messageContents() == ["Echo: one two"])
     }
 
-    @Test func severalChoicesArePrefixedWithTheirIndex() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","n":2,"messages":[{"role":"user","content":"x"}]}"#
-            )
-            #expect(try response.messageContents() == ["[0] Echo: x", "[1] Echo: x"])
-        }
+    @Test("several choices are prefixed with their index")
+
+    func severalChoicesArePrefixedWithTheirIndex() async throws {
+        let response = try await post(#"{"model":"m","n":2,"messages":[{"role":"user","content":"x"}]}"#)
+        #expect(try response.messageContents() == ["[0] Echo: x", "[1] Echo: x"])
     }
 
-    @Test func reasoningModelsAlsoReturnReasoningContent() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"deepseek-reasoner","messages":[{"role":"user","content":"x"}]}"#
-            )
-            let body = try response.jsonObject()
-            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
-            let message = try #require(choice["message"] as? [String: Any])
-            #expect((message["reasoning_content"] as? String)?.isEmpty == false)
-            #expect(message["content"] as? String == "Echo: x")
-        }
+    @Test("reasoning models also return reasoning content")
+
+    func reasoningModelsAlsoReturnReasoningContent() async throws {
+        let response = try await post(#"{"model":"deepseek-reasoner","messages":[{"role":"user","content":"x"}]}"#)
+        let body = try response.jsonObject()
+        let choice = try #require((body["choices"]?.arrayValue)?.first)
+        let message = try #require(choice["message"]?.objectValue)
+        #expect((message["reasoning_content"]?.stringValue)?.isEmpty == false)
+        #expect(message["content"]?.stringValue == "Echo: x")
     }
 
-    @Test func wordsOptionAndDirectiveSetTheLength() async throws {
+    @Test("words option and directive set the length")
+
+    func wordsOptionAndDirectiveSetTheLength() async throws {
         var options = MockUpstreamOptions()
         options.words = 3
         try await withMock(options) { mock in
@@ -94,176 +85,155 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func padLinesPrecedeTheJSON() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(mock, json: #"{"model":"m","messages":[],"mock":{"pad_lines":3}}"#)
-            #expect(response.bodyText.hasPrefix("\n\n\n{\"id\""))
-        }
+    @Test("pad_lines puts blank lines before the JSON")
+
+    func padLinesPrecedeTheJSON() async throws {
+        let response = try await post(#"{"model":"m","messages":[],"mock":{"pad_lines":3}}"#)
+        #expect(response.bodyText.hasPrefix("\n\n\n{\"id\""))
     }
 
-    @Test func toolsGetAToolCall() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[{"role":"user","content":"rain?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#
-            )
-            let body = try response.jsonObject()
-            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
-            #expect(choice["finish_reason"] as? String == "tool_calls")
-            let message = try #require(choice["message"] as? [String: Any])
-            let call = try #require((message["tool_calls"] as? [[String: Any]])?.first)
-            #expect(call["id"] as? String == "call_mock_0")
-            let function = try #require(call["function"] as? [String: Any])
-            #expect(function["name"] as? String == "get_weather")
-            #expect(function["arguments"] as? String == #"{"echo":"Echo: rain?"}"#)
-        }
+    @Test("a request with tools gets a tool call")
+
+    func toolsGetAToolCall() async throws {
+        let response = try await post(#"{"model":"m","messages":[{"role":"user","content":"rain?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#)
+        let body = try response.jsonObject()
+        let choice = try #require((body["choices"]?.arrayValue)?.first)
+        #expect(choice["finish_reason"]?.stringValue == "tool_calls")
+        let message = try #require(choice["message"]?.objectValue)
+        let call = try #require((message["tool_calls"]?.arrayValue)?.first)
+        #expect(call["id"]?.stringValue == "call_mock_0")
+        let function = try #require(call["function"]?.objectValue)
+        #expect(function["name"]?.stringValue == "get_weather")
+        #expect(function["arguments"]?.stringValue == #"{"echo":"Echo: rain?"}"#)
     }
 
     // MARK: Streaming
 
-    @Test func streamFollowsDeepSeekFormat() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"deepseek-chat","messages":[{"role":"user","content":"hi there"}],"stream":true}"#
-            )
-            #expect(response.status == 200)
-            #expect(response.header("content-type") == "text/event-stream")
-            #expect(response.header("transfer-encoding") == "chunked")
-            #expect(response.isComplete)
-            #expect(response.bodyText.hasSuffix("data: [DONE]\n\n"))
+    @Test("a stream follows DeepSeek's format")
 
-            let chunks = try response.streamChunks()
-            let first = try #require(chunks.first)
-            #expect(first["object"] as? String == "chat.completion.chunk")
-            #expect(first["system_fingerprint"] as? String == "fp_mock")
-            let firstDelta = try #require(MockRawHTTP.delta(first))
-            #expect(firstDelta["role"] as? String == "assistant")
-            #expect(firstDelta["content"] as? String == "")
+    func streamFollowsDeepSeekFormat() async throws {
+        let response = try await post(#"{"model":"deepseek-chat","messages":[{"role":"user","content":"hi there"}],"stream":true}"#)
+        #expect(response.status == 200)
+        #expect(response.header("content-type") == "text/event-stream")
+        #expect(response.header("transfer-encoding") == "chunked")
+        #expect(response.isComplete)
+        #expect(response.bodyText.hasSuffix("data: [DONE]\n\n"))
 
-            let contents = chunks.dropFirst().compactMap { MockRawHTTP.delta($0)?["content"] as? String }
-            #expect(Array(contents) == ["Echo: ", "hi ", "there", ""])
-            // Every chunk of a reply shares its id.
-            #expect(Set(chunks.compactMap { $0["id"] as? String }).count == 1)
+        let chunks = try response.streamChunks()
+        let first = try #require(chunks.first)
+        #expect(first["object"]?.stringValue == "chat.completion.chunk")
+        #expect(first["system_fingerprint"]?.stringValue == "fp_mock")
+        let firstDelta = try #require(MockRawHTTP.delta(first))
+        #expect(firstDelta["role"]?.stringValue == "assistant")
+        #expect(firstDelta["content"]?.stringValue == "")
 
-            let last = try #require(chunks.last)
-            let lastChoice = try #require((last["choices"] as? [[String: Any]])?.first)
-            #expect(lastChoice["finish_reason"] as? String == "stop")
-            #expect((last["usage"] as? [String: Any])?["completion_tokens"] as? Int == 3)
-            #expect(chunks.dropLast().allSatisfy { $0["usage"] == nil })
-        }
+        let contents = chunks.dropFirst().compactMap { MockRawHTTP.delta($0)?["content"]?.stringValue }
+        #expect(Array(contents) == ["Echo: ", "hi ", "there", ""])
+        // Every chunk of a reply shares its id.
+        #expect(Set(chunks.compactMap { $0["id"]?.stringValue }).count == 1)
+
+        let last = try #require(chunks.last)
+        let lastChoice = try #require((last["choices"]?.arrayValue)?.first)
+        #expect(lastChoice["finish_reason"]?.stringValue == "stop")
+        #expect((last["usage"]?.objectValue)?["completion_tokens"]?.integerValue == 3)
+        #expect(chunks.dropLast().allSatisfy { $0["usage"] == nil })
     }
 
-    @Test func streamOfSeveralChoicesInterleavesThem() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","n":2,"messages":[{"role":"user","content":"a b"}],"stream":true}"#
-            )
-            var texts = ["", ""]
-            var finished = 0
-            for chunk in try response.streamChunks() {
-                let choice = try #require((chunk["choices"] as? [[String: Any]])?.first)
-                let index = try #require(choice["index"] as? Int)
-                texts[index] += (choice["delta"] as? [String: Any])?["content"] as? String ?? ""
-                if choice["finish_reason"] is String { finished += 1 }
-            }
-            #expect(texts == ["[0] Echo: a b", "[1] Echo: a b"])
-            #expect(finished == 2)
+    @Test("stream of several choices interleaves them")
+
+    func streamOfSeveralChoicesInterleavesThem() async throws {
+        let response = try await post(#"{"model":"m","n":2,"messages":[{"role":"user","content":"a b"}],"stream":true}"#)
+        var texts = ["", ""]
+        var finished = 0
+        for chunk in try response.streamChunks() {
+            let choice = try #require((chunk["choices"]?.arrayValue)?.first)
+            let index = try #require(choice["index"]?.integerValue)
+            texts[index] += (choice["delta"]?.objectValue)?["content"]?.stringValue ?? ""
+            if choice["finish_reason"]?.stringValue != nil { finished += 1 }
         }
+        #expect(texts == ["[0] Echo: a b", "[1] Echo: a b"])
+        #expect(finished == 2)
     }
 
-    @Test func reasonerStreamsReasoningBeforeContent() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"deepseek-reasoner","messages":[{"role":"user","content":"x"}],"stream":true}"#
-            )
-            let deltas = try response.streamChunks().compactMap(MockRawHTTP.delta)
-            let reasoning = deltas.compactMap { $0["reasoning_content"] as? String }.joined()
-            let content = deltas.compactMap { $0["content"] as? String }.joined()
-            #expect(reasoning == "Okay, the user wants me to echo their message.")
-            #expect(content == "Echo: x")
-            let firstContent = try #require(deltas.firstIndex { ($0["content"] as? String)?.isEmpty == false })
-            let lastReasoning = try #require(deltas.lastIndex { ($0["reasoning_content"] as? String)?.isEmpty == false })
-            #expect(lastReasoning < firstContent)
-        }
+    @Test("reasoner streams reasoning before content")
+
+    func reasonerStreamsReasoningBeforeContent() async throws {
+        let response = try await post(#"{"model":"deepseek-reasoner","messages":[{"role":"user","content":"x"}],"stream":true}"#)
+        let deltas = try response.streamChunks().compactMap(MockRawHTTP.delta)
+        let reasoning = deltas.compactMap { $0["reasoning_content"]?.stringValue }.joined()
+        let content = deltas.compactMap { $0["content"]?.stringValue }.joined()
+        #expect(reasoning == "Okay, the user wants me to echo their message.")
+        #expect(content == "Echo: x")
+        let firstContent = try #require(deltas.firstIndex { ($0["content"]?.stringValue)?.isEmpty == false })
+        let lastReasoning = try #require(deltas.lastIndex { ($0["reasoning_content"]?.stringValue)?.isEmpty == false })
+        #expect(lastReasoning < firstContent)
     }
 
-    @Test func streamWithToolsSendsToolCallDeltas() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[{"role":"user","content":"q"}],"stream":true,"tools":[{"type":"function","function":{"name":"lookup"}}]}"#
-            )
-            let chunks = try response.streamChunks()
-            let calls = chunks.compactMap { (MockRawHTTP.delta($0)?["tool_calls"] as? [[String: Any]])?.first }
-            #expect(calls.count == 4)
-            #expect(calls.first?["id"] as? String == "call_mock_0")
-            #expect((calls.first?["function"] as? [String: Any])?["name"] as? String == "lookup")
-            let arguments = calls.compactMap { ($0["function"] as? [String: Any])?["arguments"] as? String }.joined()
-            #expect(arguments == #"{"echo":"Echo: q"}"#)
-            let last = try #require((chunks.last?["choices"] as? [[String: Any]])?.first)
-            #expect(last["finish_reason"] as? String == "tool_calls")
-        }
+    @Test("stream with tools sends tool call deltas")
+
+    func streamWithToolsSendsToolCallDeltas() async throws {
+        let response = try await post(#"{"model":"m","messages":[{"role":"user","content":"q"}],"stream":true,"tools":[{"type":"function","function":{"name":"lookup"}}]}"#)
+        let chunks = try response.streamChunks()
+        let calls = chunks.compactMap { (MockRawHTTP.delta($0)?["tool_calls"]?.arrayValue)?.first }
+        #expect(calls.count == 4)
+        #expect(calls.first?["id"]?.stringValue == "call_mock_0")
+        #expect((calls.first?["function"]?.objectValue)?["name"]?.stringValue == "lookup")
+        let arguments = calls.compactMap { ($0["function"]?.objectValue)?["arguments"]?.stringValue }.joined()
+        #expect(arguments == #"{"echo":"Echo: q"}"#)
+        let last = try #require((chunks.last?["choices"]?.arrayValue)?.first)
+        #expect(last["finish_reason"]?.stringValue == "tool_calls")
     }
 
     // MARK: Errors
 
-    @Test func insufficientBalanceIsDeepSeeksBody() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(mock, json: #"{"model":"m","messages":[],"mock":{"status":402}}"#)
-            #expect(response.status == 402)
-            #expect(response.header("content-type") == "application/json")
-            #expect(
-                response.bodyText
-                    == #"{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}"#
-            )
-        }
+    @Test("402 is DeepSeek's Insufficient Balance body")
+
+    func insufficientBalanceIsDeepSeeksBody() async throws {
+        let response = try await post(#"{"model":"m","messages":[],"mock":{"status":402}}"#)
+        #expect(response.status == 402)
+        #expect(response.header("content-type") == "application/json")
+        #expect(
+            response.bodyText
+                == #"{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}"#
+        )
     }
 
-    @Test(arguments: [
+    @Test("the status directive answers with an OpenAI-shaped error", arguments: [
         (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
         (422, "invalid_request_error"), (429, "rate_limit_error"), (500, "server_error"), (503, "server_error"),
     ])
     func statusDirectiveAnswersWithOpenAIShapedError(status: Int, type: String) async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(mock, json: #"{"model":"m","messages":[],"mock":{"status":\#(status)}}"#)
-            #expect(response.status == status)
-            let error = try #require(try response.jsonObject()["error"] as? [String: Any])
-            #expect(error["type"] as? String == type)
-            #expect(error["message"] is String)
-            #expect(error["code"] is String)
-            #expect(error["param"] is NSNull)
-        }
+        let response = try await post(#"{"model":"m","messages":[],"mock":{"status":\#(status)}}"#)
+        #expect(response.status == status)
+        let error = try #require(try response.jsonObject()["error"]?.objectValue)
+        #expect(error["type"]?.stringValue == type)
+        #expect(error["message"]?.stringValue != nil)
+        #expect(error["code"]?.stringValue != nil)
+        #expect(error["param"]?.isNull == true)
     }
 
-    @Test func rateLimitCarriesRetryHeaders() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[],"mock":{"status":429,"retry_after":2,"retry_after_ms":1500}}"#
-            )
-            #expect(response.status == 429)
-            #expect(response.header("retry-after") == "2")
-            #expect(response.header("retry-after-ms") == "1500")
-            let error = try #require(try response.jsonObject()["error"] as? [String: Any])
-            #expect(error["message"] as? String == "Rate limit reached")
-        }
+    @Test("rate limit carries retry headers")
+
+    func rateLimitCarriesRetryHeaders() async throws {
+        let response = try await post(#"{"model":"m","messages":[],"mock":{"status":429,"retry_after":2,"retry_after_ms":1500}}"#)
+        #expect(response.status == 429)
+        #expect(response.header("retry-after") == "2")
+        #expect(response.header("retry-after-ms") == "1500")
+        let error = try #require(try response.jsonObject()["error"]?.objectValue)
+        #expect(error["message"]?.stringValue == "Rate limit reached")
     }
 
-    @Test func errorBodyIsSentVerbatim() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[],"mock":{"status":502,"error_body":"<html>bad gateway</html>"}}"#
-            )
-            #expect(response.status == 502)
-            #expect(response.bodyText == "<html>bad gateway</html>")
-        }
+    @Test("error body is sent verbatim")
+
+    func errorBodyIsSentVerbatim() async throws {
+        let response = try await post(#"{"model":"m","messages":[],"mock":{"status":502,"error_body":"<html>bad gateway</html>"}}"#)
+        #expect(response.status == 502)
+        #expect(response.bodyText == "<html>bad gateway</html>")
     }
 
-    @Test func requiredAPIKeyIsChecked() async throws {
+    @Test("required API key is checked")
+
+    func requiredAPIKeyIsChecked() async throws {
         var options = MockUpstreamOptions()
         options.requireAPIKey = "sk-test"
         try await withMock(options) { mock in
@@ -281,18 +251,20 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func routingAndParsingErrors() async throws {
+    @Test("wrong path 404, wrong method 405, unparsable body 400, missing field 422")
+
+    func routingAndParsingErrors() async throws {
         try await withMock { mock in
             let wrongPath = try MockRawHTTP.roundTrip(mock, method: "POST", path: "/completions", body: "{}")
             #expect(wrongPath.status == 404)
-            #expect(try wrongPath.jsonObject()["error"] is [String: Any])
+            #expect(try wrongPath.jsonObject()["error"]?.objectValue != nil)
             let wrongMethod = try MockRawHTTP.roundTrip(mock, method: "GET", path: "/chat/completions", body: nil)
             #expect(wrongMethod.status == 405)
             let unparsable = try MockRawHTTP.post(mock, json: #"{"model":"#)
             #expect(unparsable.status == 400)
-            let error = try #require(try unparsable.jsonObject()["error"] as? [String: Any])
-            #expect(error["type"] as? String == "invalid_request_error")
-            #expect(error["code"] as? String == "invalid_request_error")
+            let error = try #require(try unparsable.jsonObject()["error"]?.objectValue)
+            #expect(error["type"]?.stringValue == "invalid_request_error")
+            #expect(error["code"]?.stringValue == "invalid_request_error")
             let missingMessages = try MockRawHTTP.post(mock, json: #"{"model":"m"}"#)
             #expect(missingMessages.status == 422)
             let versioned = try MockRawHTTP.roundTrip(mock, method: "POST", path: "/v1/chat/completions", body: #"{"model":"m","messages":[]}"#)
@@ -300,7 +272,9 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func failFirstFailsThenSucceedsPerKey() async throws {
+    @Test("fail_first fails the first calls per key, then succeeds")
+
+    func failFirstFailsThenSucceedsPerKey() async throws {
         try await withMock { mock in
             let body = #"{"model":"m","messages":[],"mock":{"fail_first":2,"key":"flaky-1"}}"#
             let statuses = try (0..<3).map { _ in try MockRawHTTP.post(mock, json: body).status }
@@ -318,76 +292,63 @@ struct MockUpstreamTests {
 
     // MARK: Stream directives
 
-    @Test func dropAfterClosesWithoutTerminator() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[{"role":"user","content":"a b c d"}],"stream":true,"mock":{"drop_after":2}}"#
-            )
-            #expect(response.status == 200)
-            #expect(!response.isComplete)
-            #expect(!response.bodyText.contains("[DONE]"))
-            let contents = try response.streamChunks().compactMap { MockRawHTTP.delta($0)?["content"] as? String }
-            #expect(contents == ["", "Echo: ", "a "])
-        }
+    @Test("drop_after closes the stream without its terminator")
+
+    func dropAfterClosesWithoutTerminator() async throws {
+        let response = try await post(#"{"model":"m","messages":[{"role":"user","content":"a b c d"}],"stream":true,"mock":{"drop_after":2}}"#)
+        #expect(response.status == 200)
+        #expect(!response.isComplete)
+        #expect(!response.bodyText.contains("[DONE]"))
+        let contents = try response.streamChunks().compactMap { MockRawHTTP.delta($0)?["content"]?.stringValue }
+        #expect(contents == ["", "Echo: ", "a "])
     }
 
-    @Test func streamErrorSendsAnErrorEventAndEnds() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[{"role":"user","content":"a b c d"}],"stream":true,"mock":{"stream_error":true}}"#
-            )
-            #expect(response.isComplete)
-            let events = response.dataEvents
-            #expect(!events.contains("[DONE]"))
-            #expect(
-                events.last
-                    == #"{"error":{"message":"Internal error during generation","type":"server_error","param":null,"code":"internal_error"}}"#
-            )
-            // The role chunk, two content events, then the error.
-            #expect(events.count == 4)
-        }
+    @Test("stream error sends an error event and ends")
+
+    func streamErrorSendsAnErrorEventAndEnds() async throws {
+        let response = try await post(#"{"model":"m","messages":[{"role":"user","content":"a b c d"}],"stream":true,"mock":{"stream_error":true}}"#)
+        #expect(response.isComplete)
+        let events = response.dataEvents
+        #expect(!events.contains("[DONE]"))
+        #expect(
+            events.last
+                == #"{"error":{"message":"Internal error during generation","type":"server_error","param":null,"code":"internal_error"}}"#
+        )
+        // The role chunk, two content events, then the error.
+        #expect(events.count == 4)
     }
 
-    @Test func emptyStreamEndsCleanlyWithoutEvents() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[],"stream":true,"mock":{"empty_stream":true}}"#
-            )
-            #expect(response.status == 200)
-            #expect(response.header("content-type") == "text/event-stream")
-            #expect(response.isComplete)
-            #expect(response.body.isEmpty)
-        }
+    @Test("empty stream ends cleanly without events")
+
+    func emptyStreamEndsCleanlyWithoutEvents() async throws {
+        let response = try await post(#"{"model":"m","messages":[],"stream":true,"mock":{"empty_stream":true}}"#)
+        #expect(response.status == 200)
+        #expect(response.header("content-type") == "text/event-stream")
+        #expect(response.isComplete)
+        #expect(response.body.isEmpty)
     }
 
-    @Test func noDoneOmitsTheDoneMarker() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"mock":{"no_done":true}}"#
-            )
-            #expect(response.isComplete)
-            #expect(!response.bodyText.contains("[DONE]"))
-            #expect(try response.streamChunks().count == 4)
-        }
+    @Test("no_done omits the [DONE] marker")
+
+    func noDoneOmitsTheDoneMarker() async throws {
+        let response = try await post(#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"mock":{"no_done":true}}"#)
+        #expect(response.isComplete)
+        #expect(!response.bodyText.contains("[DONE]"))
+        #expect(try response.streamChunks().count == 4)
     }
 
-    @Test func badResponseIsHTML() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[],"stream":true,"mock":{"bad_response":true}}"#
-            )
-            #expect(response.status == 200)
-            #expect(response.header("content-type") == "text/plain")
-            #expect(response.bodyText == "<html>oops</html>")
-        }
+    @Test("bad_response answers 200 with HTML")
+
+    func badResponseIsHTML() async throws {
+        let response = try await post(#"{"model":"m","messages":[],"stream":true,"mock":{"bad_response":true}}"#)
+        #expect(response.status == 200)
+        #expect(response.header("content-type") == "text/plain")
+        #expect(response.bodyText == "<html>oops</html>")
     }
 
-    @Test func stampAddsSendTimes() async throws {
+    @Test("stamp adds each chunk's send time")
+
+    func stampAddsSendTimes() async throws {
         try await withMock { mock in
             let before = Date().timeIntervalSince1970 * 1000
             let response = try MockRawHTTP.post(
@@ -395,7 +356,7 @@ struct MockUpstreamTests {
                 json: #"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"mock":{"stamp":true}}"#
             )
             let after = Date().timeIntervalSince1970 * 1000
-            let stamps = try response.streamChunks().map { ($0["x_mock_sent_at_ms"] as? NSNumber)?.doubleValue }
+            let stamps = try response.streamChunks().map { $0["x_mock_sent_at_ms"]?.doubleValue }
             #expect(!stamps.isEmpty)
             for stamp in stamps {
                 let stamp = try #require(stamp)
@@ -404,7 +365,9 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func pacingDirectivesDelayAndKeepAlive() async throws {
+    @Test("pacing directives delay and keep alive")
+
+    func pacingDirectivesDelayAndKeepAlive() async throws {
         try await withMock { mock in
             let started = Date()
             let response = try MockRawHTTP.post(
@@ -420,19 +383,18 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func nonStreamKeepAliveSendsBlankLinesBeforeTheBody() async throws {
-        try await withMock { mock in
-            let response = try MockRawHTTP.post(
-                mock,
-                json: #"{"model":"m","messages":[],"mock":{"first_byte_delay_ms":250,"keepalive_ms":100}}"#
-            )
-            #expect(response.status == 200)
-            #expect(response.bodyText.hasPrefix("\n\n{"))
-            #expect(try response.messageContents() == ["Echo: "])
-        }
+    @Test("non-stream keep-alive sends blank lines before the body")
+
+    func nonStreamKeepAliveSendsBlankLinesBeforeTheBody() async throws {
+        let response = try await post(#"{"model":"m","messages":[],"mock":{"first_byte_delay_ms":250,"keepalive_ms":100}}"#)
+        #expect(response.status == 200)
+        #expect(response.bodyText.hasPrefix("\n\n{"))
+        #expect(try response.messageContents() == ["Echo: "])
     }
 
-    @Test func keepaliveOnlyNeverSendsData() async throws {
+    @Test("keepalive_only never sends data")
+
+    func keepaliveOnlyNeverSendsData() async throws {
         try await withMock { mock in
             let response = try MockRawHTTP.post(
                 mock,
@@ -446,7 +408,9 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func defaultChunkIntervalPacesStreams() async throws {
+    @Test("default chunk interval paces streams")
+
+    func defaultChunkIntervalPacesStreams() async throws {
         var options = MockUpstreamOptions()
         options.chunkInterval = .milliseconds(60)
         try await withMock(options) { mock in
@@ -460,7 +424,9 @@ struct MockUpstreamTests {
 
     // MARK: Connections and recording
 
-    @Test func persistentConnectionServesPipelinedRequests() async throws {
+    @Test("a persistent connection serves pipelined requests")
+
+    func persistentConnectionServesPipelinedRequests() async throws {
         try await withMock { mock in
             let one = MockRawHTTP.request(method: "POST", path: "/chat/completions", body: #"{"model":"m","messages":[],"stream":true}"#, keepAlive: true)
             let two = MockRawHTTP.request(method: "POST", path: "/chat/completions", body: #"{"model":"m","messages":[]}"#, keepAlive: false)
@@ -472,7 +438,9 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func everyRequestIsRecorded() async throws {
+    @Test("every request is recorded")
+
+    func everyRequestIsRecorded() async throws {
         try await withMock { mock in
             let body = #"{"model":"m","messages":[{"role":"user","content":"é"}],"mock":{"status":500}}"#
             _ = try MockRawHTTP.post(mock, json: body, headers: [("X-Request-Id", "abc")])
@@ -489,7 +457,9 @@ struct MockUpstreamTests {
         }
     }
 
-    @Test func shutdownEndsOpenStreams() async throws {
+    @Test("shutdown ends open streams")
+
+    func shutdownEndsOpenStreams() async throws {
         let mock = try await MockUpstream.start(MockUpstreamOptions())
         let port = mock.port
         let request = MockRawHTTP.request(
@@ -509,7 +479,9 @@ struct MockUpstreamTests {
         try await mock.shutdown()  // a second call is harmless
     }
 
-    @Test func baseURLPointsAtTheBoundPort() async throws {
+    @Test("baseURL points at the bound port")
+
+    func baseURLPointsAtTheBoundPort() async throws {
         try await withMock { mock in
             #expect(mock.port > 0)
             #expect(mock.baseURL == "http://127.0.0.1:\(mock.port)")
@@ -520,6 +492,13 @@ struct MockUpstreamTests {
 // MARK: - Helpers
 
 /// Runs `body` against a fresh mock and always shuts it down.
+/// Posts `json` to a fresh mock's /chat/completions and returns the raw response.
+private func post(_ json: String) async throws -> MockRawResponse {
+    var response: MockRawResponse?
+    try await withMock { mock in response = try MockRawHTTP.post(mock, json: json) }
+    return try #require(response)
+}
+
 private func withMock(
     _ options: MockUpstreamOptions = MockUpstreamOptions(),
     _ body: (MockUpstream) async throws -> Void
@@ -549,15 +528,13 @@ private struct MockRawResponse {
         self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 
-    func jsonObject() throws -> [String: Any] {
-        let trimmed = self.bodyText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let object = try JSONSerialization.jsonObject(with: Data(trimmed.utf8))
-        return try #require(object as? [String: Any])
+    func jsonObject() throws -> JSONObject {
+        try #require(try JSONValue(parsing: self.body).objectValue)
     }
 
     func messageContents() throws -> [String] {
-        let choices = try #require(try self.jsonObject()["choices"] as? [[String: Any]])
-        return choices.compactMap { ($0["message"] as? [String: Any])?["content"] as? String }
+        let choices = try #require(try self.jsonObject()["choices"]?.arrayValue)
+        return choices.compactMap { ($0["message"]?.objectValue)?["content"]?.stringValue }
     }
 
     /// The payload of every `data:` line, in order.
@@ -568,9 +545,9 @@ private struct MockRawResponse {
     }
 
     /// The JSON chunks (everything but `[DONE]`).
-    func streamChunks() throws -> [[String: Any]] {
+    func streamChunks() throws -> [JSONObject] {
         try self.dataEvents.filter { $0 != "[DONE]" }.map { event in
-            try #require(try JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any])
+            try #require(try JSONValue(parsing: event).objectValue)
         }
     }
 }
@@ -582,8 +559,8 @@ private enum MockRawHTTP {
         var timedOut: Bool
     }
 
-    static func delta(_ chunk: [String: Any]) -> [String: Any]? {
-        ((chunk["choices"] as? [[String: Any]])?.first)?["delta"] as? [String: Any]
+    static func delta(_ chunk: JSONObject) -> JSONObject? {
+        chunk["choices"]?[0]?["delta"]?.objectValue
     }
 
     static func post(
@@ -725,7 +702,8 @@ private struct MockRawHTTPError: Error, CustomStringConvertible {
 // MARK: - Fixed-response mode (benchmarks)
 
 extension MockUpstreamTests {
-    @Test func fixedResponseModeAnswersFromPrebuiltReplies() async throws {
+    @Test("fixed-response mode answers from prebuilt replies")
+    func fixedResponseModeAnswersFromPrebuiltReplies() async throws {
         var options = MockUpstreamOptions()
         options.fixedResponses = true
         options.words = 3
@@ -742,7 +720,7 @@ extension MockUpstreamTests {
             #expect(stream.dataEvents.last == "[DONE]")
             let chunks = try stream.streamChunks()
             #expect(chunks.count == 5)  // role, three words, finish
-            #expect(chunks.compactMap { MockRawHTTP.delta($0)?["content"] as? String }.joined() == "w1 w2 w3")
+            #expect(chunks.compactMap { MockRawHTTP.delta($0)?["content"]?.stringValue }.joined() == "w1 w2 w3")
 
             // A "mock" object still scripts the answer.
             let scripted = try MockRawHTTP.post(

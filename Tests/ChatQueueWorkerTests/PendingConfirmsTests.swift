@@ -3,6 +3,7 @@ import Testing
 @testable import ChatQueueWorker
 
 /// A delivery is settled only when the broker confirmed its final reply.
+@Suite("Pending publisher confirms")
 struct PendingConfirmsTests {
     @Test("multiple confirms settle everything up to the sequence number, in order")
     func multiple() {

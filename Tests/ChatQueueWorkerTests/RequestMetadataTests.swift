@@ -3,6 +3,7 @@ import Testing
 
 @testable import ChatQueueWorker
 
+@Suite("Request metadata")
 struct RequestMetadataTests {
     private func metadata(_ properties: AMQPMessageProperties, redelivered: Bool = false, defaultQueue: String? = nil)
         -> RequestMetadata
@@ -48,6 +49,7 @@ struct RequestMetadataTests {
 
 /// Headers any publisher can set, with any AMQP type and value: nothing traps,
 /// and what comes out is in range.
+@Suite("Request metadata from hostile headers")
 struct RequestMetadataHostileTests {
     private func metadata(_ headers: [String: AMQPFieldValue], redelivered: Bool = false) -> RequestMetadata {
         RequestMetadata(

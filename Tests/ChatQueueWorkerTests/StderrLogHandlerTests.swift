@@ -5,6 +5,7 @@ import Testing
 @testable import ChatQueueWorker
 
 /// The two log line formats operators read in the journal.
+@Suite("Stderr log format")
 struct StderrLogHandlerTests {
     let metadata: Logger.Metadata = ["request.id": "r-1", "correlation.id": "c 2", "error.message": "bad \"quote\"\nline"]
 

@@ -1,3 +1,4 @@
+import ChatQueueSystem
 import Testing
 
 @testable import ChatQueueWorker
@@ -40,7 +41,7 @@ struct SupervisionFileTests {
         let directory = try ScratchDirectory()
         defer { directory.remove() }
         let path = directory.file("status.json")
-        let temporary = AtomicFile.temporaryPath(for: path)
+        let temporary = FileIO.temporaryPath(for: path)
         #expect(temporary == directory.path + "/.status.json.\(getpid()).tmp")
         let descriptor = open(temporary, O_CREAT | O_WRONLY, 0o600)
         #expect(descriptor >= 0)
@@ -50,22 +51,22 @@ struct SupervisionFileTests {
         #expect(directory.names() == ["status.json"])
     }
 
-    @Test("errors carry the errno, a message and the path; nothing is left behind")
+    @Test("errors carry the errno, the call with the path and the system's words; nothing is left behind")
     func errors() throws {
         let directory = try ScratchDirectory()
         defer { directory.remove() }
         let missing = directory.file("no/such/dir/status.json")
-        let error = #expect(throws: SupervisionFileError.self) {
+        let error = #expect(throws: SystemError.self) {
             try StatusFileWriter(path: missing).write(status(.running, updatedAt: 0))
         }
-        #expect(error?.code == ENOENT)
-        #expect(error?.path == missing)
-        #expect(error?.message.contains("No such file or directory") == true)
+        #expect(error?.errno == ENOENT)
+        #expect(error?.call == "open " + FileIO.temporaryPath(for: missing))
+        #expect(error?.reason == "No such file or directory")
 
         // rename onto a directory fails after the temporary file was written: it is removed.
         let target = directory.file("taken")
         #expect(mkdir(target, 0o755) == 0)
-        #expect(throws: SupervisionFileError.self) {
+        #expect(throws: SystemError.self) {
             try StatusFileWriter(path: target).write(status(.running, updatedAt: 0))
         }
         #expect(directory.names() == ["taken"])
@@ -94,7 +95,7 @@ struct SupervisionFileTests {
         let directory = try ScratchDirectory()
         defer { directory.remove() }
         for bad in [directory.file("metrics.txt"), directory.file(".prom"), directory.file("m.prom/")] {
-            #expect(throws: SupervisionFileError.self, "\(bad)") { try MetricsTextfileWriter(path: bad) }
+            #expect(throws: SystemError.self, "\(bad)") { try MetricsTextfileWriter(path: bad) }
         }
         let writer = try MetricsTextfileWriter(path: directory.file("chatqueue-worker-1.prom"))
         var snapshot = MetricsSnapshot(instance: "1")

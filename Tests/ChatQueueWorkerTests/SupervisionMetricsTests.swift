@@ -22,19 +22,7 @@ struct SupervisionMetricsTests {
     @Test("the exposition text, line for line")
     func exactText() {
         var snapshot = MetricsSnapshot(instance: "w\"1")
-        var counters = WorkerCounters()
-        counters.succeeded = 7
-        counters.failed = 2
-        counters.rejected = 1
-        counters.requeued = 3
-        counters.retried = 4
-        counters.redelivered = 5
-        counters.chunksPublished = 120
-        counters.unroutableReplies = 1
-        counters.reconnects = 2
-        counters.finalsRepublished = 8
-        counters.finalsRefused = 9
-        snapshot.update(counters: counters, inFlight: 6)
+        snapshot.update(counters: .sample, inFlight: 6)
         snapshot.recordError(code: "connection_failed")
         snapshot.recordError(code: "invalid_json")
         snapshot.recordError(code: "connection_failed")
@@ -74,7 +62,7 @@ struct SupervisionMetricsTests {
                 "chatqueue_chunks_published_total{\(i)} 120",
                 "# HELP chatqueue_unroutable_replies_total Replies the broker could not route.",
                 "# TYPE chatqueue_unroutable_replies_total counter",
-                "chatqueue_unroutable_replies_total{\(i)} 1",
+                "chatqueue_unroutable_replies_total{\(i)} 6",
                 "# HELP chatqueue_final_republishes_total Final replies published again after the broker refused them.",
                 "# TYPE chatqueue_final_republishes_total counter",
                 "chatqueue_final_republishes_total{\(i)} 8",
@@ -84,6 +72,15 @@ struct SupervisionMetricsTests {
                 "# HELP chatqueue_broker_reconnects_total Broker connections re-established after a loss.",
                 "# TYPE chatqueue_broker_reconnects_total counter",
                 "chatqueue_broker_reconnects_total{\(i)} 2",
+                "# HELP chatqueue_broker_connect_failures_total Attempts to connect to the broker that failed.",
+                "# TYPE chatqueue_broker_connect_failures_total counter",
+                "chatqueue_broker_connect_failures_total{\(i)} 10",
+                "# HELP chatqueue_upstream_degradations_total Times the upstream's failures made the worker degraded.",
+                "# TYPE chatqueue_upstream_degradations_total counter",
+                "chatqueue_upstream_degradations_total{\(i)} 11",
+                "# HELP chatqueue_upstream_probes_total Requests taken one at a time while degraded, to probe the upstream.",
+                "# TYPE chatqueue_upstream_probes_total counter",
+                "chatqueue_upstream_probes_total{\(i)} 12",
                 "# HELP chatqueue_requests_in_flight Requests being handled now.",
                 "# TYPE chatqueue_requests_in_flight gauge",
                 "chatqueue_requests_in_flight{\(i)} 6",
@@ -124,6 +121,8 @@ struct SupervisionMetricsTests {
                 "chatqueue_redeliveries_total", "chatqueue_chunks_published_total",
                 "chatqueue_unroutable_replies_total", "chatqueue_final_republishes_total",
                 "chatqueue_final_refused_total", "chatqueue_broker_reconnects_total",
+                "chatqueue_broker_connect_failures_total", "chatqueue_upstream_degradations_total",
+                "chatqueue_upstream_probes_total",
                 "chatqueue_requests_in_flight", "chatqueue_usage_tokens_total",
                 "chatqueue_upstream_first_chunk_seconds", "chatqueue_upstream_duration_seconds",
             ])

@@ -1,5 +1,7 @@
 import Testing
 
+@testable import ChatQueueWorker
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,4 +92,27 @@ final class DatagramReceiver {
         guard count >= 0 else { return nil }
         return String(decoding: buffer[0..<count], as: UTF8.self)
     }
+}
+
+extension WorkerCounters {
+    /// Every counter at a different value, so a test sees which one went where.
+    static let sample: WorkerCounters = {
+        var counters = WorkerCounters()
+        counters.received = 13
+        counters.succeeded = 7
+        counters.failed = 2
+        counters.rejected = 1
+        counters.requeued = 3
+        counters.retried = 4
+        counters.redelivered = 5
+        counters.chunksPublished = 120
+        counters.unroutableReplies = 6
+        counters.reconnects = 2
+        counters.finalsRepublished = 8
+        counters.finalsRefused = 9
+        counters.brokerConnectFailures = 10
+        counters.degradations = 11
+        counters.upstreamProbes = 12
+        return counters
+    }()
 }

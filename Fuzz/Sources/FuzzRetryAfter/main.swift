@@ -1,6 +1,5 @@
+import ChatQueueCore
 import FuzzSupport
-
-@testable import ChatQueueWorker
 
 runLibFuzzer(fuzzRetryAfter)
 
@@ -17,19 +16,19 @@ func fuzzRetryAfter(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let date = HTTPDate.parse(text) {
         fuzzCheck(date.isFinite, "HTTP date \(text) is \(date)")
     }
-    let seconds = RetryPolicy.retryAfterSeconds(
+    let seconds = RetryBackoff.retryAfterSeconds(
         milliseconds: mode & 1 == 0 ? nil : text, header: mode & 1 == 0 ? text : nil, nowUnixSeconds: now)
     if let seconds {
         fuzzCheck(seconds.isFinite && seconds >= 0, "Retry-After \(text) gave \(seconds)")
     }
-    let hint = RetryPolicy.retryAfterHint(
+    let hint = RetryBackoff.retryAfterHint(
         milliseconds: mode & 1 == 0 ? nil : text, header: mode & 1 == 0 ? text : nil, nowUnixSeconds: now)
     switch hint {
     case .absent: fuzzCheck(false, "a present header read as absent")
     case .seconds(let value): fuzzCheck(value == seconds, "hint \(value) but retryAfterSeconds \(String(describing: seconds))")
     case .ignored: fuzzCheck(seconds == nil, "ignored hint but retryAfterSeconds \(String(describing: seconds))")
     }
-    let policy = RetryPolicy()
+    let policy = RetryBackoff()
     if let wait = policy.delay(
         triesMade: Int(mode >> 1) + 1, retryAfter: seconds, secondsLeft: 120, random: Double(mode) / 256)
     {

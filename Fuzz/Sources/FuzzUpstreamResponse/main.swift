@@ -1,8 +1,6 @@
 import ChatQueueCore
 import FuzzSupport
 
-@testable import ChatQueueWorker
-
 runLibFuzzer(fuzzUpstreamResponse)
 
 /// One HTTP try's response as libcurl hands it over: arbitrary header lines,

@@ -84,6 +84,15 @@ extension JSONValue {
     }
 }
 
+// MARK: - Building
+
+extension JSONValue {
+    /// A number from an integer, e.g. a count or a timestamp (`.integer(42)` is `42`).
+    public static func integer(_ value: some BinaryInteger) -> JSONValue {
+        .number(String(value))
+    }
+}
+
 // MARK: - Literals (convenient for building replies and in tests)
 
 extension JSONValue: ExpressibleByStringLiteral {

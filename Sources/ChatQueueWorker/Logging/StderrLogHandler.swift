@@ -115,18 +115,17 @@ public struct StderrLogHandler: LogHandler {
     }
 
     /// Writes `line` with one write(2). Only a short write (possible on a full pipe)
-    /// or an interrupted call makes it write the rest; a failed write drops the line,
-    /// since there is nowhere left to report it.
+    /// makes it write the rest; a failed write drops the line, since there is
+    /// nowhere left to report it (EBADF included: a parent may close stderr).
     private static func writeToStandardError(_ line: String) {
         var line = line
         line.withUTF8 { buffer in
             var remaining = UnsafeRawBufferPointer(buffer)
             while !remaining.isEmpty {
-                let written = write(STDERR_FILENO, remaining.baseAddress, remaining.count)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
+                guard
+                    let written = try? systemCall(
+                        "write stderr", allowing: EBADF, { write(STDERR_FILENO, remaining.baseAddress, remaining.count) })
+                else { return }
                 remaining = UnsafeRawBufferPointer(rebasing: remaining[written...])
             }
         }

@@ -108,6 +108,7 @@ extension Worker {
     func probeIfDegradedAndIdle(_ session: BrokerSession) throws {
         guard health.isDegraded, inFlight.isEmpty, !session.isConsuming else { return }
         try session.subscribe(queue: settings.queue.name, prefetch: 1)
+        counters.upstreamProbes += 1
         logger.notice("degraded: probing the upstream with one request")
     }
 }

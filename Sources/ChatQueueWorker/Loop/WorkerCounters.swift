@@ -24,6 +24,12 @@ public struct WorkerCounters: Sendable, Equatable {
     public var finalsRefused = 0
     /// Broker connections re-established after a loss.
     public var reconnects = 0
+    /// Attempts to connect to the broker that failed (each is tried again after a backoff).
+    public var brokerConnectFailures = 0
+    /// Times the upstream's failures made the worker degraded.
+    public var degradations = 0
+    /// Requests taken one at a time while degraded, to probe the upstream.
+    public var upstreamProbes = 0
 
     public init() {}
 }

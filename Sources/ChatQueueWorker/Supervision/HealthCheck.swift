@@ -83,9 +83,11 @@ public enum HealthCheck {
     public static func check(statusFile path: String, maxAge: Double) -> HealthVerdict {
         let contents: [UInt8]?
         do {
-            contents = try AtomicFile.read(path)
+            contents = try FileIO.read(path, limit: 1 << 20)
+        } catch where error.isNotFound {
+            contents = nil
         } catch {
-            return .unhealthy(reason: "status file unreadable: \(SupervisionFileError.systemMessage(error.code))")
+            return .unhealthy(reason: "status file unreadable: \(error.reason)")
         }
         return evaluate(
             contents: contents, nowUnixMilliseconds: WallClock.unixMilliseconds(), maxAge: maxAge,

@@ -1,3 +1,5 @@
+import ChatQueueSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -166,6 +168,15 @@ public enum PrometheusText {
         counter(
             "chatqueue_broker_reconnects_total", "Broker connections re-established after a loss.",
             snapshot.counters.reconnects)
+        counter(
+            "chatqueue_broker_connect_failures_total", "Attempts to connect to the broker that failed.",
+            snapshot.counters.brokerConnectFailures)
+        counter(
+            "chatqueue_upstream_degradations_total", "Times the upstream's failures made the worker degraded.",
+            snapshot.counters.degradations)
+        counter(
+            "chatqueue_upstream_probes_total", "Requests taken one at a time while degraded, to probe the upstream.",
+            snapshot.counters.upstreamProbes)
         family("chatqueue_requests_in_flight", "gauge", "Requests being handled now.")
         sample("chatqueue_requests_in_flight", [], String(snapshot.inFlight))
         family("chatqueue_usage_tokens_total", "counter", "Tokens reported by the upstream, by kind.")
@@ -190,24 +201,20 @@ public enum PrometheusText {
 
     /// A label value with `\`, `"` and newlines escaped.
     static func escapedLabelValue(_ text: String) -> String {
-        var result = ""
-        for character in text.unicodeScalars {
-            switch character {
-            case "\\": result += "\\\\"
-            case "\"": result += "\\\""
-            case "\n": result += "\\n"
-            default: result.unicodeScalars.append(character)
-            }
-        }
-        return result
+        escaped(text, quotes: true)
     }
 
-    /// HELP text with `\` and newlines escaped.
+    /// HELP text with `\` and newlines escaped (a `"` stays as it is there).
     static func escapedHelp(_ text: String) -> String {
+        escaped(text, quotes: false)
+    }
+
+    private static func escaped(_ text: String, quotes: Bool) -> String {
         var result = ""
         for character in text.unicodeScalars {
             switch character {
             case "\\": result += "\\\\"
+            case "\"" where quotes: result += "\\\""
             case "\n": result += "\\n"
             default: result.unicodeScalars.append(character)
             }
@@ -225,16 +232,16 @@ public final class MetricsTextfileWriter {
 
     /// Throws (EINVAL) unless the file name ends in `.prom`, the only files
     /// the textfile collector reads.
-    public init(path: String) throws(SupervisionFileError) {
+    public init(path: String) throws(SystemError) {
         let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
         guard name.hasSuffix(".prom"), name.count > ".prom".count else {
-            throw SupervisionFileError(code: EINVAL, message: "a metrics textfile name must end in .prom", path: path)
+            throw SystemError(call: "metrics textfile \(path)", errno: EINVAL, detail: "the name must end in .prom")
         }
         self.path = path
     }
 
     /// Replaces the file's content with `snapshot` rendered by ``PrometheusText``.
-    public func write(_ snapshot: MetricsSnapshot) throws(SupervisionFileError) {
-        try AtomicFile.write(Array(PrometheusText.render(snapshot).utf8), to: path)
+    public func write(_ snapshot: MetricsSnapshot) throws(SystemError) {
+        try FileIO.replace(path, with: Array(PrometheusText.render(snapshot).utf8))
     }
 }

@@ -1,3 +1,5 @@
+import ChatQueueSystem
+
 /// Writes the status file (see ``WorkerStatus``), atomically, as one JSON line.
 public final class StatusFileWriter {
     /// The status file.
@@ -8,10 +10,10 @@ public final class StatusFileWriter {
     }
 
     /// Replaces the file's content with `status` (JSON and a newline).
-    public func write(_ status: WorkerStatus) throws(SupervisionFileError) {
+    public func write(_ status: WorkerStatus) throws(SystemError) {
         var bytes = status.json()
         bytes.append(UInt8(ascii: "\n"))
-        try AtomicFile.write(bytes, to: path)
+        try FileIO.replace(path, with: bytes)
     }
 
     /// The file name used in the runtime directory or the working directory.

@@ -1,3 +1,5 @@
+import ChatQueueSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -70,18 +72,22 @@ public final class SystemdNotifier {
     /// Never blocks; errors are dropped.
     public func notify(_ message: String) {
         if descriptor < 0 {
-            descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard descriptor >= 0 else { return }
+            let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            guard let opened = try? systemCall("socket", { socket(AF_UNIX, type, 0) }) else { return }
+            descriptor = opened
         }
         let bytes = Array(message.utf8)
         let length = addressLength
         let descriptor = descriptor
-        _ = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                bytes.withUnsafeBytes { buffer in
-                    sendto(
-                        descriptor, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL),
-                        socketAddress, length)
+        // A full or vanished socket (EAGAIN, ECONNREFUSED, ENOENT) drops the message.
+        _ = try? nonBlockingSystemCall("sendto \(socketPath)") {
+            withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                    bytes.withUnsafeBytes { buffer in
+                        sendto(
+                            descriptor, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL),
+                            socketAddress, length)
+                    }
                 }
             }
         }

@@ -15,19 +15,25 @@ public struct WorkerStatus: Sendable, Equatable {
         public var queue: String
         /// The consumer tag of the current session; nil when not consuming.
         public var consumerTag: String?
+        /// Whether the broker has blocked our publishing (a resource alarm): replies wait.
+        public var publishingBlocked: Bool
         /// Connections re-established after a loss, since the start.
         public var reconnects: Int
+        /// Attempts to connect that failed, since the start.
+        public var connectFailures: Int
         /// The last connection error, if any (redacted when serialized).
         public var lastError: String?
 
         public init(
-            connected: Bool = false, queue: String, consumerTag: String? = nil, reconnects: Int = 0,
-            lastError: String? = nil
+            connected: Bool = false, queue: String, consumerTag: String? = nil, publishingBlocked: Bool = false,
+            reconnects: Int = 0, connectFailures: Int = 0, lastError: String? = nil
         ) {
             self.connected = connected
             self.queue = queue
             self.consumerTag = consumerTag
+            self.publishingBlocked = publishingBlocked
             self.reconnects = reconnects
+            self.connectFailures = connectFailures
             self.lastError = lastError
         }
     }
@@ -40,45 +46,61 @@ public struct WorkerStatus: Sendable, Equatable {
         public var lastError: String?
         /// Retryable failures in a row (5 make the worker degraded).
         public var consecutiveFailures: Int
+        /// Times the worker became degraded, since the start.
+        public var degradations: Int
+        /// Requests taken one at a time while degraded, to probe the upstream.
+        public var probes: Int
 
-        public init(lastSuccessAtUnixMilliseconds: Int64? = nil, lastError: String? = nil, consecutiveFailures: Int = 0) {
+        public init(
+            lastSuccessAtUnixMilliseconds: Int64? = nil, lastError: String? = nil, consecutiveFailures: Int = 0,
+            degradations: Int = 0, probes: Int = 0
+        ) {
             self.lastSuccessAtUnixMilliseconds = lastSuccessAtUnixMilliseconds
             self.lastError = lastError
             self.consecutiveFailures = consecutiveFailures
+            self.degradations = degradations
+            self.probes = probes
         }
     }
 
     /// Request counts since the start (see ``WorkerCounters``), and the current load.
     public struct Requests: Sendable, Equatable {
+        /// Requests being handled now.
         public var inFlight: Int
+        /// Of those, the ones whose upstream reads are paused until their replies drain.
+        public var paused: Int
         public var received: Int
         public var succeeded: Int
         public var failed: Int
         public var rejected: Int
+        public var requeued: Int
         public var retried: Int
         public var redelivered: Int
         public var unroutableReplies: Int
 
         public init(
-            inFlight: Int = 0, received: Int = 0, succeeded: Int = 0, failed: Int = 0, rejected: Int = 0,
-            retried: Int = 0, redelivered: Int = 0, unroutableReplies: Int = 0
+            inFlight: Int = 0, paused: Int = 0, received: Int = 0, succeeded: Int = 0, failed: Int = 0,
+            rejected: Int = 0, requeued: Int = 0, retried: Int = 0, redelivered: Int = 0, unroutableReplies: Int = 0
         ) {
             self.inFlight = inFlight
+            self.paused = paused
             self.received = received
             self.succeeded = succeeded
             self.failed = failed
             self.rejected = rejected
+            self.requeued = requeued
             self.retried = retried
             self.redelivered = redelivered
             self.unroutableReplies = unroutableReplies
         }
 
         /// The counts from the worker's counters.
-        public init(counters: WorkerCounters, inFlight: Int) {
+        public init(counters: WorkerCounters, inFlight: Int, paused: Int = 0) {
             self.init(
-                inFlight: inFlight, received: counters.received, succeeded: counters.succeeded,
-                failed: counters.failed, rejected: counters.rejected, retried: counters.retried,
-                redelivered: counters.redelivered, unroutableReplies: counters.unroutableReplies)
+                inFlight: inFlight, paused: paused, received: counters.received, succeeded: counters.succeeded,
+                failed: counters.failed, rejected: counters.rejected, requeued: counters.requeued,
+                retried: counters.retried, redelivered: counters.redelivered,
+                unroutableReplies: counters.unroutableReplies)
         }
     }
 
@@ -133,7 +155,7 @@ public struct WorkerStatus: Sendable, Equatable {
     /// pass through ``shown(_:)``; no other field can hold a secret.
     public var jsonValue: JSONValue {
         func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
-        func count(_ value: Int) -> JSONValue { .number(String(value)) }
+        func count(_ value: Int) -> JSONValue { .integer(value) }
         func time(_ value: Int64?) -> JSONValue {
             value.map { .string(RFC3339.string(unixMilliseconds: $0)) } ?? .null
         }
@@ -141,7 +163,7 @@ public struct WorkerStatus: Sendable, Equatable {
             JSONObject([
                 ("service", .string(Self.service)),
                 ("version", .string(version)),
-                ("pid", .number(String(pid))),
+                ("pid", .integer(pid)),
                 ("instance", .string(instance)),
                 ("state", .string(state.rawValue)),
                 ("started_at", time(startedAtUnixMilliseconds)),
@@ -153,7 +175,9 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("connected", .bool(broker.connected)),
                             ("queue", .string(broker.queue)),
                             ("consumer_tag", text(broker.consumerTag)),
+                            ("publishing_blocked", .bool(broker.publishingBlocked)),
                             ("reconnects", count(broker.reconnects)),
+                            ("connect_failures", count(broker.connectFailures)),
                             ("last_error", text(broker.lastError.map(Self.shown))),
                         ]))
                 ),
@@ -164,6 +188,8 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("last_success_at", time(upstream.lastSuccessAtUnixMilliseconds)),
                             ("last_error", text(upstream.lastError.map(Self.shown))),
                             ("consecutive_failures", count(upstream.consecutiveFailures)),
+                            ("degradations", count(upstream.degradations)),
+                            ("probes", count(upstream.probes)),
                         ]))
                 ),
                 (
@@ -171,10 +197,12 @@ public struct WorkerStatus: Sendable, Equatable {
                     .object(
                         JSONObject([
                             ("in_flight", count(requests.inFlight)),
+                            ("paused", count(requests.paused)),
                             ("received", count(requests.received)),
                             ("succeeded", count(requests.succeeded)),
                             ("failed", count(requests.failed)),
                             ("rejected", count(requests.rejected)),
+                            ("requeued", count(requests.requeued)),
                             ("retried", count(requests.retried)),
                             ("redelivered", count(requests.redelivered)),
                             ("unroutable_replies", count(requests.unroutableReplies)),

@@ -114,11 +114,14 @@ final class WorkerSupervisor {
             updatedAtUnixMilliseconds: WallClock.unixMilliseconds(),
             broker: WorkerStatus.Broker(
                 connected: worker.isConnected, queue: queue, consumerTag: worker.consumerTag,
-                reconnects: worker.counters.reconnects, lastError: brokerLastError),
+                publishingBlocked: worker.session?.replies.isBlocked ?? false, reconnects: worker.counters.reconnects,
+                connectFailures: worker.counters.brokerConnectFailures, lastError: brokerLastError),
             upstream: WorkerStatus.Upstream(
                 lastSuccessAtUnixMilliseconds: upstreamLastSuccess, lastError: upstreamLastError,
-                consecutiveFailures: worker.health.consecutiveFailures),
-            requests: WorkerStatus.Requests(counters: worker.counters, inFlight: worker.inFlightCount),
+                consecutiveFailures: worker.health.consecutiveFailures, degradations: worker.counters.degradations,
+                probes: worker.counters.upstreamProbes),
+            requests: WorkerStatus.Requests(
+                counters: worker.counters, inFlight: worker.inFlightCount, paused: worker.pausedRequests.count),
             chunksPublished: worker.counters.chunksPublished)
     }
 }

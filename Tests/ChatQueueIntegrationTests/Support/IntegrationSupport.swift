@@ -37,10 +37,15 @@ enum IntegrationEnvironment {
 }
 
 /// A `chatqueue worker` process for one test, with its own request queue.
+/// Tests observe it the way operators do: its status file and metrics
+/// textfile (docs/operations.md), rewritten every 0.2 s and on each state
+/// change; its log is for failure messages, not for assertions.
 final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let queue: String
     let logFile: URL
+    let statusFile: String
+    let metricsFile: String
 
     /// Starts a worker on `queue` against `upstreamURL`; `settings` are extra `--set` overrides.
     init(
@@ -48,8 +53,16 @@ final class WorkerProcess: @unchecked Sendable {
         brokerURL: String = IntegrationEnvironment.brokerURL
     ) throws {
         self.queue = queue
-        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("chatqueue-\(queue)-\(UUID().uuidString.prefix(8)).log")
+        let name = "chatqueue-\(queue)-\(UUID().uuidString.prefix(8))"
+        let directory = FileManager.default.temporaryDirectory
+        logFile = directory.appendingPathComponent(name + ".log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        var settings = settings
+        statusFile = settings["status.file"] ?? directory.appendingPathComponent(name + "-status.json").path
+        metricsFile = settings["metrics.textfile"] ?? directory.appendingPathComponent(name + ".prom").path
+        settings["status.file"] = statusFile
+        settings["metrics.textfile"] = metricsFile
+        settings["status.interval"] = settings["status.interval"] ?? "0.2"
         process.executableURL = IntegrationEnvironment.executable
         var arguments = [
             "worker", "--broker-url", brokerURL, "--queue", queue, "--upstream-url", upstreamURL,
@@ -75,31 +88,66 @@ final class WorkerProcess: @unchecked Sendable {
         try process.run()
     }
 
-    /// Waits until the worker consumes from its queue (its log says so).
+    /// Waits until the worker consumes from its queue: its status file says
+    /// `running` with a consumer tag.
     func waitUntilConsuming(timeout: Double = 30) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if log.contains("consuming") { return }
+            if let status, Self.isConsuming(status) { return }
             if !process.isRunning { throw TestFailure("worker exited early: \(log)") }
             Thread.sleep(forTimeInterval: 0.05)
         }
         throw TestFailure("worker did not start consuming within \(timeout) s: \(log)")
     }
 
+    /// Running, with a consumer on the queue.
+    static func isConsuming(_ status: JSONValue) -> Bool {
+        status["state"]?.stringValue == "running" && status["broker"]?["consumer_tag"]?.stringValue != nil
+    }
+
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
-    /// How many times the log holds `text`.
-    func logCount(_ text: String) -> Int { log.components(separatedBy: text).count - 1 }
+    /// The status file as last written; nil before the first write.
+    var status: JSONValue? {
+        guard let bytes = FileManager.default.contents(atPath: statusFile) else { return nil }
+        return try? JSONValue(parsing: Array(bytes))
+    }
 
-    /// Waits until the log holds `text` at least `count` times or `timeout`
-    /// seconds pass; returns how many times it does (the caller asserts).
+    /// Waits until the status file satisfies `condition` or `timeout` seconds
+    /// pass; returns the last status read (the caller asserts on it).
     @discardableResult
-    func waitForLog(_ text: String, count: Int = 1, timeout: Double) async throws -> Int {
+    func waitForStatus(timeout: Double, until condition: (JSONValue) -> Bool) async throws -> JSONValue? {
         let deadline = Date().addingTimeInterval(timeout)
-        while logCount(text) < count && Date() < deadline {
+        var last = status
+        while !(last.map(condition) ?? false) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            last = status
+        }
+        return last
+    }
+
+    /// A counter or gauge in the metrics textfile: the sample of `name` whose
+    /// labels (after `instance`) are `labels`, e.g. `outcome="requeued"`; nil when absent.
+    func metric(_ name: String, _ labels: String = "") -> Int? {
+        guard let text = try? String(contentsOfFile: metricsFile, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(name + "{") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2 else { continue }
+            let labelText = parts[0].dropFirst(name.count + 1).dropLast()
+            let rest = labelText.drop { $0 != "," }.dropFirst()
+            if rest == labels[...], let value = Double(parts[1]) { return Int(value) }
+        }
+        return nil
+    }
+
+    /// Waits until the metric reaches at least `value` or `timeout` seconds pass; returns its last value.
+    @discardableResult
+    func waitForMetric(_ name: String, _ labels: String = "", atLeast value: Int, timeout: Double) async throws -> Int? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while (metric(name, labels) ?? 0) < value && Date() < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        return logCount(text)
+        return metric(name, labels)
     }
 
     /// SIGTERM, then waits for the exit; returns the exit status.
@@ -116,6 +164,8 @@ final class WorkerProcess: @unchecked Sendable {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(at: logFile)
+        try? FileManager.default.removeItem(atPath: statusFile)
+        try? FileManager.default.removeItem(atPath: metricsFile)
     }
 }
 

@@ -1,12 +1,10 @@
-import ChatQueueCore
-
 /// Interprets one HTTP try's response as libcurl delivers it: decides from the
 /// status and Content-Type whether it is an event stream, a JSON document or
 /// an error body; parses events, hands each chunk to be forwarded exactly as
 /// received and feeds the assembler; and at the end says how the try ended.
 /// Pure: no I/O, unit-tested with byte sequences.
-struct UpstreamResponse {
-    enum Mode: Equatable {
+public struct UpstreamResponse: Sendable {
+    public enum Mode: Sendable, Equatable {
         /// Headers not complete yet.
         case pending
         case eventStream
@@ -15,7 +13,7 @@ struct UpstreamResponse {
     }
 
     /// What the caller should do after `receive`.
-    enum Step: Equatable {
+    public enum Step: Sendable, Equatable {
         /// Keep going; `progress` when real data arrived (a chunk, or document
         /// bytes other than padding), which is what the first-byte and idle
         /// timers measure. Keep-alive comments and blank lines are no progress.
@@ -25,14 +23,14 @@ struct UpstreamResponse {
     }
 
     /// How the try ended.
-    enum Outcome: Equatable {
+    public enum Outcome: Sendable, Equatable {
         /// The final chat.completion body to publish.
         case completion([UInt8])
         case failure(UpstreamFailure)
     }
 
     /// How libcurl ended the transfer, reduced to what the mapping needs.
-    enum TransportResult: Equatable {
+    public enum TransportResult: Sendable, Equatable {
         case ok
         case couldNotConnect(String)
         case connectTimedOut
@@ -41,22 +39,22 @@ struct UpstreamResponse {
     }
 
     /// Error bodies are only read for their message; more is not kept.
-    static let maxErrorBodyBytes = 64 * 1024
+    public static let maxErrorBodyBytes = 64 * 1024
 
-    let forwardChunks: Bool
-    let maxResponseBytes: Int
+    public let forwardChunks: Bool
+    public let maxResponseBytes: Int
 
-    private(set) var mode: Mode = .pending
-    private(set) var status = 0
+    public private(set) var mode: Mode = .pending
+    public private(set) var status = 0
     /// Chunks handed out for publishing.
-    private(set) var publishedChunks = 0
+    public private(set) var publishedChunks = 0
     /// Data events seen (published or not).
-    private(set) var dataEvents = 0
-    private(set) var sawDone = false
-    private(set) var failure: UpstreamFailure?
+    public private(set) var dataEvents = 0
+    public private(set) var sawDone = false
+    public private(set) var failure: UpstreamFailure?
     /// Raw `Retry-After` and `retry-after-ms` header values of the response.
-    private(set) var retryAfter: String?
-    private(set) var retryAfterMilliseconds: String?
+    public private(set) var retryAfter: String?
+    public private(set) var retryAfterMilliseconds: String?
 
     private var parser: SSEParser
     private var assembler = CompletionAssembler()
@@ -66,7 +64,7 @@ struct UpstreamResponse {
     /// Bytes of the stream's data events so far.
     private var eventBytes = 0
 
-    init(forwardChunks: Bool, maxResponseBytes: Int) {
+    public init(forwardChunks: Bool, maxResponseBytes: Int) {
         self.forwardChunks = forwardChunks
         self.maxResponseBytes = maxResponseBytes
         self.parser = SSEParser(maxEventBytes: maxResponseBytes)
@@ -74,7 +72,7 @@ struct UpstreamResponse {
 
     /// One header line as libcurl reports it. A new status line (after a
     /// 100 Continue or a redirect) starts the header set over.
-    mutating func headerLine(_ line: UnsafeRawBufferPointer) {
+    public mutating func headerLine(_ line: UnsafeRawBufferPointer) {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
             if line.starts(with: "HTTP/".utf8) {
                 retryAfter = nil
@@ -92,7 +90,7 @@ struct UpstreamResponse {
 
     /// Body bytes. `status` and `contentType` are the response's (read by the
     /// caller from libcurl); `publish` receives each chunk to forward.
-    mutating func receive(
+    public mutating func receive(
         _ data: UnsafeRawBufferPointer, status: @autoclosure () -> Int, contentType: @autoclosure () -> String?,
         publish: ([UInt8]) -> Void
     ) -> Step {
@@ -184,7 +182,7 @@ struct UpstreamResponse {
     /// How the try ended, given how the transfer ended. `status` and
     /// `contentType` are the response's as libcurl has them at the end: a
     /// response without a body never passed through `receive`.
-    func outcome(_ transport: TransportResult, status finalStatus: Int = 0, contentType: String? = nil) -> Outcome {
+    public func outcome(_ transport: TransportResult, status finalStatus: Int = 0, contentType: String? = nil) -> Outcome {
         if let failure { return .failure(failure) }
         if mode == .pending, finalStatus != 0 {
             var headersOnly = self
@@ -232,6 +230,7 @@ struct UpstreamResponse {
 }
 
 extension String {
+    /// The text without leading and trailing spaces, tabs, CRs and LFs.
     func trimmingASCIIWhitespace() -> String {
         let bytes = Array(utf8)
         let isSpace = { (b: UInt8) in b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }

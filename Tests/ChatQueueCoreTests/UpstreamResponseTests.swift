@@ -1,9 +1,9 @@
-import ChatQueueCore
 import Testing
 
-@testable import ChatQueueWorker
+@testable import ChatQueueCore
 
 /// Feeds byte sequences as libcurl would and checks chunks and outcomes.
+@Suite("Upstream responses: one HTTP try's bytes to chunks and an outcome")
 struct UpstreamResponseTests {
     private func feed(
         _ response: inout UpstreamResponse, _ text: String, status: Int = 200,

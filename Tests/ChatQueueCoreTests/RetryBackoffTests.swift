@@ -1,9 +1,10 @@
 import Testing
 
-@testable import ChatQueueWorker
+@testable import ChatQueueCore
 
-struct RetryPolicyTests {
-    let policy = RetryPolicy(maxAttempts: 4, baseDelay: 0.5, maxDelay: 30, maxRetryAfter: 60)
+@Suite("Retry backoff and Retry-After hints")
+struct RetryBackoffTests {
+    let policy = RetryBackoff(maxAttempts: 4, baseDelay: 0.5, maxDelay: 30, maxRetryAfter: 60)
 
     @Test("full jitter: the wait is random * min(maxDelay, base * 2^(tries-1))")
     func exponentialWithJitter() {
@@ -11,7 +12,7 @@ struct RetryPolicyTests {
         #expect(policy.delay(triesMade: 2, retryAfter: nil, secondsLeft: 100, random: 0.5) == 0.5)
         #expect(policy.delay(triesMade: 3, retryAfter: nil, secondsLeft: 100, random: 1.0) == 2.0)
         #expect(policy.delay(triesMade: 1, retryAfter: nil, secondsLeft: 100, random: 0) == 0)
-        let capped = RetryPolicy(maxAttempts: 100, baseDelay: 0.5, maxDelay: 30, maxRetryAfter: 60)
+        let capped = RetryBackoff(maxAttempts: 100, baseDelay: 0.5, maxDelay: 30, maxRetryAfter: 60)
         #expect(capped.delay(triesMade: 20, retryAfter: nil, secondsLeft: 1000, random: 1.0) == 30)
     }
 
@@ -29,13 +30,13 @@ struct RetryPolicyTests {
 
     @Test("retry-after-ms wins over Retry-After; HTTP dates are relative to now")
     func parsesHeaders() {
-        #expect(RetryPolicy.retryAfterSeconds(milliseconds: "1500", header: "9", nowUnixSeconds: 0) == 1.5)
-        #expect(RetryPolicy.retryAfterSeconds(milliseconds: nil, header: "2", nowUnixSeconds: 0) == 2)
+        #expect(RetryBackoff.retryAfterSeconds(milliseconds: "1500", header: "9", nowUnixSeconds: 0) == 1.5)
+        #expect(RetryBackoff.retryAfterSeconds(milliseconds: nil, header: "2", nowUnixSeconds: 0) == 2)
         // Sun, 06 Nov 1994 08:49:37 GMT = 784111777
         #expect(
-            RetryPolicy.retryAfterSeconds(
+            RetryBackoff.retryAfterSeconds(
                 milliseconds: nil, header: "Sun, 06 Nov 1994 08:49:37 GMT", nowUnixSeconds: 784_111_770) == 7)
-        #expect(RetryPolicy.retryAfterSeconds(milliseconds: nil, header: "soon", nowUnixSeconds: 0) == nil)
+        #expect(RetryBackoff.retryAfterSeconds(milliseconds: nil, header: "soon", nowUnixSeconds: 0) == nil)
     }
 
     @Test(
@@ -65,30 +66,30 @@ struct RetryPolicyTests {
         ]
     )
     func ignoredHints(milliseconds: String?, header: String?) {
-        let hint = RetryPolicy.retryAfterHint(milliseconds: milliseconds, header: header, nowUnixSeconds: 1e9)
+        let hint = RetryBackoff.retryAfterHint(milliseconds: milliseconds, header: header, nowUnixSeconds: 1e9)
         guard case .ignored(let shown) = hint else {
             Issue.record("expected the hint ignored, got \(hint)")
             return
         }
         #expect(shown.utf8.count <= 64)
-        #expect(RetryPolicy.retryAfterSeconds(milliseconds: milliseconds, header: header, nowUnixSeconds: 1e9) == nil)
+        #expect(RetryBackoff.retryAfterSeconds(milliseconds: milliseconds, header: header, nowUnixSeconds: 1e9) == nil)
     }
 
     @Test("hint edge cases: absent, huge but finite, dates in the past and at the calendar's ends")
     func hintEdges() {
-        #expect(RetryPolicy.retryAfterHint(milliseconds: nil, header: nil, nowUnixSeconds: 0) == .absent)
+        #expect(RetryBackoff.retryAfterHint(milliseconds: nil, header: nil, nowUnixSeconds: 0) == .absent)
         // A huge finite wait is a hint; delay() then declines it as longer than max_retry_after.
-        #expect(RetryPolicy.retryAfterHint(milliseconds: nil, header: "1e300", nowUnixSeconds: 0) == .seconds(1e300))
+        #expect(RetryBackoff.retryAfterHint(milliseconds: nil, header: "1e300", nowUnixSeconds: 0) == .seconds(1e300))
         #expect(policy.delay(triesMade: 1, retryAfter: 1e300, secondsLeft: .infinity, random: 0.5) == nil)
         // An unusable retry-after-ms falls back to Retry-After.
-        #expect(RetryPolicy.retryAfterHint(milliseconds: "nan", header: "3", nowUnixSeconds: 0) == .seconds(3))
+        #expect(RetryBackoff.retryAfterHint(milliseconds: "nan", header: "3", nowUnixSeconds: 0) == .seconds(3))
         #expect(
-            RetryPolicy.retryAfterHint(milliseconds: nil, header: "Sun, 06 Nov 1994 08:49:37 GMT", nowUnixSeconds: 1e12)
+            RetryBackoff.retryAfterHint(milliseconds: nil, header: "Sun, 06 Nov 1994 08:49:37 GMT", nowUnixSeconds: 1e12)
                 == .seconds(0))
         #expect(HTTPDate.parse("Mon, 01 Jan 0001 00:00:00 GMT") == -62_135_596_800)
         #expect(HTTPDate.parse("Fri, 31 Dec 9999 23:59:59 GMT") == 253_402_300_799)
         #expect(HTTPDate.parse("Tue, 29 Feb 2000 12:00:60 GMT") == 951_825_659)  // leap second read as :59
         let lastDay = "Fri, 31 Dec 9999 23:59:59 GMT"
-        #expect(RetryPolicy.retryAfterHint(milliseconds: nil, header: lastDay, nowUnixSeconds: .nan) == .ignored(lastDay))
+        #expect(RetryBackoff.retryAfterHint(milliseconds: nil, header: lastDay, nowUnixSeconds: .nan) == .ignored(lastDay))
     }
 }
