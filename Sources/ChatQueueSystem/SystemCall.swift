@@ -85,3 +85,32 @@ public func nonBlockingSystemCall<Result: FixedWidthInteger & Sendable>(
         throw SystemError(call: name(), errno: code)
     }
 }
+
+/// `systemCall` for a call that waits (`epoll_wait`, `poll`): a signal ends
+/// the wait with `nil` instead of restarting it with its whole timeout, so the
+/// caller recomputes its timers (and sees the signal's own event) first.
+@inline(__always)
+public func interruptibleSystemCall<Result: FixedWidthInteger>(
+    _ name: @autoclosure () -> String, _ body: () -> Result
+) throws(SystemError) -> Result? {
+    let result = body()
+    if result != -1 { return result }
+    let code = errno
+    if code == EINTR { return nil }
+    if isProgrammerError(code) {
+        preconditionFailure("\(name()) failed with \(SystemError.reason(for: code)): a bug in chatqueue")
+    }
+    throw SystemError(call: name(), errno: code)
+}
+
+/// For the calls that return their error number instead of setting `errno`
+/// (`pthread_sigmask` and the other pthread functions): 0 is success.
+@inline(__always)
+public func errorNumberCall(_ name: @autoclosure () -> String, _ body: () -> Int32) throws(SystemError) {
+    let code = body()
+    guard code != 0 else { return }
+    if isProgrammerError(code) {
+        preconditionFailure("\(name()) failed with \(SystemError.reason(for: code)): a bug in chatqueue")
+    }
+    throw SystemError(call: name(), errno: code)
+}

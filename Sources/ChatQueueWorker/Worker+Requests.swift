@@ -21,7 +21,7 @@ extension Worker {
             properties: message.properties, redelivered: redelivered,
             defaultReplyQueue: settings.replies.defaultQueue, makeID: { RequestID.generate() })
         if metadata.attempt > 1 { counters.redelivered += 1 }
-        let now = MonotonicClock.now()
+        let now = Deadline.now()
         let deadline = requestDeadline(metadata, now: now)
         let request = InFlightRequest(
             deliveryTag: deliveryTag, metadata: metadata, replyTo: metadata.replyTo ?? "", body: message.body,
@@ -41,7 +41,7 @@ extension Worker {
 
     /// The first event of a delivery's machine: what the contract says about it before any try.
     private func arrivalAction(
-        of request: InFlightRequest, message: AMQPMessage, deadline: RequestDeadline, now: UInt64
+        of request: InFlightRequest, message: AMQPMessage, deadline: RequestDeadline, now: Deadline
     ) -> Action {
         let metadata = request.metadata
         if draining {
@@ -90,20 +90,19 @@ extension Worker {
     /// requester's `x-deadline-ms` when that is earlier. Saturating: no value
     /// of the header can overflow.
     struct RequestDeadline {
-        var at: UInt64
+        var at: Deadline
         var failure: UpstreamFailure
         /// x-deadline-ms is already past.
         var passed = false
     }
 
-    func requestDeadline(_ metadata: RequestMetadata, now: UInt64) -> RequestDeadline {
-        var deadline = RequestDeadline(
-            at: SaturatingTime.adding(now, SaturatingTime.nanoseconds(settings.worker.requestTimeout)),
-            failure: .requestTimeout)
+    func requestDeadline(_ metadata: RequestMetadata, now: Deadline) -> RequestDeadline {
+        var deadline = RequestDeadline(at: now.adding(seconds: settings.worker.requestTimeout), failure: .requestTimeout)
         guard let deadlineMs = metadata.deadlineMilliseconds else { return deadline }
         guard
             let requesterDeadline = RequestMetadata.monotonicDeadline(
-                unixMilliseconds: deadlineMs, nowUnixMilliseconds: WallClock.unixMilliseconds(), nowMonotonic: now)
+                unixMilliseconds: deadlineMs, nowUnixMilliseconds: WallClock.unixMilliseconds(),
+                nowMonotonic: now.nanoseconds).map(Deadline.init(nanoseconds:))
         else {
             deadline.passed = true
             return deadline
@@ -125,7 +124,7 @@ extension Worker {
             break
         case .startTransfer(let number):
             if number > 1 { counters.retried += 1 }
-            try startTransfer(for: request, now: MonotonicClock.now())
+            try startTransfer(for: request, now: .now())
         case .retryLater(let failure, let wait, let stopTransfer):
             if stopTransfer {
                 self.stopTransfer(of: request)
@@ -153,14 +152,14 @@ extension Worker {
     }
 
     /// Starts an HTTP try; a transfer libcurl refuses ends the try at once.
-    private func startTransfer(for request: InFlightRequest, now: UInt64) throws {
+    private func startTransfer(for request: InFlightRequest, now: Deadline) throws {
         let transfer = idleTransfers.popLast() ?? CurlTransfer(options: upstreamOptions, headers: upstreamHeaders)
         request.body.withUnsafeBytes { transfer.prepare(body: $0) }
         transfer.delegate = request
         request.response = UpstreamResponse(forwardChunks: request.streams, maxResponseBytes: requestPolicy.maxReplyBytes)
         request.transfer = transfer
         request.transferPaused = false
-        request.tryStartedAt = now
+        request.tryStartedAt = now.nanoseconds
         request.firstProgressAt = nil
         do {
             try multi.add(transfer)
@@ -271,7 +270,9 @@ extension Worker {
             }
             result = .failure(failure, retryAfter: retryAfter)
         }
-        try perform(request.machine.tryEnded(result, now: now, random: Double.random(in: 0..<1)), for: request)
+        try perform(
+            request.machine.tryEnded(result, now: Deadline(nanoseconds: now), random: Double.random(in: 0..<1)),
+            for: request)
     }
 
     /// Failures that say the upstream is unwell (not that the request was wrong).
@@ -322,8 +323,8 @@ extension Worker {
     // MARK: - Chunks and backpressure
 
     /// ChunkSink: the idle timer moved; make sure the loop wakes for it.
-    func timerArmed(at deadline: UInt64) {
-        if deadline < nextTimerCheck { nextTimerCheck = deadline }
+    func timerArmed(at deadline: Deadline) {
+        if deadline < timers.requests { timers.requests = deadline }
     }
 
     /// ChunkSink: more than `replies.max_backlog_bytes` of replies wait for
@@ -349,7 +350,7 @@ extension Worker {
         let paused = pausedRequests
         pausedRequests.removeAll()
         logger.notice("replies drained: resuming upstream reads", metadata: ["requests.count": "\(paused.count)"])
-        let now = MonotonicClock.now()
+        let now = Deadline.now()
         for request in paused {
             guard request.machine.isPaused, let transfer = request.transfer else { continue }
             request.machine.resume(now: now)
@@ -392,7 +393,7 @@ extension Worker {
 
     /// Confirms and nacks of final replies: the machine settles the delivery or publishes the final again.
     func settle(_ settlements: [PendingConfirms.Settlement], _ session: BrokerSession) throws {
-        let now = MonotonicClock.now()
+        let now = Deadline.now()
         for settlement in settlements {
             guard let request = inFlight[settlement.deliveryTag] else { continue }
             let action = settlement.confirmed ? request.machine.finalConfirmed() : request.machine.finalRefused(now: now)
@@ -405,8 +406,9 @@ extension Worker {
 
     // MARK: - Timers
 
-    func fireTimers(now: UInt64) throws {
-        nextTimerCheck = .max
+    /// The requests whose timers are due; the others' re-arm `timers.requests`.
+    func fireTimers(now: Deadline) throws {
+        timers.requests = .never
         // A copy: performing an action may settle a request and remove it from the table.
         for request in Array(inFlight.values) {
             if request.machine.nextTimer <= now {

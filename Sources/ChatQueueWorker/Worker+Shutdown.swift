@@ -12,13 +12,12 @@ extension Worker {
         guard !received.isEmpty else { return }
         if draining {
             logger.notice("second signal: stopping now")
-            drainDeadline = 0
+            timers.drain = .now()
             return
         }
         draining = true
         state = .draining
-        drainDeadline = SaturatingTime.adding(
-            MonotonicClock.now(), SaturatingTime.nanoseconds(settings.worker.shutdownGrace))
+        timers.drain = Deadline.now().adding(seconds: settings.worker.shutdownGrace)
         for request in Array(inFlight.values) {
             do {
                 try perform(request.machine.drainStarted(), for: request)
@@ -38,12 +37,23 @@ extension Worker {
         }
     }
 
+    /// While draining: whether the loop is done. Every request settled and
+    /// every final confirmed; or the grace is over, and everything unsettled
+    /// goes back to the queue, whatever the broker does with our replies meanwhile.
+    func drainIsOver(_ session: BrokerSession, now: Deadline) throws -> Bool {
+        if now >= timers.drain {
+            try abortForShutdown()
+            return true
+        }
+        return inFlight.isEmpty && session.replies.unconfirmedFinals == 0
+    }
+
     /// Grace is over: stop the transfers and hand every unsettled delivery back.
     func abortForShutdown() throws {
         for request in Array(inFlight.values) {
             try perform(request.machine.shutdownGraceOver(), for: request)
         }
-        drainDeadline = .max
+        timers.drain = .never
     }
 
     /// Seconds each step of closing a connection at exit may take: the broker
@@ -73,7 +83,7 @@ extension Worker {
             logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(count)"])
         }
         pausedRequests.removeAll()
-        nextTimerCheck = .max
+        timers.requests = .never
         // A failure of the lost session's must not end the next one.
         brokerFailure = nil
     }

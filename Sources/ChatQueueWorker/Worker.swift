@@ -41,9 +41,9 @@ public final class Worker: ChunkSink {
     let multi: CurlMulti
     let signals: SignalDescriptor
     /// Where the loop waits: the AMQP sockets, the signal pipe and libcurl's sockets.
-    let poller = EventPoll()
-    /// When libcurl next wants `timeoutAction()` (new transfers, its own timeouts).
-    var curlTimerDeadline: UInt64 = .max
+    let poller: EventPoll
+    /// The loop's time events: libcurl's timer, the requests' timers, heartbeats, the shutdown grace.
+    var timers = LoopTimers()
     /// Requests whose upstream reads paused because replies backed up (see `resumePausedTransfers`).
     var pausedRequests: [InFlightRequest] = []
 
@@ -52,7 +52,6 @@ public final class Worker: ChunkSink {
     /// Easy handles of finished transfers, reused by the next ones.
     var idleTransfers: [CurlTransfer] = []
     public internal(set) var counters = WorkerCounters()
-    var nextTimerCheck: UInt64 = .max
     /// An unusable Retry-After hint was logged (once per process: upstreams repeat them).
     var loggedIgnoredRetryHint = false
     /// A broker error raised inside a libcurl callback, rethrown by the loop.
@@ -74,20 +73,22 @@ public final class Worker: ChunkSink {
     var isConnected: Bool { session != nil }
     var consumerTag: String? { session?.consumerTag }
 
-    /// Shutdown: set on the first SIGTERM/SIGINT.
+    /// Shutdown: set on the first SIGTERM/SIGINT (its deadline is `timers.drain`).
     var draining = false
-    var drainDeadline: UInt64 = .max
 
-    public init(settings: Settings, options: Options = Options(), logger: Logger) {
-        signals = SignalDescriptor()
+    /// Throws when the process can't have an epoll set or a signal pipe (out
+    /// of descriptors or memory): it could not run.
+    public init(settings: Settings, options: Options = Options(), logger: Logger) throws(SystemError) {
+        signals = try SignalDescriptor()
+        poller = try EventPoll()
         self.settings = settings
         self.options = options
         self.logger = logger
         replyQueuePolicy = settings.replies.replyQueuePolicy
         requestPolicy = RequestStateMachine.Policy(
             retry: settings.retry,
-            firstByteTimeout: SaturatingTime.nanoseconds(settings.upstream.firstByteTimeout),
-            idleTimeout: SaturatingTime.nanoseconds(settings.upstream.idleTimeout),
+            firstByteTimeout: Deadline.nanoseconds(seconds: settings.upstream.firstByteTimeout),
+            idleTimeout: Deadline.nanoseconds(seconds: settings.upstream.idleTimeout),
             maxReplyBytes: settings.upstream.maxResponseBytes)
         upstreamOptions = CurlRequestOptions(
             url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
@@ -99,20 +100,20 @@ public final class Worker: ChunkSink {
         supervisor = WorkerSupervisor(
             settings: settings, instance: options.instanceName, logger: logger, environment: options.environment)
         multi.watcher = self
-        poller.watch(signals.descriptor, readable: true, writable: false)
+        try poller.watch(signals.descriptor, as: .signals, readable: true, writable: false)
     }
 
     /// Waits up to `seconds` for a signal while keeping the status file and
     /// the systemd watchdog fed (connection back-off can outlast the watchdog).
     /// Returns true when a signal arrived.
     private func pause(seconds: Double) -> Bool {
-        let end = MonotonicClock.now() &+ SaturatingTime.nanoseconds(seconds)
+        let end = Deadline.now().adding(seconds: seconds)
         while true {
-            let now = MonotonicClock.now()
-            supervisor.tick(self, now: now)
+            let now = Deadline.now()
+            supervisor.tick(self, now: now.nanoseconds)
             guard now < end else { return false }
-            let slice = min(end, supervisor.nextDeadline(), now &+ 1_000_000_000) &- now
-            if !signals.wait(seconds: Double(slice) / 1e9).isEmpty { return true }
+            let slice = min(end, Deadline(nanoseconds: supervisor.nextDeadline()), now + 1_000_000_000)
+            if !signals.wait(seconds: Double(slice.nanoseconds(after: now)) / 1e9).isEmpty { return true }
         }
     }
 
@@ -175,141 +176,31 @@ public final class Worker: ChunkSink {
         return 0
     }
 
-    /// The event loop for one broker session. Returns after a clean drain; throws when the session is lost.
+    /// The event loop for one broker session, a turn as Redis's
+    /// `aeProcessEvents`: before waiting, write what the last turn produced;
+    /// wait for file events until the nearest timer and hand each ready
+    /// descriptor to its handler; then the input no wait reports and the
+    /// time events. Returns after a clean drain; throws when the session is lost.
     func serve() throws {
         guard let session else { return }
-        let consumerSocket = session.consumer.socketDescriptor
-        let publisherSocket = session.publisher.socketDescriptor
-        poller.watch(consumerSocket, readable: true, writable: false)
-        poller.watch(publisherSocket, readable: true, writable: false)
-        // Before the session's sockets close (see EventPoll.forget).
-        defer {
-            poller.forget(consumerSocket)
-            poller.forget(publisherSocket)
-        }
-        // What each broker socket is watched for: readable, except while our
-        // queued bytes wait for room (then only writable, see isWaitingForRoom).
-        var publisherInterest = (readable: true, writable: false)
-        var consumerInterest = (readable: true, writable: false)
-        var consumerReadable = false
-        var consumerWritable = false
-        var publisherReadable = false
-        var publisherWritable = false
-        var signalled = false
-        var upstreamEvents: [EventPoll.Event] = []
-        upstreamEvents.reserveCapacity(256)
-        let heartbeatService = settings.broker.heartbeat > 0
-            ? SaturatingTime.nanoseconds(Double(settings.broker.heartbeat) / 4) : UInt64.max
-        var lastHeartbeatService = MonotonicClock.now()
-
+        let sockets = BrokerSockets(session)
+        defer { forget(sockets) }  // before the session's sockets close (see EventPoll.forget)
+        try watch(sockets)
+        var now = Deadline.now()
+        timers.startHeartbeats(every: settings.broker.heartbeat, now: now)
         while true {
-            let now = MonotonicClock.now()
-            supervisor.tick(self, now: now)
-            let serviceHeartbeats = heartbeatService != .max && now &- lastHeartbeatService >= heartbeatService
-            if serviceHeartbeats { lastHeartbeatService = now }
-
-            // 1. Broker I/O: replies waiting for room, then input: what epoll reported,
-            //    what the library already buffered, or a heartbeat due.
-            if publisherWritable { try session.replies.flush() }
-            if consumerWritable && session.consumer.hasUnsentFrames { try session.consumer.writeUnsent() }
-            if publisherReadable || session.publisher.hasBufferedInput || serviceHeartbeats {
-                try drainPublisher(session)
-            }
-            if consumerReadable || session.consumer.hasBufferedInput || serviceHeartbeats {
-                try drainConsumer(session)
-            }
-            if signalled { handleSignals() }
-
-            // 2. Upstream I/O, socket by socket; chunks are forwarded from inside these calls.
-            for event in upstreamEvents {
-                try multi.socketAction(
-                    event.descriptor, readable: event.readable, writable: event.writable, failed: event.failed)
-            }
-            upstreamEvents.removeAll(keepingCapacity: true)
-            if curlTimerDeadline != .max, MonotonicClock.now() >= curlTimerDeadline {
-                curlTimerDeadline = .max
-                try multi.timeoutAction()
-            }
-            try throwPendingBrokerFailure()
-            for (transfer, result) in multi.takeCompleted() {
-                try complete(transfer, result: result)
-            }
-
-            // 3. Timers.
-            let afterIO = MonotonicClock.now()
-            if afterIO >= nextTimerCheck { try fireTimers(now: afterIO) }
+            try writeTurnOutput(session, sockets)
+            try poller.wait(timeoutMilliseconds: waitTimeout(session, now: now)) { try handle($0, session) }
+            try readBufferedInput(session)
+            try runUpstreamTimer()
+            try completeFinishedTransfers()
+            now = Deadline.now()
+            try runTimers(now: now)
             if draining {
-                // Grace over: everything unsettled goes back to the queue and the
-                // loop ends, whatever the broker does with our replies meanwhile.
-                if afterIO >= drainDeadline {
-                    try abortForShutdown()
-                    return
-                }
-                if inFlight.isEmpty && session.replies.unconfirmedFinals == 0 { return }
-            } else if health.isDegraded, inFlight.isEmpty, !session.isConsuming {
-                // Degraded and idle: take exactly one request, the probe.
-                try session.subscribe(queue: settings.queue.name, prefetch: 1)
-                counters.upstreamProbes += 1
-                logger.notice("degraded: probing the upstream with one request")
-            }
-
-            // 4. Write this turn's acks and replies (one send each on plain TCP), then wait.
-            //    Input the library already holds must not wait for the socket.
-            try session.writeQueued()
-            if !pausedRequests.isEmpty, session.replies.backlogBytes <= settings.replies.maxBacklogBytes / 4 {
-                // Resumed transfers forward what libcurl kept: write that too before waiting.
-                try resumePausedTransfers()
-                try session.writeQueued()
-            }
-            let nextDeadline = min(
-                nextTimerCheck, curlTimerDeadline, draining ? drainDeadline : .max, supervisor.nextDeadline())
-            var timeout = min(1_000_000_000, nextDeadline &- min(nextDeadline, afterIO))
-            if heartbeatService != .max { timeout = min(timeout, heartbeatService) }
-            if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { timeout = 0 }
-            let publisherWants = (readable: !session.publisher.isWaitingForRoom, writable: session.replies.waitsForWritable)
-            if publisherWants != publisherInterest {
-                publisherInterest = publisherWants
-                poller.watch(publisherSocket, readable: publisherWants.readable, writable: publisherWants.writable)
-            }
-            let consumerWants = (readable: !session.consumer.isWaitingForRoom, writable: session.consumer.hasUnsentFrames)
-            if consumerWants != consumerInterest {
-                consumerInterest = consumerWants
-                poller.watch(consumerSocket, readable: consumerWants.readable, writable: consumerWants.writable)
-            }
-            consumerReadable = false
-            consumerWritable = false
-            publisherReadable = false
-            publisherWritable = false
-            signalled = false
-            poller.wait(timeoutMilliseconds: Int32((timeout + 999_999) / 1_000_000)) { event in
-                switch event.descriptor {
-                // A failed socket is tried both ways, so the read or the write reports the error.
-                case consumerSocket:
-                    consumerReadable = event.readable || event.failed
-                    consumerWritable = event.writable || event.failed
-                case publisherSocket:
-                    publisherReadable = event.readable || event.failed
-                    publisherWritable = event.writable || event.failed
-                case signals.descriptor: signalled = true
-                default: upstreamEvents.append(event)
-                }
+                if try drainIsOver(session, now: now) { return }
+            } else {
+                try probeIfDegradedAndIdle(session)
             }
         }
-    }
-}
-
-extension Worker: CurlSocketWatcher {
-    public func curlMulti(_ multi: CurlMulti, watch socket: Int32, readable: Bool, writable: Bool) {
-        poller.watch(socket, readable: readable, writable: writable)
-    }
-
-    public func curlMulti(_ multi: CurlMulti, timerIn milliseconds: Int?) {
-        guard let milliseconds else {
-            curlTimerDeadline = .max
-            return
-        }
-        // Saturating: a timeout libcurl derives from a huge setting can't trap.
-        let (nanoseconds, overflow) = UInt64(clamping: milliseconds).multipliedReportingOverflow(by: 1_000_000)
-        curlTimerDeadline = SaturatingTime.adding(MonotonicClock.now(), overflow ? .max : nanoseconds)
     }
 }

@@ -22,7 +22,7 @@ struct WorkerCommand: ParsableCommand {
         let instanceName = instance ?? Self.systemdInstance() ?? "pid\(getpid())"
         var logger = Logger(label: "chatqueue")
         logger[metadataKey: "instance"] = "\(instanceName)"
-        let worker = Worker(settings: settings, options: Worker.Options(instanceName: instanceName, environment: ProcessInfo.processInfo.environment), logger: logger)
+        let worker = try Worker(settings: settings, options: Worker.Options(instanceName: instanceName, environment: ProcessInfo.processInfo.environment), logger: logger)
         let code = worker.run()
         if code != 0 { throw ExitCode(code) }
     }

@@ -15,7 +15,7 @@ struct RequestStateMachineTests {
         finalRepublishDelay: second)
 
     /// A machine received at t = 100 s with a deadline 60 s later.
-    static func machine(deadline: UInt64 = 160 * second) -> Machine {
+    static func machine(deadline: Deadline = Deadline(nanoseconds: 160 * second)) -> Machine {
         Machine(requestID: "r1", policy: policy, deadline: deadline, deadlineFailure: .requestTimeout)
     }
 
@@ -25,11 +25,11 @@ struct RequestStateMachineTests {
         case graceOver, connectionLost, confirmed, refused
     }
 
-    static let now: UInt64 = 100 * second
+    static let now = Deadline(nanoseconds: 100 * second)
 
     /// Applies `event` and describes what the machine asked for, compactly.
     @discardableResult
-    static func apply(_ event: Event, to machine: inout Machine, at now: UInt64 = now) -> String {
+    static func apply(_ event: Event, to machine: inout Machine, at now: Deadline = now) -> String {
         switch event {
         case .call: return describe(machine.call(now: now))
         case .answer: return describe(machine.answer(.invalidJSON("x")))
@@ -236,9 +236,9 @@ struct RequestStateMachineTests {
         var machine = Self.machine()
         _ = machine.call(now: Self.now)
         Self.apply(.pause, to: &machine)
-        #expect(machine.nextTimer == 160 * Self.second)
-        #expect(Self.apply(.timer, to: &machine, at: 150 * Self.second) == "none")
-        #expect(Self.apply(.timer, to: &machine, at: 160 * Self.second) == "final request_timeout #1 stop")
+        #expect(machine.nextTimer == Deadline(nanoseconds: 160 * Self.second))
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 50 * Self.second) == "none")
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 60 * Self.second) == "final request_timeout #1 stop")
     }
 
     @Test("a deadline that passes while waiting to retry ends the request without another try")
@@ -284,7 +284,7 @@ struct RequestStateMachineTests {
         #expect(Self.apply(.answer, to: &machine) == "final invalid_json #1")
         for _ in 1..<3 {
             _ = machine.finalRefused(now: Self.now)
-            _ = machine.timerFired(now: .max - 1, random: 0)
+            _ = machine.timerFired(now: Deadline(nanoseconds: .max - 1), random: 0)
         }
         #expect(Self.apply(.refused, to: &machine) == "settle deadLetter finalRefused")
     }
@@ -307,27 +307,16 @@ struct RequestStateMachineTests {
         #expect(Self.apply(.timer, to: &machine, at: Self.now + 12 * Self.second) == "retry 0.25 stop")
     }
 
-    @Test("deadlines at the end of time never overflow")
+    @Test("deadlines at the end of time never overflow: the machine's timers saturate at never")
     func saturatingTime() {
-        var machine = Self.machine(deadline: .max)
-        _ = machine.call(now: .max - 5)
-        #expect(machine.nextTimer == .max)
-        #expect(SaturatingTime.adding(.max - 1, 5) == .max)
-        #expect(SaturatingTime.adding(.max - 1, 1) == .max)
-        #expect(SaturatingTime.adding(1, 2) == 3)
-    }
-
-    @Test("seconds to nanoseconds saturates: negative and NaN are 0, huge and infinite are the maximum")
-    func nanoseconds() {
-        let maximum = UInt64(SaturatingTime.maximumSeconds * 1e9)
-        #expect(SaturatingTime.nanoseconds(1.5) == 1_500_000_000)
-        #expect(SaturatingTime.nanoseconds(0) == 0)
-        #expect(SaturatingTime.nanoseconds(-1) == 0)
-        #expect(SaturatingTime.nanoseconds(-.infinity) == 0)
-        #expect(SaturatingTime.nanoseconds(.nan) == 0)
-        #expect(SaturatingTime.nanoseconds(.infinity) == maximum)
-        #expect(SaturatingTime.nanoseconds(1e300) == maximum)
-        #expect(SaturatingTime.nanoseconds(.greatestFiniteMagnitude) == maximum)
+        var machine = Self.machine(deadline: .never)
+        _ = machine.call(now: Deadline(nanoseconds: .max - 5))
+        #expect(machine.nextTimer == .never)
+        Self.apply(.progress, to: &machine, at: Deadline(nanoseconds: .max - 5))
+        #expect(machine.nextTimer == .never)
+        _ = machine.tryEnded(.completion(Array("{}".utf8)), now: Deadline(nanoseconds: .max - 5), random: 0)
+        _ = machine.finalRefused(now: Deadline(nanoseconds: .max - 5))
+        #expect(machine.nextTimer == .never, "the republish delay saturates too")
     }
 
     // MARK: Random sequences
@@ -389,7 +378,9 @@ struct InvariantChecker {
             firstByteTimeout: UInt64.random(in: 1...20, using: &generator) * second,
             idleTimeout: UInt64.random(in: 1...20, using: &generator) * second, maxReplyBytes: 16,
             maxFinalPublishes: Int.random(in: 1...3, using: &generator), finalRepublishDelay: second)
-        let deadlines: [UInt64] = [.max, now + 5 * second, now + UInt64.random(in: 0...120, using: &generator) * second]
+        let deadlines: [Deadline] = [
+            .never, now + 5 * second, now + UInt64.random(in: 0...120, using: &generator) * second,
+        ]
         machine = Machine(
             requestID: "r", policy: policy, deadline: deadlines.randomElement(using: &generator)!,
             deadlineFailure: Bool.random(using: &generator) ? .requestTimeout : .deadlineExceeded)
@@ -522,7 +513,7 @@ struct InvariantChecker {
             } else if machine.state == .received {
                 step(.call, using: &generator)
             } else {
-                now = max(now, machine.nextTimer == .max ? now : machine.nextTimer)
+                now = max(now, machine.nextTimer.isNever ? now : machine.nextTimer)
                 step(.timer, using: &generator)
             }
         }

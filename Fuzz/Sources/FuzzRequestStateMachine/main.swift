@@ -20,8 +20,8 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
         firstByteTimeout: UInt64(input.byte()) * second, idleTimeout: UInt64(input.byte()) * second,
         maxReplyBytes: input.int(in: 0...64), maxFinalPublishes: input.int(in: 0...4),
         finalRepublishDelay: UInt64(input.byte()) * second)
-    var now = UInt64(input.int(in: 0...Int(Int32.max))) * 1_000_000
-    let deadline = input.bool() ? UInt64.max : now &+ UInt64(input.byte()) * second
+    var now = Deadline(nanoseconds: UInt64(input.int(in: 0...Int(Int32.max))) * 1_000_000)
+    let deadline = input.bool() ? Deadline.never : now + UInt64(input.byte()) * second
     var machine = RequestStateMachine(
         requestID: "fuzz", policy: policy, deadline: deadline, deadlineFailure: .deadlineExceeded)
 
@@ -72,7 +72,7 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     ]
     let hints: [Double?] = [nil, 0, 0.5, 30, 61, -1, .nan, .infinity, -.infinity, 1e308]
     while !input.isEmpty {
-        now = now &+ UInt64(input.byte()) * 100_000_000
+        now += UInt64(input.byte()) * 100_000_000
         let wasCalling = machine.isCalling
         switch input.byte() % 15 {
         case 0: apply(machine.call(now: now), wasCalling: wasCalling)
@@ -95,7 +95,7 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
                 ? .completion([UInt8](repeating: 0x20, count: input.int(in: 0...80)))
                 : .failure(input.pick(failures), retryAfter: input.pick(hints))
             apply(machine.tryEnded(result, now: now, random: Double(input.byte()) / 256), wasCalling: false)
-        case 9: apply(machine.timerFired(now: max(now, min(machine.nextTimer, now &+ 100 * second)), random: 0.5), wasCalling: wasCalling)
+        case 9: apply(machine.timerFired(now: max(now, min(machine.nextTimer, now + 100 * second)), random: 0.5), wasCalling: wasCalling)
         case 10: apply(machine.drainStarted(), wasCalling: wasCalling)
         case 11: apply(machine.shutdownGraceOver(), wasCalling: wasCalling)
         case 12: apply(machine.connectionLost(), wasCalling: wasCalling)

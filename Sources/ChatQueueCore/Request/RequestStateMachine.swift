@@ -5,7 +5,7 @@
 /// A value type in the style of postgres-nio's `ExtendedQueryStateMachine`:
 /// events come in as `mutating func`s, each returns the `Action` the worker
 /// must carry out, and every event is handled in every state by an exhaustive
-/// switch. Time is a monotonic nanosecond count passed in with each event, and
+/// switch. Time is a `Deadline` (monotonic nanoseconds) passed in with each event, and
 /// randomness (retry jitter) too, so the machine is pure and tested as
 /// event -> action tables without sockets.
 ///
@@ -78,10 +78,10 @@ public struct RequestStateMachine: Sendable {
     public struct Calling: Sendable, Equatable {
         /// Chunks of this try handed out for publishing.
         public var chunks: Int
-        /// No data event yet: the try fails at this time.
-        public var firstByteDeadline: UInt64?
-        /// Data flows: the try fails if nothing more arrives by this time.
-        public var idleDeadline: UInt64?
+        /// No data event yet: the try fails at this time (`never` once data flows, or while paused).
+        public var firstByteDeadline: Deadline
+        /// Data flows: the try fails if nothing more arrives by this time (`never` before, or while paused).
+        public var idleDeadline: Deadline
         /// Reads paused because replies back up; the per-try timers are off meanwhile.
         public var paused: Bool
         /// A data event arrived: after a pause the idle timer, not the first-byte timer, applies.
@@ -93,11 +93,11 @@ public struct RequestStateMachine: Sendable {
         case received
         case calling(Calling)
         /// The last try failed with `failure`; the next starts at `until`.
-        case waitingToRetry(until: UInt64, failure: UpstreamFailure)
+        case waitingToRetry(until: Deadline, failure: UpstreamFailure)
         /// The final reply is with the broker, waiting for its confirm.
         case finalPublished(FinalReply)
         /// The broker refused the final reply; it is published again at `retryAt`.
-        case finalRefused(FinalReply, retryAt: UInt64)
+        case finalRefused(FinalReply, retryAt: Deadline)
         /// Done. nil: handed back by losing the connection (the broker requeues it).
         case settled(Settlement?)
     }
@@ -156,8 +156,8 @@ public struct RequestStateMachine: Sendable {
     public private(set) var state: State = .received
     public let requestID: String
     public let policy: Policy
-    /// The whole request's deadline (monotonic ns) and the failure reported when it passes.
-    public let deadline: UInt64
+    /// The whole request's deadline and the failure reported when it passes.
+    public let deadline: Deadline
     public let deadlineFailure: UpstreamFailure
     /// x-seq of the next reply of this attempt.
     public private(set) var nextSeq: Int64 = 0
@@ -166,7 +166,7 @@ public struct RequestStateMachine: Sendable {
     /// The worker is draining: failed tries are not retried.
     public private(set) var draining = false
 
-    public init(requestID: String, policy: Policy, deadline: UInt64, deadlineFailure: UpstreamFailure) {
+    public init(requestID: String, policy: Policy, deadline: Deadline, deadlineFailure: UpstreamFailure) {
         self.requestID = requestID
         self.policy = policy
         self.deadline = deadline
@@ -184,24 +184,24 @@ public struct RequestStateMachine: Sendable {
         return false
     }
 
-    /// The earliest time at which `timerFired` can do something (.max: none).
-    public var nextTimer: UInt64 {
+    /// The earliest time at which `timerFired` can do something (`never`: none).
+    public var nextTimer: Deadline {
         switch state {
         case .calling(let calling):
-            return min(deadline, calling.firstByteDeadline ?? .max, calling.idleDeadline ?? .max)
+            return min(deadline, calling.firstByteDeadline, calling.idleDeadline)
         case .waitingToRetry(let until, _):
             return min(deadline, until)
         case .finalRefused(_, let retryAt):
             return retryAt
         case .received, .finalPublished, .settled:
-            return .max
+            return .never
         }
     }
 
     // MARK: Events: arrival
 
     /// The request is valid: make the first try.
-    public mutating func call(now: UInt64) -> Action {
+    public mutating func call(now: Deadline) -> Action {
         switch state {
         case .received:
             return startTry(number: 1, now: now)
@@ -259,11 +259,11 @@ public struct RequestStateMachine: Sendable {
 
     /// Real data arrived (a data event, or document bytes that are not padding):
     /// the first-byte timer is done and the idle timer restarts.
-    public mutating func progress(now: UInt64) {
+    public mutating func progress(now: Deadline) {
         switch state {
         case .calling(var calling) where !calling.paused:
-            calling.firstByteDeadline = nil
-            calling.idleDeadline = SaturatingTime.adding(now, policy.idleTimeout)
+            calling.firstByteDeadline = .never
+            calling.idleDeadline = now + policy.idleTimeout
             calling.sawProgress = true
             state = .calling(calling)
         case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
@@ -277,8 +277,8 @@ public struct RequestStateMachine: Sendable {
         switch state {
         case .calling(var calling):
             calling.paused = true
-            calling.firstByteDeadline = nil
-            calling.idleDeadline = nil
+            calling.firstByteDeadline = .never
+            calling.idleDeadline = .never
             state = .calling(calling)
         case .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
             break
@@ -287,14 +287,14 @@ public struct RequestStateMachine: Sendable {
 
     /// Reads resume: the idle timer starts over, or the first-byte timer
     /// when no data event had arrived yet (keep-alives only).
-    public mutating func resume(now: UInt64) {
+    public mutating func resume(now: Deadline) {
         switch state {
         case .calling(var calling) where calling.paused:
             calling.paused = false
             if calling.sawProgress {
-                calling.idleDeadline = SaturatingTime.adding(now, policy.idleTimeout)
+                calling.idleDeadline = now + policy.idleTimeout
             } else {
-                calling.firstByteDeadline = SaturatingTime.adding(now, policy.firstByteTimeout)
+                calling.firstByteDeadline = now + policy.firstByteTimeout
             }
             state = .calling(calling)
         case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
@@ -309,7 +309,7 @@ public struct RequestStateMachine: Sendable {
     }
 
     /// The running try ended (libcurl finished it, or it could not start).
-    public mutating func tryEnded(_ result: TryResult, now: UInt64, random: Double) -> Action {
+    public mutating func tryEnded(_ result: TryResult, now: Deadline, random: Double) -> Action {
         switch state {
         case .calling(let calling):
             switch result {
@@ -330,16 +330,16 @@ public struct RequestStateMachine: Sendable {
     // MARK: Events: time and the worker
 
     /// Timers are due (call when `now >= nextTimer`; earlier calls do nothing).
-    public mutating func timerFired(now: UInt64, random: Double) -> Action {
+    public mutating func timerFired(now: Deadline, random: Double) -> Action {
         switch state {
         case .calling(let calling):
             if now >= deadline {
                 return publishError(ChatError(upstream: deadlineFailure), stopTransfer: true)
             }
-            if let firstByte = calling.firstByteDeadline, now >= firstByte {
+            if now >= calling.firstByteDeadline {
                 return failed(calling, .firstByteTimeout, retryAfter: nil, now: now, random: random, stopTransfer: true)
             }
-            if let idle = calling.idleDeadline, now >= idle {
+            if now >= calling.idleDeadline {
                 // The try already produced data: the time is spent, no retry.
                 return publishError(ChatError(upstream: .idleTimeout), stopTransfer: true, stoppedTry: .idleTimeout)
             }
@@ -418,7 +418,7 @@ public struct RequestStateMachine: Sendable {
     /// again after a backoff, without calling the upstream again; after
     /// `maxFinalPublishes` refusals the delivery is dead-lettered, so neither
     /// the broker nor the worker loops on it.
-    public mutating func finalRefused(now: UInt64) -> Action {
+    public mutating func finalRefused(now: Deadline) -> Action {
         switch state {
         case .finalPublished(let reply):
             guard reply.publishes < policy.maxFinalPublishes else {
@@ -427,7 +427,7 @@ public struct RequestStateMachine: Sendable {
             }
             let shift = UInt64(min(reply.publishes - 1, 16))
             let delay = policy.finalRepublishDelay.multipliedReportingOverflow(by: 1 << shift)
-            state = .finalRefused(reply, retryAt: SaturatingTime.adding(now, delay.overflow ? .max : delay.partialValue))
+            state = .finalRefused(reply, retryAt: now + (delay.overflow ? .max : delay.partialValue))
             return .none
         case .received, .calling, .waitingToRetry, .finalRefused, .settled:
             return .none
@@ -436,29 +436,28 @@ public struct RequestStateMachine: Sendable {
 
     // MARK: Transitions
 
-    private mutating func startTry(number: Int, now: UInt64) -> Action {
+    private mutating func startTry(number: Int, now: Deadline) -> Action {
         tries = number
         state = .calling(
             Calling(
-                chunks: 0, firstByteDeadline: SaturatingTime.adding(now, policy.firstByteTimeout),
-                idleDeadline: nil, paused: false, sawProgress: false))
+                chunks: 0, firstByteDeadline: now + policy.firstByteTimeout, idleDeadline: .never, paused: false,
+                sawProgress: false))
         return .startTransfer(try: number)
     }
 
     /// A try failed: retry when the failure, the policy and the deadline allow, else answer with the error.
     private mutating func failed(
-        _ calling: Calling, _ failure: UpstreamFailure, retryAfter: Double?, now: UInt64, random: Double,
+        _ calling: Calling, _ failure: UpstreamFailure, retryAfter: Double?, now: Deadline, random: Double,
         stopTransfer: Bool
     ) -> Action {
         var worthRetrying = failure.isRetryable
         if case .streamInterrupted = failure { worthRetrying = true }
         if worthRetrying, calling.chunks == 0, !draining {
-            let secondsLeft = deadline == .max ? Double.infinity : Double(deadline &- min(deadline, now)) / 1e9
+            let secondsLeft = deadline.isNever ? Double.infinity : Double(deadline.nanoseconds(after: now)) / 1e9
             if let wait = policy.retry.delay(
                 triesMade: tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
             {
-                state = .waitingToRetry(
-                    until: SaturatingTime.adding(now, SaturatingTime.nanoseconds(wait)), failure: failure)
+                state = .waitingToRetry(until: now.adding(seconds: wait), failure: failure)
                 return .retryLater(after: failure, wait: wait, stopTransfer: stopTransfer)
             }
         }

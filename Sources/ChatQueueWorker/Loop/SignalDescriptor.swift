@@ -1,3 +1,5 @@
+import ChatQueueSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,12 +14,15 @@ nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
 final class SignalDescriptor {
     let descriptor: Int32
 
-    init() {
+    /// Throws when the pipe can't be made (EMFILE, ENFILE) or the signals
+    /// can't be routed to it: without them the worker could not stop cleanly.
+    init() throws(SystemError) {
         var ends: [Int32] = [-1, -1]
-        precondition(pipe(&ends) == 0, "pipe failed: errno \(errno)")
+        try systemCall("pipe") { pipe(&ends) }
         for end in ends {
-            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            let flags = try systemCall("fcntl(F_GETFL)") { fcntl(end, F_GETFL) }
+            try systemCall("fcntl(F_SETFL)") { fcntl(end, F_SETFL, flags | O_NONBLOCK) }
+            try systemCall("fcntl(F_SETFD)") { fcntl(end, F_SETFD, FD_CLOEXEC) }
         }
         descriptor = ends[0]
         signalPipeWriteEnd = ends[1]
@@ -27,35 +32,50 @@ final class SignalDescriptor {
         sigemptyset(&mask)
         sigaddset(&mask, SIGTERM)
         sigaddset(&mask, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
+        try errorNumberCall("pthread_sigmask") { pthread_sigmask(SIG_UNBLOCK, &mask, nil) }
         for signal in [SIGTERM, SIGINT] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { number in
+                // Async-signal-safe: one write; a full pipe already holds a signal to see.
                 var byte = UInt8(truncatingIfNeeded: number)
                 _ = write(signalPipeWriteEnd, &byte, 1)
             }
             sigemptyset(&action.sa_mask)
             action.sa_flags = SA_RESTART
-            sigaction(signal, &action, nil)
+            try systemCall("sigaction") { sigaction(signal, &action, nil) }
         }
     }
 
     /// Signals received since the last call (numbers), without waiting.
     func take() -> [Int32] {
         var received: [Int32] = []
-        var buffer = [UInt8](repeating: 0, count: 16)
+        var buffer: (UInt64, UInt64) = (0, 0)
         while true {
-            let count = read(descriptor, &buffer, buffer.count)
-            guard count > 0 else { break }
-            received.append(contentsOf: buffer[0..<count].map { Int32($0) })
+            let result: IOResult<Int>
+            do {
+                result = try nonBlockingSystemCall("read signal pipe") {
+                    withUnsafeMutableBytes(of: &buffer) { read(descriptor, $0.baseAddress, $0.count) }
+                }
+            } catch {
+                // Our own open, non-blocking pipe: EBADF and EFAULT trap in
+                // systemCall; nothing else can fail a read of it.
+                preconditionFailure("\(error): a bug in chatqueue")
+            }
+            guard case .processed(let count) = result, count > 0 else { return received }
+            withUnsafeBytes(of: &buffer) { bytes in received.append(contentsOf: bytes[0..<count].map { Int32($0) }) }
         }
-        return received
     }
 
-    /// Waits up to `seconds` for a signal (used while backing off between connection attempts).
+    /// Waits up to `seconds` for a signal (used while backing off between
+    /// connection attempts); returns early, with nothing, when interrupted.
     func wait(seconds: Double) -> [Int32] {
         var pfd = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        _ = poll(&pfd, 1, Int32(max(0, seconds * 1000)))
+        let milliseconds = Int32(min(max(0, seconds * 1000), Double(Int32.max)))
+        do {
+            _ = try interruptibleSystemCall("poll signal pipe") { poll(&pfd, 1, milliseconds) }
+        } catch {
+            // ENOMEM: the wait was short; the caller waits again for what is left.
+        }
         return take()
     }
 }

@@ -8,7 +8,7 @@ protocol ChunkSink: AnyObject {
     /// Publishes one chunk as reply `seq`; returns false when it could not (the transfer is then aborted).
     func forward(chunk: [UInt8], seq: Int64, of request: InFlightRequest) -> Bool
     /// A timer of the request moved (the idle timer re-arms on every data event).
-    func timerArmed(at deadline: UInt64)
+    func timerArmed(at deadline: Deadline)
     /// Replies are piling up for the broker: upstream reads should pause.
     var repliesBacklogged: Bool { get }
     /// The request's transfer paused itself; resume it when replies drained.
@@ -101,7 +101,7 @@ final class InFlightRequest: CurlTransferDelegate {
             if progress {
                 let now = MonotonicClock.now()
                 if firstProgressAt == nil { firstProgressAt = now }
-                machine.progress(now: now)
+                machine.progress(now: Deadline(nanoseconds: now))
                 sink.timerArmed(at: machine.nextTimer)
             }
             return .consumed

@@ -60,6 +60,6 @@ struct RequestMetadata: Sendable, Equatable {
         guard left > 0 else { return nil }
         let (nanoseconds, tooLong) = UInt64(left).multipliedReportingOverflow(by: 1_000_000)
         guard !tooLong else { return .max }
-        return SaturatingTime.adding(nowMonotonic, nanoseconds)
+        return Deadline(nanoseconds: nowMonotonic).adding(nanoseconds: nanoseconds).nanoseconds
     }
 }

@@ -42,7 +42,7 @@ final class WorkerSupervisor {
         } else {
             metricsWriter = nil
         }
-        interval = SaturatingTime.nanoseconds(settings.status.interval)
+        interval = Deadline.nanoseconds(seconds: settings.status.interval)
         self.instance = instance
         queue = settings.queue.name
         metrics = MetricsSnapshot(instance: instance)
