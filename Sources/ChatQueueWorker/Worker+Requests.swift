@@ -101,8 +101,7 @@ extension Worker {
         guard let deadlineMs = metadata.deadlineMilliseconds else { return deadline }
         guard
             let requesterDeadline = RequestMetadata.monotonicDeadline(
-                unixMilliseconds: deadlineMs, nowUnixMilliseconds: WallClock.unixMilliseconds(),
-                nowMonotonic: now.nanoseconds).map(Deadline.init(nanoseconds:))
+                unixMilliseconds: deadlineMs, nowUnixMilliseconds: WallClock.unixMilliseconds(), nowMonotonic: now)
         else {
             deadline.passed = true
             return deadline

@@ -110,9 +110,9 @@ public final class Worker: ChunkSink {
         let end = Deadline.now().adding(seconds: seconds)
         while true {
             let now = Deadline.now()
-            supervisor.tick(self, now: now.nanoseconds)
+            supervisor.tick(self, now: now)
             guard now < end else { return false }
-            let slice = min(end, Deadline(nanoseconds: supervisor.nextDeadline()), now + 1_000_000_000)
+            let slice = min(end, supervisor.nextDeadline(), now + 1_000_000_000)
             if !signals.wait(seconds: Double(slice.nanoseconds(after: now)) / 1e9).isEmpty { return true }
         }
     }

@@ -1,3 +1,4 @@
+import ChatQueueCore
 import ChatQueueAMQP
 import Testing
 
@@ -132,16 +133,16 @@ struct RequestMetadataHostileTests {
     @Test("the monotonic deadline saturates instead of overflowing; nil once it has passed")
     func monotonicDeadline() {
         let now: Int64 = 1_700_000_000_000
-        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: now + 1500, nowUnixMilliseconds: now, nowMonotonic: 10) == 1_500_000_010)
-        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: now, nowUnixMilliseconds: now, nowMonotonic: 10) == nil)
-        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: 0, nowUnixMilliseconds: now, nowMonotonic: 10) == nil)
+        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: now + 1500, nowUnixMilliseconds: now, nowMonotonic: Deadline(nanoseconds: 10)) == Deadline(nanoseconds: 1_500_000_010))
+        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: now, nowUnixMilliseconds: now, nowMonotonic: Deadline(nanoseconds: 10)) == nil)
+        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: 0, nowUnixMilliseconds: now, nowMonotonic: Deadline(nanoseconds: 10)) == nil)
         // Year 9999: 2.5e20 ns does not fit UInt64.
         #expect(
             RequestMetadata.monotonicDeadline(
-                unixMilliseconds: RequestMetadata.deadlineRange.upperBound, nowUnixMilliseconds: now, nowMonotonic: 10) == .max)
-        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: now + 1, nowUnixMilliseconds: now, nowMonotonic: .max - 5) == .max)
-        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .max, nowUnixMilliseconds: .min, nowMonotonic: 0) == .max)
-        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .min, nowUnixMilliseconds: .max, nowMonotonic: 0) == nil)
-        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .max, nowUnixMilliseconds: .max, nowMonotonic: 0) == nil)
+                unixMilliseconds: RequestMetadata.deadlineRange.upperBound, nowUnixMilliseconds: now, nowMonotonic: Deadline(nanoseconds: 10)) == .never)
+        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: now + 1, nowUnixMilliseconds: now, nowMonotonic: Deadline(nanoseconds: .max - 5)) == .never)
+        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .max, nowUnixMilliseconds: .min, nowMonotonic: Deadline(nanoseconds: 0)) == .never)
+        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .min, nowUnixMilliseconds: .max, nowMonotonic: Deadline(nanoseconds: 0)) == nil)
+        #expect(RequestMetadata.monotonicDeadline(unixMilliseconds: .max, nowUnixMilliseconds: .max, nowMonotonic: Deadline(nanoseconds: 0)) == nil)
     }
 }

@@ -1,3 +1,4 @@
+import ChatQueueCore
 import CRabbitMQ
 import FuzzSupport
 
@@ -54,8 +55,8 @@ func fuzzRequestMetadata(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // The deadline arithmetic on any header value (not only accepted ones) and any clock reading.
     for value in properties.headers.values {
         guard let milliseconds = value.saturatedInteger else { continue }
-        let nowMonotonic = UInt64(truncatingIfNeeded: milliseconds) &* 31
-        let nowUnix = Int64(truncatingIfNeeded: nowMonotonic >> 1)
+        let nowMonotonic = Deadline(nanoseconds: UInt64(truncatingIfNeeded: milliseconds) &* 31)
+        let nowUnix = Int64(truncatingIfNeeded: nowMonotonic.nanoseconds >> 1)
         let deadline = RequestMetadata.monotonicDeadline(
             unixMilliseconds: milliseconds, nowUnixMilliseconds: nowUnix, nowMonotonic: nowMonotonic)
         fuzzCheck((deadline != nil) == (milliseconds > nowUnix), "deadline \(milliseconds) at \(nowUnix): \(String(describing: deadline))")

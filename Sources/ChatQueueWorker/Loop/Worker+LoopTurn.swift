@@ -49,7 +49,7 @@ extension Worker {
     /// (no wait would report it).
     func waitTimeout(_ session: BrokerSession, now: Deadline) -> Int32 {
         if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { return 0 }
-        return timers.waitTimeout(now: now, others: Deadline(nanoseconds: supervisor.nextDeadline()))
+        return timers.waitTimeout(now: now, others: supervisor.nextDeadline())
     }
 
     /// The one handler of each watched descriptor. A failed or hung-up socket
@@ -100,7 +100,7 @@ extension Worker {
 
     /// Time events: the supervisor's (status file, watchdog) and the requests' timers.
     func runTimers(now: Deadline) throws {
-        supervisor.tick(self, now: now.nanoseconds)
+        supervisor.tick(self, now: now)
         if now >= timers.requests { try fireTimers(now: now) }
     }
 

@@ -51,15 +51,14 @@ struct RequestMetadata: Sendable, Equatable {
         }
     }
 
-    /// The monotonic instant (nanoseconds, as `MonotonicClock.now()`) of a
-    /// Unix-milliseconds deadline, or nil when it is not in the future.
-    /// Saturates at UInt64.max instead of overflowing.
-    static func monotonicDeadline(unixMilliseconds: Int64, nowUnixMilliseconds: Int64, nowMonotonic: UInt64) -> UInt64? {
+    /// The monotonic deadline of a Unix-milliseconds deadline, or nil when it
+    /// is not in the future. Saturates at `.never` instead of overflowing.
+    static func monotonicDeadline(unixMilliseconds: Int64, nowUnixMilliseconds: Int64, nowMonotonic: Deadline) -> Deadline? {
         let (left, overflow) = unixMilliseconds.subtractingReportingOverflow(nowUnixMilliseconds)
-        if overflow { return unixMilliseconds > nowUnixMilliseconds ? .max : nil }
+        if overflow { return unixMilliseconds > nowUnixMilliseconds ? .never : nil }
         guard left > 0 else { return nil }
         let (nanoseconds, tooLong) = UInt64(left).multipliedReportingOverflow(by: 1_000_000)
-        guard !tooLong else { return .max }
-        return Deadline(nanoseconds: nowMonotonic).adding(nanoseconds: nanoseconds).nanoseconds
+        guard !tooLong else { return .never }
+        return nowMonotonic.adding(nanoseconds: nanoseconds)
     }
 }

@@ -22,8 +22,8 @@ final class WorkerSupervisor {
     private let startedAt = WallClock.unixMilliseconds()
     private var logger: Logger
 
-    private var nextStatusWrite: UInt64 = 0
-    private var nextWatchdog: UInt64 = 0
+    private var nextStatusWrite = Deadline(nanoseconds: 0)
+    private var nextWatchdog = Deadline(nanoseconds: 0)
     private var sentReady = false
     private var reportedWriteError = false
 
@@ -56,16 +56,16 @@ final class WorkerSupervisor {
     }
 
     /// The longest the loop may sleep before `tick` needs to run again.
-    func nextDeadline() -> UInt64 {
+    func nextDeadline() -> Deadline {
         guard let watchdog = notifier?.watchdogInterval, watchdog > 0 else { return nextStatusWrite }
         return min(nextStatusWrite, nextWatchdog)
     }
 
     /// Writes what is due: the watchdog ping and the periodic status.
-    func tick(_ worker: Worker, now: UInt64) {
+    func tick(_ worker: Worker, now: Deadline) {
         if let watchdog = notifier?.watchdogInterval, now >= nextWatchdog {
             notifier?.watchdog()
-            nextWatchdog = now &+ watchdog
+            nextWatchdog = now + watchdog
         }
         if now >= nextStatusWrite { report(worker, now: now) }
     }
@@ -83,12 +83,12 @@ final class WorkerSupervisor {
             notifier?.status(status.summaryLine)
         }
         write(status, worker: worker)
-        nextStatusWrite = MonotonicClock.now() &+ interval
+        nextStatusWrite = Deadline.now() + interval
     }
 
-    private func report(_ worker: Worker, now: UInt64) {
+    private func report(_ worker: Worker, now: Deadline) {
         write(snapshot(worker), worker: worker)
-        nextStatusWrite = now &+ interval
+        nextStatusWrite = now + interval
     }
 
     private func write(_ status: WorkerStatus, worker: Worker) {
