@@ -16,7 +16,7 @@ let fuzzTargets: [(name: String, modules: [String])] = [
     ("FuzzJSON", ["ChatQueueCore"]),
     ("FuzzSSE", ["ChatQueueCore"]),
     ("FuzzRequestValidator", ["ChatQueueCore"]),
-    ("FuzzRequestMetadata", ["ChatQueueAMQP", "ChatQueueWorker"]),
+    ("FuzzRequestMetadata", ["ChatQueueCore", "ChatQueueAMQP", "ChatQueueWorker"]),
     ("FuzzRetryAfter", ["ChatQueueCore"]),
     ("FuzzUpstreamResponse", ["ChatQueueCore"]),
     ("FuzzRequestStateMachine", ["ChatQueueCore"]),
