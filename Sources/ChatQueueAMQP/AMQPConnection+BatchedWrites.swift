@@ -119,7 +119,9 @@ struct OutgoingBytes {
         try write { bytes, count in
             let result: IOResult<Int>
             do throws(SystemError) {
-                result = try nonBlockingSystemCall("send") {
+                // EBADF is the connection's failure, not our bug: rabbitmq-c may
+                // have closed its socket (a heartbeat timeout) and still report it.
+                result = try nonBlockingSystemCall("send", allowing: EBADF) {
                     send(descriptor, bytes, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
                 }
             } catch {

@@ -68,10 +68,11 @@ public func systemCall<Result: FixedWidthInteger>(
     }
 }
 
-/// `systemCall` for non-blocking descriptors: EAGAIN is a value, not an error.
+/// `systemCall` for non-blocking descriptors: EAGAIN is a value, not an
+/// error. `allowing` as in `systemCall`.
 @inline(__always)
 public func nonBlockingSystemCall<Result: FixedWidthInteger & Sendable>(
-    _ name: @autoclosure () -> String, _ body: () -> Result
+    _ name: @autoclosure () -> String, allowing: Int32? = nil, _ body: () -> Result
 ) throws(SystemError) -> IOResult<Result> {
     while true {
         let result = body()
@@ -79,7 +80,7 @@ public func nonBlockingSystemCall<Result: FixedWidthInteger & Sendable>(
         let code = errno
         if code == EINTR { continue }
         if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
-        if isProgrammerError(code) {
+        if code != allowing, isProgrammerError(code) {
             preconditionFailure("\(name()) failed with \(SystemError.reason(for: code)): a bug in chatqueue")
         }
         throw SystemError(call: name(), errno: code)

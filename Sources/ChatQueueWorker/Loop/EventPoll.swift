@@ -37,6 +37,11 @@ final class EventPoll {
         /// writable too, as ae.c does, so the handler's next read or write
         /// tells what happened; libcurl is also told (CURL_CSELECT_ERR).
         var failed: Bool
+        /// What epoll reported (EPOLLIN, EPOLLOUT), without a failure folded
+        /// in: libcurl is given these with CURL_CSELECT_ERR, as curl's
+        /// ephiperfifo.c does, so it reports an error-only event as such.
+        var reportedReadable: Bool
+        var reportedWritable: Bool
     }
 
     /// What the set knows of one descriptor number.
@@ -117,14 +122,10 @@ final class EventPoll {
     func forget(_ fd: Int32) {
         guard fd >= 0 else { return }
         if Int(fd) < registrations.count { registrations[Int(fd)] = Registration() }
-        do throws(SystemError) {
-            try control(EPOLL_CTL_DEL, fd, events: 0)
-        } catch {
-            // Not in the set (ENOENT: watched for nothing, or a failed watch)
-            // or closed already (EBADF): either way it is gone. EINVAL and
-            // EPERM mean a descriptor epoll can't hold, which watch never added.
-            precondition(error.errno == ENOENT || error.errno == EBADF, "\(error): a bug in chatqueue")
-        }
+        // Not in the set (ENOENT: watched for nothing, or a failed watch),
+        // closed already (EBADF), or its number reused by a descriptor epoll
+        // can't hold (EPERM): in every case it is out of the set, as wanted.
+        try? control(EPOLL_CTL_DEL, fd, events: 0)
     }
 
     /// The source `fd` is watched for, if it is.
@@ -165,10 +166,12 @@ final class EventPoll {
                 continue
             }
             let failed = event.events & failure != 0
+            let readable = event.events & EPOLLIN.rawValue != 0
+            let writable = event.events & EPOLLOUT.rawValue != 0
             try handle(
                 Event(
-                    descriptor: fd, source: source, readable: failed || event.events & EPOLLIN.rawValue != 0,
-                    writable: failed || event.events & EPOLLOUT.rawValue != 0, failed: failed))
+                    descriptor: fd, source: source, readable: failed || readable, writable: failed || writable,
+                    failed: failed, reportedReadable: readable, reportedWritable: writable))
         }
     }
 

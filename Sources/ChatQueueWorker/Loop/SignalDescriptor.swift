@@ -19,12 +19,26 @@ final class SignalDescriptor {
     init() throws(SystemError) {
         var ends: [Int32] = [-1, -1]
         try systemCall("pipe") { pipe(&ends) }
+        do throws(SystemError) {
+            try Self.route(to: ends)
+        } catch {
+            // Leave nothing behind: no open pipe, no handler writing to a closed one.
+            for signal in [SIGTERM, SIGINT] { Glibc.signal(signal, SIG_DFL) }
+            signalPipeWriteEnd = -1
+            close(ends[0])
+            close(ends[1])
+            throw error
+        }
+        descriptor = ends[0]
+    }
+
+    /// Makes the pipe non-blocking and points SIGTERM and SIGINT at its write end.
+    private static func route(to ends: [Int32]) throws(SystemError) {
         for end in ends {
             let flags = try systemCall("fcntl(F_GETFL)") { fcntl(end, F_GETFL) }
             try systemCall("fcntl(F_SETFL)") { fcntl(end, F_SETFL, flags | O_NONBLOCK) }
             try systemCall("fcntl(F_SETFD)") { fcntl(end, F_SETFD, FD_CLOEXEC) }
         }
-        descriptor = ends[0]
         signalPipeWriteEnd = ends[1]
         // A parent may hand down these signals blocked (test runners, some
         // supervisors); a blocked SIGTERM would never reach the handler.
@@ -37,8 +51,11 @@ final class SignalDescriptor {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { number in
                 // Async-signal-safe: one write; a full pipe already holds a signal to see.
+                // errno is kept: the interrupted code may be about to read its own.
+                let savedErrno = errno
                 var byte = UInt8(truncatingIfNeeded: number)
                 _ = write(signalPipeWriteEnd, &byte, 1)
+                errno = savedErrno
             }
             sigemptyset(&action.sa_mask)
             action.sa_flags = SA_RESTART

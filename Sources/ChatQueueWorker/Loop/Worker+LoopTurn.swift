@@ -68,7 +68,8 @@ extension Worker {
         case .upstream:
             // Chunks are forwarded from inside; a broker error raised there is rethrown here.
             try multi.socketAction(
-                event.descriptor, readable: event.readable, writable: event.writable, failed: event.failed)
+                event.descriptor, readable: event.reportedReadable, writable: event.reportedWritable,
+                failed: event.failed)
             try throwPendingBrokerFailure()
         }
     }
