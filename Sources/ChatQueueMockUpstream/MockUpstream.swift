@@ -67,6 +67,12 @@ public final class MockUpstream: Sendable {
         self.state.callCount(key: key)
     }
 
+    /// When clients closed their connection before the response ended
+    /// (`DispatchTime` uptime nanoseconds, in order): streams a worker stopped.
+    public func clientAborts() -> [UInt64] {
+        self.state.clientAborts
+    }
+
     /// Stops listening and closes every connection, ending open streams abruptly.
     public func shutdown() async throws {
         let alreadyShutDown = self.isShutDown.withLock { isShutDown in
