@@ -67,8 +67,9 @@ public final class MockUpstream: Sendable {
         self.state.callCount(key: key)
     }
 
-    /// When clients closed their connection before the response ended
-    /// (`DispatchTime` uptime nanoseconds, in order): streams a worker stopped.
+    /// When connections closed before their response ended, other than by the
+    /// mock's own script (`DispatchTime` uptime nanoseconds, in order): streams
+    /// a worker stopped (and any open at `shutdown()`).
     public func clientAborts() -> [UInt64] {
         self.state.clientAborts
     }
