@@ -16,26 +16,26 @@ struct RequestIndex {
     var count: Int { tags.count }
 
     mutating func insert(_ requestID: String, deliveryTag: UInt64) {
-        if tags[requestID] != nil {
-            tags[requestID]!.others.append(deliveryTag)
-        } else {
-            tags[requestID] = DeliveryTags(first: deliveryTag)
-        }
+        // One hash of the id in the common case; a duplicate id puts the first back.
+        guard var earlier = tags.updateValue(DeliveryTags(first: deliveryTag), forKey: requestID) else { return }
+        earlier.others.append(deliveryTag)
+        tags[requestID] = earlier
     }
 
     mutating func remove(_ requestID: String, deliveryTag: UInt64) {
-        guard var entry = tags[requestID] else { return }
+        // One hash of the id in the common case (one delivery per id).
+        guard let position = tags.index(forKey: requestID) else { return }
+        var entry = tags.values[position]
+        guard !entry.others.isEmpty else {
+            if entry.first == deliveryTag { tags.remove(at: position) }
+            return
+        }
         if entry.first == deliveryTag {
-            guard let next = entry.others.first else {
-                tags.removeValue(forKey: requestID)
-                return
-            }
-            entry.first = next
-            entry.others.removeFirst()
+            entry.first = entry.others.removeFirst()
         } else {
             entry.others.removeAll { $0 == deliveryTag }
         }
-        tags[requestID] = entry
+        tags.values[position] = entry
     }
 
     /// The delivery tags in flight for `requestID` (empty: none).
