@@ -2,10 +2,11 @@ import CRabbitMQ
 
 /// The synchronous methods, for set-up: each waits for the broker's answer
 /// up to the RPC timeout. Those the worker also calls at run time (qos,
-/// consume, cancel) write what is queued first: their frames must not land
-/// inside ours.
+/// consume, cancel; declare and bind when it consumes cancels again) write
+/// what is queued first: their frames must not land inside ours.
 extension AMQPConnection {
     public func declareExchange(_ name: String, type: String, durable: Bool = true) throws(AMQPError) {
+        try writeAllUnsent()
         arena.reset()
         let nameRange = arena.append(name)
         let typeRange = arena.append(type)
@@ -23,6 +24,7 @@ extension AMQPConnection {
         _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
         arguments: [(String, AMQPFieldValue)] = []
     ) throws(AMQPError) -> String {
+        try writeAllUnsent()
         arena.reset()
         let nameRange = arena.append(name)
         let declared: String? = AMQPTable.with(arguments.map { ($0.0, .field($0.1)) }, in: &arena) { base, table in
@@ -38,6 +40,7 @@ extension AMQPConnection {
     }
 
     public func bindQueue(_ queue: String, exchange: String, routingKey: String = "") throws(AMQPError) {
+        try writeAllUnsent()
         arena.reset()
         let q = arena.append(queue)
         let e = arena.append(exchange)

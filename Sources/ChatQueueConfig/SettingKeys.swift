@@ -191,6 +191,14 @@ enum SettingKeys {
         defaultValue: "",
         summary: "Queue bound to the dead-letter exchange. Empty: \"<queue.name>.dead\"."
     )
+    static let queueCancelExchange = TextKey(
+        name: "queue.cancel_exchange",
+        defaultValue: "chat.requests.cancel",
+        summary: """
+            Fanout exchange requesters publish cancels to ({"request_id": "..."}); each worker binds its own \
+            exclusive, auto-delete queue to it. Empty: cancellation off.
+            """
+    )
 
     // MARK: replies
 
@@ -385,6 +393,23 @@ enum SettingKeys {
             """
     )
 
+    // MARK: cancel
+
+    static let cancelRememberSeconds = SecondsKey(
+        name: "cancel.remember_seconds",
+        defaultValue: 300,
+        summary: """
+            Seconds a cancel of a request this worker does not hold is remembered, so that the request \
+            is answered cancelled without calling the upstream if it arrives meanwhile.
+            """
+    )
+    static let cancelRememberMax = IntKey(
+        name: "cancel.remember_max",
+        defaultValue: 10000,
+        range: 0...1_000_000,
+        summary: "Cancels remembered at most, the oldest forgotten first (0...1000000; 0: none are)."
+    )
+
     // MARK: metrics
 
     static let metricsTextfile = TextKey(
@@ -401,6 +426,7 @@ enum SettingKeys {
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
         brokerTLSCAFile, brokerTLSCertFile, brokerTLSKeyFile, brokerTLSVerify,
         queueName, queueDeclare, queueType, queueDeadLetterExchange, queueDeadLetterQueue,
+        queueCancelExchange,
         repliesDefaultQueue, repliesAllowedQueues, repliesMaxBacklogBytes,
         workerConcurrency, workerMaxRequestBytes, workerRequestTimeout, workerMaxDeliveries, workerShutdownGrace,
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
@@ -408,6 +434,7 @@ enum SettingKeys {
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
         logLevel, logFormat,
         statusFile, statusInterval,
+        cancelRememberSeconds, cancelRememberMax,
         metricsTextfile,
     ]
 

@@ -72,8 +72,14 @@ public struct Settings: Sendable, Equatable {
         public var deadLetterExchange: String
         /// `queue.dead_letter_queue`, already resolved (`<queue.name>.dead` unless set).
         public var deadLetterQueue: String
+        /// `queue.cancel_exchange`: the fanout exchange of cancels; nil when cancellation is off.
+        public var cancelExchange: String?
 
-        public init(name: String, declare: Bool, type: QueueType, deadLetterExchange: String, deadLetterQueue: String) {
+        public init(
+            name: String, declare: Bool, type: QueueType, deadLetterExchange: String, deadLetterQueue: String,
+            cancelExchange: String? = "chat.requests.cancel"
+        ) {
+            self.cancelExchange = cancelExchange
             self.name = name
             self.declare = declare
             self.type = type
@@ -211,6 +217,19 @@ public struct Settings: Sendable, Equatable {
         }
     }
 
+    /// Cancels of requests the worker does not hold (yet).
+    public struct Cancel: Sendable, Equatable {
+        /// `cancel.remember_seconds`: how long such a cancel is remembered.
+        public var rememberSeconds: Double
+        /// `cancel.remember_max`: how many are remembered at most (0: none).
+        public var rememberMax: Int
+
+        public init(rememberSeconds: Double = 300, rememberMax: Int = 10000) {
+            self.rememberSeconds = rememberSeconds
+            self.rememberMax = rememberMax
+        }
+    }
+
     /// The Prometheus metrics file.
     public struct Metrics: Sendable, Equatable {
         /// `metrics.textfile`: a `.prom` file for node_exporter; nil writes no metrics.
@@ -230,11 +249,13 @@ public struct Settings: Sendable, Equatable {
     public var log: Log
     public var status: Status
     public var metrics: Metrics
+    public var cancel: Cancel
 
     public init(
         broker: Broker, queue: Queue, replies: Replies, worker: Worker, retry: Retry = Retry(), upstream: Upstream,
-        log: Log, status: Status = Status(), metrics: Metrics = Metrics()
+        log: Log, status: Status = Status(), metrics: Metrics = Metrics(), cancel: Cancel = Cancel()
     ) {
+        self.cancel = cancel
         self.retry = retry
         self.broker = broker
         self.queue = queue

@@ -59,7 +59,11 @@ public enum SettingsLoader {
                 file: nonEmpty(try layers.text(SettingKeys.statusFile)),
                 interval: try layers.seconds(SettingKeys.statusInterval)
             ),
-            metrics: try metrics(from: layers)
+            metrics: try metrics(from: layers),
+            cancel: Settings.Cancel(
+                rememberSeconds: try layers.seconds(SettingKeys.cancelRememberSeconds),
+                rememberMax: try layers.int(SettingKeys.cancelRememberMax)
+            )
         )
     }
 
@@ -109,8 +113,19 @@ public enum SettingsLoader {
             declare: try layers.bool(SettingKeys.queueDeclare),
             type: try layers.choice(SettingKeys.queueType),
             deadLetterExchange: nonEmpty(try layers.text(SettingKeys.queueDeadLetterExchange)) ?? name + ".dlx",
-            deadLetterQueue: nonEmpty(try layers.text(SettingKeys.queueDeadLetterQueue)) ?? name + ".dead"
+            deadLetterQueue: nonEmpty(try layers.text(SettingKeys.queueDeadLetterQueue)) ?? name + ".dead",
+            cancelExchange: try cancelExchange(from: layers)
         )
+    }
+
+    /// `queue.cancel_exchange`: nil (off) when empty; an AMQP name is at most 255 bytes.
+    private static func cancelExchange(from layers: ConfigLayers) throws(ConfigError) -> String? {
+        let key = SettingKeys.queueCancelExchange
+        let name = try layers.text(key)
+        guard name.utf8.count <= 255 else {
+            throw layers.invalid(key.name, expected: "an exchange name of at most 255 bytes", got: excerpt(name))
+        }
+        return nonEmpty(name)
     }
 
     private static func replies(from layers: ConfigLayers) throws(ConfigError) -> Settings.Replies {

@@ -178,6 +178,7 @@ extension Settings {
             SettingKeys.queueType.name: .string(queue.type.rawValue),
             SettingKeys.queueDeadLetterExchange.name: .string(queue.deadLetterExchange),
             SettingKeys.queueDeadLetterQueue.name: .string(queue.deadLetterQueue),
+            SettingKeys.queueCancelExchange.name: .string(queue.cancelExchange ?? ""),
             SettingKeys.repliesDefaultQueue.name: .string(replies.defaultQueue ?? ""),
             SettingKeys.repliesAllowedQueues.name: .list(replies.allowedQueues.map(\.description)),
             SettingKeys.repliesMaxBacklogBytes.name: .int(replies.maxBacklogBytes),
@@ -203,6 +204,8 @@ extension Settings {
             SettingKeys.logFormat.name: .string(log.format.rawValue),
             SettingKeys.statusFile.name: .string(status.file ?? ""),
             SettingKeys.statusInterval.name: .number(status.interval),
+            SettingKeys.cancelRememberSeconds.name: .number(cancel.rememberSeconds),
+            SettingKeys.cancelRememberMax.name: .int(cancel.rememberMax),
             SettingKeys.metricsTextfile.name: .string(metrics.textfile ?? ""),
         ]
         return SettingKeys.all.map { ($0, values[$0.name]) }

@@ -64,6 +64,8 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var isResponding = false
     /// Pending timer callbacks check this: they are not cancelled, they just do nothing.
     private var isConnected = true
+    /// We close the connection ourselves (a scripted drop, or the end of a non-keep-alive response).
+    private var isClosingOnPurpose = false
 
     init(state: MockUpstreamState, timer: CoalescingTimer) {
         self.state = state
@@ -110,6 +112,10 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if self.isResponding, !self.isClosingOnPurpose {
+            // The client hung up before the response ended (a cancelled or abandoned request).
+            self.state.recordClientAbort()
+        }
         self.isConnected = false
         self.queued.removeAll()
         context.fireChannelInactive()
@@ -207,6 +213,7 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             if case .drop = step {
                 // Abrupt end: no [DONE], no terminating chunk; just a closed socket.
                 context.flush()
+                self.isClosingOnPurpose = true
                 let written = stream.lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
                 written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
                 return
@@ -304,6 +311,7 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: promise)
         guard response.keepAlive else {
+            self.isClosingOnPurpose = true
             promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }

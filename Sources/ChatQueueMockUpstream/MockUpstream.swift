@@ -67,6 +67,13 @@ public final class MockUpstream: Sendable {
         self.state.callCount(key: key)
     }
 
+    /// When connections closed before their response ended, other than by the
+    /// mock's own script (`DispatchTime` uptime nanoseconds, in order): streams
+    /// a worker stopped (and any open at `shutdown()`).
+    public func clientAborts() -> [UInt64] {
+        self.state.clientAborts
+    }
+
     /// Stops listening and closes every connection, ending open streams abruptly.
     public func shutdown() async throws {
         let alreadyShutDown = self.isShutDown.withLock { isShutDown in

@@ -13,6 +13,7 @@ final class MockUpstreamState: Sendable {
         var recorded: [RecordedRequest] = []
         var callsPerKey: [String: Int] = [:]
         var lastCompletionID = 0
+        var clientAborts: [UInt64] = []
     }
 
     init(options: MockUpstreamOptions) {
@@ -43,6 +44,16 @@ final class MockUpstreamState: Sendable {
 
     func callCount(key: String) -> Int {
         self.ledger.withLock { $0.callsPerKey[key] ?? 0 }
+    }
+
+    /// A client closed its connection while a response was still being written.
+    func recordClientAbort() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        self.ledger.withLock { $0.clientAborts.append(now) }
+    }
+
+    var clientAborts: [UInt64] {
+        self.ledger.withLock { $0.clientAborts }
     }
 
     func nextCompletionID() -> Int {

@@ -13,7 +13,11 @@ extension Worker {
             guard let output = try session.consumerAssembler.handle(frame) else { continue }
             switch output {
             case .message(let message):
-                try handleDelivery(message, session: session)
+                if let cancelTag = session.cancelConsumerTag, case .deliver(cancelTag, _, _, _, _) = message.method {
+                    try handleCancel(message)
+                } else {
+                    try handleDelivery(message, session: session)
+                }
             case .method(let method, _):
                 try handleConsumerMethod(method, session: session)
             }
@@ -25,17 +29,8 @@ extension Worker {
             guard let output = try session.publisherAssembler.handle(frame) else { continue }
             switch output {
             case .message(let returned):
-                // basic.return precedes the confirm of the same publish; the request is still acked then.
-                counters.unroutableReplies += 1
-                let requestID = returned.properties.headers["x-request-id"]?.stringValue ?? "?"
-                logger.warning(
-                    "reply unroutable: the requester's queue is gone",
-                    metadata: [
-                        "request.id": "\(requestID)",
-                        "correlation.id": "\(returned.properties.correlationID ?? "")",
-                        "reply.type": "\(returned.properties.type ?? "")",
-                        "reply.routing_key": "\(routingKey(of: returned.method))",
-                    ])
+                // basic.return precedes the confirm of the same publish.
+                try handleReturnedReply(returned)
             case .method(.ack(let tag, let multiple), _):
                 try settle(session.replies.handleConfirm(deliveryTag: tag, multiple: multiple, confirmed: true), session)
             case .method(.nack(let tag, let multiple, _), _):
@@ -63,6 +58,10 @@ extension Worker {
 
     func handleConsumerMethod(_ method: AMQPMethod, session: BrokerSession) throws {
         switch method {
+        case .cancel(let tag) where tag == session.cancelConsumerTag:
+            // Our cancel queue was deleted: bind a new one (cancels sent meanwhile are lost).
+            logger.warning("broker cancelled the cancel consumer; consuming cancels again", metadata: ["consumer.tag": "\(tag)"])
+            try session.consumeCancels(settings.queue)
         case .cancel(let tag):
             session.consumerWasCancelled()
             // Draining: nothing more is wanted. Degraded: the probe logic subscribes when idle.

@@ -30,7 +30,7 @@ extension Worker {
                 deadlineFailure: deadline.failure),
             logger: logger)
         request.sink = self
-        inFlight[deliveryTag] = request
+        track(request)
         if logger.logLevel <= .debug {
             request.logger.debug(
                 "request received",
@@ -57,6 +57,10 @@ extension Worker {
                 "reply_to is not in replies.allowed_queues; dead-lettering the request unanswered",
                 metadata: ["reply.to": "\(replyTo)"])
             return request.machine.refuse()
+        }
+        if wasCancelledBeforeArrival(metadata.requestID, now: now) {
+            request.logger.info("request cancelled before it arrived; answered without calling the upstream")
+            return request.machine.cancel()
         }
         if metadata.attempt > settings.worker.maxDeliveries {
             return request.machine.answer(
@@ -141,11 +145,11 @@ extension Worker {
             try publishFinal(reply, of: request)
         case .settle(let settlement, let reason, let stopTransfer):
             if stopTransfer { self.stopTransfer(of: request) }
-            inFlight.removeValue(forKey: request.deliveryTag)
+            untrack(request)
             try settle(request, settlement, reason: reason)
         case .forget(let stopTransfer):
             if stopTransfer { self.stopTransfer(of: request) }
-            inFlight.removeValue(forKey: request.deliveryTag)
+            untrack(request)
         }
         timerArmed(at: request.machine.nextTimer)
     }
@@ -188,7 +192,10 @@ extension Worker {
                 metadata: ["reply.publishes": "\(reply.publishes)"])
             return
         }
-        if let error = reply.error {
+        if let error = reply.error, error == .cancelled() {
+            counters.cancelled += 1
+            supervisor.metrics.recordError(code: "cancelled")
+        } else if let error = reply.error {
             counters.failed += 1
             request.logger.log(
                 level: error.status >= 500 ? .warning : .info, "request failed",
@@ -226,6 +233,8 @@ extension Worker {
                 metadata: ["reply.publishes": "\(requestPolicy.maxFinalPublishes)"])
         case .shutdown:
             request.logger.notice("shutdown grace over; request requeued")
+        case .abandoned:
+            counters.abandoned += 1
         }
     }
 

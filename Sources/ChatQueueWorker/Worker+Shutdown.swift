@@ -77,7 +77,7 @@ extension Worker {
         for request in Array(inFlight.values) {
             let action = request.machine.connectionLost()
             if case .forget(let stopTransfer) = action, stopTransfer { self.stopTransfer(of: request) }
-            inFlight.removeValue(forKey: request.deliveryTag)
+            untrack(request)
         }
         if count > 0 {
             logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(count)"])

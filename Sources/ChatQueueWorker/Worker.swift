@@ -48,7 +48,15 @@ public final class Worker: ChunkSink {
     var pausedRequests: [InFlightRequest] = []
 
     var session: BrokerSession?
+    /// Requests being handled, by delivery tag; enter and leave through `track` and `untrack`.
     var inFlight: [UInt64: InFlightRequest] = [:]
+    /// The same requests by request id, for cancels and returned replies.
+    var inFlightByRequestID = RequestIndex()
+    /// Cancels of requests not (yet) here (`cancel.remember_seconds`, `cancel.remember_max`).
+    var pendingCancels: PendingCancels
+    /// When a malformed cancel was last logged, and how many were not logged since.
+    var malformedCancelLoggedAt: Deadline?
+    var malformedCancelsUnlogged = 0
     /// Easy handles of finished transfers, reused by the next ones.
     var idleTransfers: [CurlTransfer] = []
     public internal(set) var counters = WorkerCounters()
@@ -97,6 +105,9 @@ public final class Worker: ChunkSink {
         if let key = settings.upstream.apiKey { headers.append("Authorization: Bearer \(key.value)") }
         upstreamHeaders = CurlHeaderList(headers)
         multi = CurlMulti(maxConnections: settings.worker.concurrency)
+        pendingCancels = PendingCancels(
+            lifetime: Deadline.nanoseconds(seconds: settings.cancel.rememberSeconds),
+            capacity: settings.cancel.rememberMax)
         supervisor = WorkerSupervisor(
             settings: settings, instance: options.instanceName, logger: logger, environment: options.environment)
         multi.watcher = self

@@ -122,6 +122,13 @@ struct ConfigErrorTests {
             ("upstream.url", "https://sk-secret@host/v1", #"got "https://***@host/v1""#),
             ("upstream.url", "https://u:p/w?d#x@host/v1?key=sk-secret#frag", #"got "https://***@host/v1?***""#),
             ("upstream.url", "https://host/v1#sk-secret", #"got "https://host/v1#***""#),
+            ("cancel.remember_seconds", "0", "> 0"),
+            ("cancel.remember_seconds", "nan", "got nan"),
+            ("cancel.remember_seconds", "1e400", "got"),
+            ("cancel.remember_max", "-1", "expected an integer in 0...1000000, got -1"),
+            ("cancel.remember_max", "1000001", "got 1000001"),
+            ("cancel.remember_max", "99999999999999999999999", "expected an integer in 0...1000000"),
+            ("queue.cancel_exchange", String(repeating: "x", count: 256), "at most 255 bytes"),
         ]
     )
     func outOfRange(key: String, value: String, message: String) throws {

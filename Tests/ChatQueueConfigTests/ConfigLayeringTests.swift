@@ -158,3 +158,19 @@ struct ConfigLayeringTests {
         }
     }
 }
+
+@Suite("Cancel settings")
+struct CancelSettingsTests {
+    @Test("the cancel exchange defaults to chat.requests.cancel; empty turns cancellation off")
+    func cancelExchange() throws {
+        #expect(Settings.defaults.queue.cancelExchange == "chat.requests.cancel")
+        #expect(Settings.defaults.cancel == Settings.Cancel(rememberSeconds: 300, rememberMax: 10000))
+        let off = try SettingsLoader.load(configFile: nil, environment: [:], overrides: ["queue.cancel_exchange": ""])
+        #expect(off.queue.cancelExchange == nil)
+        let set = try SettingsLoader.load(
+            configFile: nil, environment: ["CHATQUEUE_CANCEL_REMEMBER_MAX": "0"],
+            overrides: ["queue.cancel_exchange": "billing.cancel", "cancel.remember_seconds": "0.5"])
+        #expect(set.queue.cancelExchange == "billing.cancel")
+        #expect(set.cancel == Settings.Cancel(rememberSeconds: 0.5, rememberMax: 0))
+    }
+}

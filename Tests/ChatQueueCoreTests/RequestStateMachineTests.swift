@@ -22,7 +22,7 @@ struct RequestStateMachineTests {
     /// Every event, with the arguments the tables use.
     enum Event: CaseIterable {
         case call, answer, refuse, handBack, chunk, progress, pause, resume, completion, failure, timer, drain
-        case graceOver, connectionLost, confirmed, refused
+        case graceOver, connectionLost, confirmed, refused, cancel, requesterGone
     }
 
     static let now = Deadline(nanoseconds: 100 * second)
@@ -58,6 +58,8 @@ struct RequestStateMachineTests {
         case .connectionLost: return describe(machine.connectionLost())
         case .confirmed: return describe(machine.finalConfirmed())
         case .refused: return describe(machine.finalRefused(now: now))
+        case .cancel: return describe(machine.cancel())
+        case .requesterGone: return describe(machine.requesterGone())
         }
     }
 
@@ -107,33 +109,37 @@ struct RequestStateMachineTests {
             .call: "start 1", .answer: "final invalid_json #1", .refuse: "settle deadLetter unanswerable",
             .handBack: "settle requeue draining", .chunk: "drop", .completion: "none", .failure: "none",
             .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget", .confirmed: "none",
-            .refused: "none", .drain: "none",
+            .refused: "none", .drain: "none", .cancel: "final cancelled #1",
+            .requesterGone: "settle ack abandoned",
         ],
         "calling": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "chunk 0",
             .completion: "final completion #1", .failure: "retry 0.25", .timer: "none",
             .graceOver: "settle requeue shutdown stop", .connectionLost: "forget stop", .confirmed: "none",
-            .refused: "none", .drain: "none",
+            .refused: "none", .drain: "none", .cancel: "final cancelled #1 stop",
+            .requesterGone: "settle ack abandoned stop",
         ],
         "waiting": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "none", .refused: "none", .drain: "final status 503 #1",
+            .confirmed: "none", .refused: "none", .drain: "final status 503 #1", .cancel: "final cancelled #1",
+            .requesterGone: "settle ack abandoned",
         ],
         "finalPublished": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "settle ack answered", .refused: "none", .drain: "none",
+            .confirmed: "settle ack answered", .refused: "none", .drain: "none", .cancel: "none",
+            .requesterGone: "none",
         ],
         "finalRefused": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "none", .refused: "none", .drain: "none",
+            .confirmed: "none", .refused: "none", .drain: "none", .cancel: "none", .requesterGone: "none",
         ],
         "settled": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "none", .connectionLost: "none", .confirmed: "none",
-            .refused: "none", .drain: "none",
+            .refused: "none", .drain: "none", .cancel: "none", .requesterGone: "none",
         ],
     ]
 
@@ -252,6 +258,75 @@ struct RequestStateMachineTests {
         _ = waiting.call(now: Self.now)
         _ = waiting.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: Self.now, random: 0.9)
         #expect(Self.apply(.timer, to: &waiting, at: Self.now + Self.second) == "final deadline_exceeded #1")
+    }
+
+    @Test("a cancel mid-stream stops the try at once, is not retried, and its final comes after the chunks")
+    func cancelMidStream() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        #expect(Self.apply(.chunk, to: &machine) == "chunk 0")
+        #expect(Self.apply(.chunk, to: &machine) == "chunk 1")
+        let cancelled = machine.cancel()
+        guard case .publishFinal(let reply, true) = cancelled else {
+            Issue.record("expected a final that stops the transfer, got \(cancelled)")
+            return
+        }
+        #expect(reply.seq == 2)
+        #expect(reply.settlement == .ack)
+        #expect(reply.stoppedTry == nil, "a cancel says nothing about the upstream's health")
+        let body = String(decoding: reply.body, as: UTF8.self)
+        #expect(body.contains(#""type":"cancelled","code":"cancelled""#))
+        #expect(body.contains(#""status":499"#))
+        #expect(body.contains(#""retryable":false"#))
+        #expect(Self.apply(.chunk, to: &machine) == "drop")
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 100 * Self.second) == "none")
+        #expect(Self.apply(.cancel, to: &machine) == "none", "a second cancel changes nothing")
+        #expect(Self.apply(.confirmed, to: &machine) == "settle ack answered")
+        #expect(machine.tries == 1)
+    }
+
+    @Test("a cancel while waiting to retry answers cancelled; the retry timer starts no try")
+    func cancelWhileWaiting() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        #expect(Self.apply(.failure, to: &machine) == "retry 0.25")
+        #expect(Self.apply(.cancel, to: &machine) == "final cancelled #1")
+        #expect(machine.nextTimer == .never)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + Self.second) == "none")
+        #expect(machine.tries == 1)
+    }
+
+    @Test("the requester gone mid-stream: the try stops and the delivery is acked unanswered; later returns change nothing")
+    func requesterGoneMidStream() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        for seq in 0..<3 { #expect(Self.apply(.chunk, to: &machine) == "chunk \(seq)") }
+        #expect(Self.apply(.requesterGone, to: &machine) == "settle ack abandoned stop")
+        #expect(machine.state == .settled(.ack))
+        #expect(Self.apply(.requesterGone, to: &machine) == "none")
+        #expect(Self.apply(.cancel, to: &machine) == "none")
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 100 * Self.second) == "none")
+    }
+
+    @Test("the requester gone once the final is out: the final's confirm settles it as answered")
+    func requesterGoneAfterFinal() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        _ = machine.tryEnded(.completion(Array("{}".utf8)), now: Self.now, random: 0)
+        #expect(Self.apply(.requesterGone, to: &machine) == "none")
+        #expect(Self.apply(.confirmed, to: &machine) == "settle ack answered")
+    }
+
+    @Test("x-deadline-ms passing while waiting to retry ends in deadline_exceeded without another try")
+    func requesterDeadlineWhileWaiting() {
+        var machine = Machine(
+            requestID: "r", policy: Self.policy, deadline: Self.now + 2 * Self.second, deadlineFailure: .deadlineExceeded)
+        _ = machine.call(now: Self.now)
+        #expect(Self.describe(machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: 1.5), now: Self.now, random: 0)) == "retry 1.5")
+        // The loop wakes late, past both the retry time and the deadline.
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + 3 * Self.second) == "final deadline_exceeded #1")
+        #expect(machine.tries == 1)
+        #expect(machine.nextTimer == .never)
     }
 
     @Test("a completion larger than the reply limit ends as response_too_large")
@@ -452,6 +527,14 @@ struct InvariantChecker {
         case .refused:
             refusals += 1
             apply(machine.finalRefused(now: now), wasCalling: wasCalling)
+        case .cancel:
+            let hadFinal = finalSeq != nil
+            apply(machine.cancel(), wasCalling: wasCalling)
+            if !hadFinal && !settled {
+                check(finalSeq != nil && !transferRunning, "a cancel left the request without its final, or calling")
+            }
+        case .requesterGone:
+            apply(machine.requesterGone(), wasCalling: wasCalling)
         }
         check(transferRunning == machine.isCalling, "transfer \(transferRunning) but machine \(machine.state)")
         check(finalsOut <= refusals + 1, "more than one final out at a time")
@@ -484,7 +567,10 @@ struct InvariantChecker {
             stops = stop
         case .settle(let settlement, let reason, let stop):
             check(!settled, "settled twice")
-            if settlement == .ack { check(reason == .answered, "ack without an answer") }
+            if settlement == .ack {
+                check(reason == .answered || reason == .abandoned, "ack without an answer or an abandonment")
+            }
+            if reason == .abandoned { check(finalSeq == nil, "abandoned with a final out: its confirm settles it") }
             if reason == .answered { check(confirmedFinal, "settled as answered before the final was confirmed") }
             settled = true
             stops = stop

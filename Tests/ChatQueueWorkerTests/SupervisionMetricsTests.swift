@@ -100,6 +100,23 @@ struct SupervisionMetricsTests {
             ]
             + buckets(
                 "chatqueue_upstream_duration_seconds", [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1], sum: "12.5", count: 1)
+            + [
+                "# HELP chatqueue_requests_cancelled_total Requests answered cancelled because their requester cancelled them.",
+                "# TYPE chatqueue_requests_cancelled_total counter",
+                "chatqueue_requests_cancelled_total{\(i)} 13",
+                "# HELP chatqueue_requests_abandoned_total Requests acked unanswered because their reply queue was gone (a reply came back unroutable).",
+                "# TYPE chatqueue_requests_abandoned_total counter",
+                "chatqueue_requests_abandoned_total{\(i)} 14",
+                "# HELP chatqueue_cancels_received_total Messages taken from the worker's cancel queue.",
+                "# TYPE chatqueue_cancels_received_total counter",
+                "chatqueue_cancels_received_total{\(i)} 15",
+                "# HELP chatqueue_cancels_malformed_total Cancel messages dropped as malformed.",
+                "# TYPE chatqueue_cancels_malformed_total counter",
+                "chatqueue_cancels_malformed_total{\(i)} 16",
+                "# HELP chatqueue_cancels_remembered_total Cancels of requests not held by this worker, remembered in case the request arrives later.",
+                "# TYPE chatqueue_cancels_remembered_total counter",
+                "chatqueue_cancels_remembered_total{\(i)} 17",
+            ]
         let text = PrometheusText.render(snapshot)
         #expect(text.hasSuffix("\n"))
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
@@ -125,6 +142,9 @@ struct SupervisionMetricsTests {
                 "chatqueue_upstream_probes_total",
                 "chatqueue_requests_in_flight", "chatqueue_usage_tokens_total",
                 "chatqueue_upstream_first_chunk_seconds", "chatqueue_upstream_duration_seconds",
+                "chatqueue_requests_cancelled_total", "chatqueue_requests_abandoned_total",
+                "chatqueue_cancels_received_total", "chatqueue_cancels_malformed_total",
+                "chatqueue_cancels_remembered_total",
             ])
         #expect(!text.contains("chatqueue_errors_total{"))
         #expect(text.contains(#"chatqueue_upstream_duration_seconds_bucket{instance="1",le="+Inf"} 0"#))

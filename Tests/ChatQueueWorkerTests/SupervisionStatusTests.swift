@@ -17,7 +17,8 @@ struct SupervisionStatusTests {
         requests: WorkerStatus.Requests(
             inFlight: 1, paused: 1, received: 10, succeeded: 6, failed: 2, rejected: 1, requeued: 1, retried: 4,
             redelivered: 3, unroutableReplies: 1),
-        chunksPublished: 99)
+        chunksPublished: 99,
+        cancels: WorkerStatus.Cancels(requestsCancelled: 2, requestsAbandoned: 1, received: 30, malformed: 7, remembered: 4))
 
     @Test("the JSON has every field, in the documented order, secrets redacted")
     func exactJSON() {
@@ -31,7 +32,8 @@ struct SupervisionStatusTests {
             + #""upstream":{"last_success_at":"2000-02-29T23:59:59.999Z","#
             + #""last_error":"HTTP 503 (Authorization: Bearer ***)","consecutive_failures":5,"degradations":1,"probes":2},"#
             + #""requests":{"in_flight":1,"paused":1,"received":10,"succeeded":6,"failed":2,"rejected":1,"requeued":1,"#
-            + #""retried":4,"redelivered":3,"unroutable_replies":1},"chunks_published":99}"#
+            + #""retried":4,"redelivered":3,"unroutable_replies":1},"chunks_published":99,"#
+            + #""cancels":{"requests_cancelled":2,"requests_abandoned":1,"received":30,"malformed":7,"remembered":4}}"#
         #expect(json == expected)
     }
 
@@ -45,7 +47,11 @@ struct SupervisionStatusTests {
         #expect(
             object.keys == [
                 "service", "version", "pid", "instance", "state", "started_at", "updated_at", "broker", "upstream",
-                "requests", "chunks_published",
+                "requests", "chunks_published", "cancels",
+            ])
+        #expect(
+            document["cancels"]?.objectValue?.keys == [
+                "requests_cancelled", "requests_abandoned", "received", "malformed", "remembered",
             ])
         #expect(
             document["broker"]?.objectValue?.keys == [

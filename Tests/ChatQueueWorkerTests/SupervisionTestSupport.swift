@@ -113,6 +113,11 @@ extension WorkerCounters {
         counters.brokerConnectFailures = 10
         counters.degradations = 11
         counters.upstreamProbes = 12
+        counters.cancelled = 13
+        counters.abandoned = 14
+        counters.cancelsReceived = 15
+        counters.cancelsMalformed = 16
+        counters.cancelsRemembered = 17
         return counters
     }()
 }

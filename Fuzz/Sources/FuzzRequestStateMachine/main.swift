@@ -8,7 +8,8 @@ runLibFuzzer(fuzzRequestStateMachine)
 /// try ends only while a transfer runs, the broker answers only a final that
 /// is out. After every event: settled at most once and nothing after that,
 /// acked only after a confirm, one final at a time with its x-seq after the
-/// chunks, no try or chunk after a final, a transfer exactly while calling.
+/// chunks, no try or chunk after a final, a transfer exactly while calling;
+/// a cancel always ends in the cancelled final, a requester gone only before one.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)
@@ -54,6 +55,7 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
         case .settle(_, let reason, let stop):
             fuzzCheck(!settled, "settled twice")
             fuzzCheck(reason != .answered || finalSeq != nil, "answered without a final")
+            fuzzCheck(reason != .abandoned || finalSeq == nil, "abandoned with a final out")
             settled = true
             if stop { transferRunning = false }
         case .forget(let stop):
@@ -74,7 +76,7 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     while !input.isEmpty {
         now += UInt64(input.byte()) * 100_000_000
         let wasCalling = machine.isCalling
-        switch input.byte() % 15 {
+        switch input.byte() % 17 {
         case 0: apply(machine.call(now: now), wasCalling: wasCalling)
         case 1: apply(machine.answer(.invalidJSON("")), wasCalling: wasCalling)
         case 2: apply(machine.refuse(), wasCalling: wasCalling)
@@ -102,6 +104,12 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
         case 13:
             guard finalOut else { continue }
             apply(machine.finalConfirmed(), wasCalling: wasCalling)
+        case 15:
+            let answeredBefore = finalSeq != nil || settled
+            apply(machine.cancel(), wasCalling: wasCalling)
+            fuzzCheck(answeredBefore || finalOut, "a cancel left the request without its final")
+        case 16:
+            apply(machine.requesterGone(), wasCalling: wasCalling)
         default:
             guard finalOut else { continue }
             finalOut = false

@@ -101,6 +101,14 @@ public struct ChatError: Error, Sendable, Equatable {
             message: "the model \"\(model)\" does not exist or is not served here", param: "model")
     }
 
+    // MARK: The requester
+
+    /// 499 cancelled `cancelled`, acknowledged: the requester cancelled the
+    /// request (a message to the cancel exchange); chunks already sent stay sent.
+    public static func cancelled() -> ChatError {
+        ChatError(status: 499, type: "cancelled", code: "cancelled", message: "the request was cancelled by its requester")
+    }
+
     // MARK: Wire form
 
     /// The ErrorResponse wire body, compact JSON, exactly these keys in this order:

@@ -41,6 +41,8 @@ public struct RequestStateMachine: Sendable {
         case draining
         /// The shutdown grace ran out before it was answered.
         case shutdown
+        /// The requester is gone (a reply came back unroutable): acked unanswered.
+        case abandoned
     }
 
     public enum FinalKind: Sendable, Equatable {
@@ -396,6 +398,40 @@ public struct RequestStateMachine: Sendable {
             state = .settled(nil)
             return .forget(stopTransfer: true)
         case .settled:
+            return .none
+        }
+    }
+
+    // MARK: Events: the requester
+
+    /// The requester cancelled the request (a cancel message named it, or
+    /// one was remembered when it arrived): answered `cancelled` at once, the
+    /// running try stopped and not retried, its final after the chunks
+    /// already sent. A request with its final out is done already: nothing.
+    public mutating func cancel() -> Action {
+        switch state {
+        case .received, .waitingToRetry:
+            return publishError(.cancelled(), stopTransfer: false)
+        case .calling:
+            return publishError(.cancelled(), stopTransfer: true)
+        case .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// The broker returned one of this attempt's replies as unroutable: the
+    /// reply queue is gone, nobody will read an answer. The running try is
+    /// stopped and the delivery acked unanswered. Once the final is out its
+    /// confirm settles the delivery as usual, so nothing changes then.
+    public mutating func requesterGone() -> Action {
+        switch state {
+        case .received, .waitingToRetry:
+            state = .settled(.ack)
+            return .settle(.ack, reason: .abandoned, stopTransfer: false)
+        case .calling:
+            state = .settled(.ack)
+            return .settle(.ack, reason: .abandoned, stopTransfer: true)
+        case .finalPublished, .finalRefused, .settled:
             return .none
         }
     }

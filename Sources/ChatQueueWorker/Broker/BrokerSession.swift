@@ -10,6 +10,8 @@ final class BrokerSession {
     let consumer: AMQPConnection
     let replies: ReplyPublisher
     private(set) var consumerTag: String
+    /// The consumer of this worker's cancel queue (nil: cancellation is off).
+    private(set) var cancelConsumerTag: String?
     var consumerAssembler: ContentAssembler
     var publisherAssembler: ContentAssembler
 
@@ -33,6 +35,7 @@ final class BrokerSession {
         }
         try consumer.setPrefetch(settings.worker.concurrency)
         consumerTag = try consumer.consume(queue: queue.name)
+        try consumeCancels(queue)
         // Acks are written once per loop turn (`writeQueued()`).
         consumer.queuesSettlements = true
     }
@@ -53,6 +56,18 @@ final class BrokerSession {
         try connection.declareQueue(
             queue.name, durable: true,
             arguments: typeArgument + [("x-dead-letter-exchange", .string(queue.deadLetterExchange))])
+    }
+
+    /// Declares the cancel exchange (fanout, durable) and this worker's own
+    /// queue on it (server-named, exclusive, auto-delete: it goes with the
+    /// connection), consumed without acks. Unsubscribing from requests
+    /// (degraded, draining) leaves it alone: cancels keep working.
+    func consumeCancels(_ queue: Settings.Queue) throws(AMQPError) {
+        guard let exchange = queue.cancelExchange else { return }
+        try consumer.declareExchange(exchange, type: "fanout", durable: true)
+        let cancelQueue = try consumer.declareQueue("", durable: false, exclusive: true, autoDelete: true)
+        try consumer.bindQueue(cancelQueue, exchange: exchange)
+        cancelConsumerTag = try consumer.consume(queue: cancelQueue, noAck: true, exclusive: true)
     }
 
     /// Whether the consumer is subscribed (false after a cancel, ours or the broker's).

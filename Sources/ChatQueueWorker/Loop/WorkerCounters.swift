@@ -31,5 +31,17 @@ public struct WorkerCounters: Sendable, Equatable {
     /// Requests taken one at a time while degraded, to probe the upstream.
     public var upstreamProbes = 0
 
+    // Cancellation and abandoned requests (issue 11).
+    /// Requests answered `cancelled` (a cancel message named them, in flight or before they arrived).
+    public var cancelled = 0
+    /// Requests acked unanswered because their reply queue was gone (a reply came back unroutable).
+    public var abandoned = 0
+    /// Messages taken from the worker's cancel queue.
+    public var cancelsReceived = 0
+    /// Of those, the ones dropped as malformed.
+    public var cancelsMalformed = 0
+    /// Of those, the ones naming a request this worker did not hold, remembered for its arrival.
+    public var cancelsRemembered = 0
+
     public init() {}
 }

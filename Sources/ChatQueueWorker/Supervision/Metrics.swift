@@ -100,6 +100,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
         "model_not_found", "connection_failed", "bad_response", "response_too_large", "empty_stream",
         "stream_interrupted", "connect_timeout", "first_byte_timeout", "idle_timeout", "request_timeout",
         "deadline_exceeded",
+        // the requester cancelled (type and code)
+        "cancelled",
         // types, for errors without a code
         "invalid_request_error", "authentication_error", "payment_required", "permission_error", "not_found_error",
         "rate_limit_error", "upstream_error", "timeout_error", "server_error",
@@ -188,6 +190,24 @@ public enum PrometheusText {
         histogram(
             "chatqueue_upstream_duration_seconds", "Seconds from sending a request upstream to its last byte.",
             snapshot.upstreamDuration)
+        // Cancellation and abandoned requests (issue 11).
+        counter(
+            "chatqueue_requests_cancelled_total", "Requests answered cancelled because their requester cancelled them.",
+            snapshot.counters.cancelled)
+        counter(
+            "chatqueue_requests_abandoned_total",
+            "Requests acked unanswered because their reply queue was gone (a reply came back unroutable).",
+            snapshot.counters.abandoned)
+        counter(
+            "chatqueue_cancels_received_total", "Messages taken from the worker's cancel queue.",
+            snapshot.counters.cancelsReceived)
+        counter(
+            "chatqueue_cancels_malformed_total", "Cancel messages dropped as malformed.",
+            snapshot.counters.cancelsMalformed)
+        counter(
+            "chatqueue_cancels_remembered_total",
+            "Cancels of requests not held by this worker, remembered in case the request arrives later.",
+            snapshot.counters.cancelsRemembered)
         return output
     }
 

@@ -104,6 +104,36 @@ public struct WorkerStatus: Sendable, Equatable {
         }
     }
 
+    /// Cancellation and abandoned requests since the start (see ``WorkerCounters``).
+    public struct Cancels: Sendable, Equatable {
+        /// Requests answered `cancelled`.
+        public var requestsCancelled: Int
+        /// Requests acked unanswered because their requester was gone.
+        public var requestsAbandoned: Int
+        /// Cancel messages received, malformed among them, and remembered for later.
+        public var received: Int
+        public var malformed: Int
+        public var remembered: Int
+
+        public init(
+            requestsCancelled: Int = 0, requestsAbandoned: Int = 0, received: Int = 0, malformed: Int = 0,
+            remembered: Int = 0
+        ) {
+            self.requestsCancelled = requestsCancelled
+            self.requestsAbandoned = requestsAbandoned
+            self.received = received
+            self.malformed = malformed
+            self.remembered = remembered
+        }
+
+        public init(counters: WorkerCounters) {
+            self.init(
+                requestsCancelled: counters.cancelled, requestsAbandoned: counters.abandoned,
+                received: counters.cancelsReceived, malformed: counters.cancelsMalformed,
+                remembered: counters.cancelsRemembered)
+        }
+    }
+
     /// `ChatQueueVersion.current` unless told otherwise.
     public var version: String
     /// The worker's process id (what `chatqueue health` checks is alive).
@@ -120,6 +150,8 @@ public struct WorkerStatus: Sendable, Equatable {
     public var requests: Requests
     /// Chunks forwarded to requesters since the start.
     public var chunksPublished: Int
+    /// Cancels and abandoned requests.
+    public var cancels: Cancels
 
     public init(
         version: String = ChatQueueVersion.current,
@@ -131,8 +163,10 @@ public struct WorkerStatus: Sendable, Equatable {
         broker: Broker,
         upstream: Upstream = Upstream(),
         requests: Requests = Requests(),
-        chunksPublished: Int = 0
+        chunksPublished: Int = 0,
+        cancels: Cancels = Cancels()
     ) {
+        self.cancels = cancels
         self.version = version
         self.pid = pid
         self.instance = instance
@@ -209,6 +243,17 @@ public struct WorkerStatus: Sendable, Equatable {
                         ]))
                 ),
                 ("chunks_published", count(chunksPublished)),
+                (
+                    "cancels",
+                    .object(
+                        JSONObject([
+                            ("requests_cancelled", count(cancels.requestsCancelled)),
+                            ("requests_abandoned", count(cancels.requestsAbandoned)),
+                            ("received", count(cancels.received)),
+                            ("malformed", count(cancels.malformed)),
+                            ("remembered", count(cancels.remembered)),
+                        ]))
+                ),
             ]))
     }
 

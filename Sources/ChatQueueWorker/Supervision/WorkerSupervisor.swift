@@ -122,6 +122,7 @@ final class WorkerSupervisor {
                 probes: worker.counters.upstreamProbes),
             requests: WorkerStatus.Requests(
                 counters: worker.counters, inFlight: worker.inFlightCount, paused: worker.pausedRequests.count),
-            chunksPublished: worker.counters.chunksPublished)
+            chunksPublished: worker.counters.chunksPublished,
+            cancels: WorkerStatus.Cancels(counters: worker.counters))
     }
 }
