@@ -17,7 +17,14 @@ struct SupervisionStatusTests {
         requests: WorkerStatus.Requests(
             inFlight: 1, paused: 1, received: 10, succeeded: 6, failed: 2, rejected: 1, requeued: 1, retried: 4,
             redelivered: 3, unroutableReplies: 1),
-        chunksPublished: 99)
+        chunksPublished: 99,
+        tokens: {
+            var ledger = TokenLedger()
+            ledger.record(model: "deepseek-chat", usage: TokenUsage(prompt: 12, completion: 30), chunks: 8, ending: .completed)
+            ledger.record(model: "deepseek-chat", usage: nil, chunks: 3, ending: .stopped)
+            ledger.record(model: "deepseek-reasoner", usage: nil, chunks: 2, ending: .failed)
+            return ledger
+        }())
 
     @Test("the JSON has every field, in the documented order, secrets redacted")
     func exactJSON() {
@@ -31,7 +38,10 @@ struct SupervisionStatusTests {
             + #""upstream":{"last_success_at":"2000-02-29T23:59:59.999Z","#
             + #""last_error":"HTTP 503 (Authorization: Bearer ***)","consecutive_failures":5,"degradations":1,"probes":2},"#
             + #""requests":{"in_flight":1,"paused":1,"received":10,"succeeded":6,"failed":2,"rejected":1,"requeued":1,"#
-            + #""retried":4,"redelivered":3,"unroutable_replies":1},"chunks_published":99}"#
+            + #""retried":4,"redelivered":3,"unroutable_replies":1},"chunks_published":99,"#
+            + #""usage":{"prompt_tokens":12,"completion_tokens":30,"chunks_without_usage":5,"by_model":["#
+            + #"{"upstream":"default","model":"deepseek-chat","prompt_tokens":12,"completion_tokens":30,"chunks_without_usage":3},"#
+            + #"{"upstream":"default","model":"deepseek-reasoner","prompt_tokens":0,"completion_tokens":0,"chunks_without_usage":2}]}}"#
         #expect(json == expected)
     }
 
@@ -45,7 +55,11 @@ struct SupervisionStatusTests {
         #expect(
             object.keys == [
                 "service", "version", "pid", "instance", "state", "started_at", "updated_at", "broker", "upstream",
-                "requests", "chunks_published",
+                "requests", "chunks_published", "usage",
+            ])
+        #expect(
+            document["usage"] == [
+                "prompt_tokens": 0, "completion_tokens": 0, "chunks_without_usage": 0, "by_model": [],
             ])
         #expect(
             document["broker"]?.objectValue?.keys == [

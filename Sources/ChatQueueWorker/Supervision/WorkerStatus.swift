@@ -120,6 +120,8 @@ public struct WorkerStatus: Sendable, Equatable {
     public var requests: Requests
     /// Chunks forwarded to requesters since the start.
     public var chunksPublished: Int
+    /// Token accounting since the start (the `usage` object).
+    public var tokens: TokenLedger
 
     public init(
         version: String = ChatQueueVersion.current,
@@ -131,7 +133,8 @@ public struct WorkerStatus: Sendable, Equatable {
         broker: Broker,
         upstream: Upstream = Upstream(),
         requests: Requests = Requests(),
-        chunksPublished: Int = 0
+        chunksPublished: Int = 0,
+        tokens: TokenLedger = TokenLedger()
     ) {
         self.version = version
         self.pid = pid
@@ -143,6 +146,7 @@ public struct WorkerStatus: Sendable, Equatable {
         self.upstream = upstream
         self.requests = requests
         self.chunksPublished = chunksPublished
+        self.tokens = tokens
     }
 
     /// An error text as shown: secrets redacted first (so a cut can't leave
@@ -209,7 +213,28 @@ public struct WorkerStatus: Sendable, Equatable {
                         ]))
                 ),
                 ("chunks_published", count(chunksPublished)),
+                ("usage", usageJSON),
             ]))
+    }
+
+    /// Token accounting: the totals, then one entry per upstream and model
+    /// (bounded, see ``ModelLabels``): tokens from the upstream's `usage`, and
+    /// chunks forwarded by tries that reported none.
+    private var usageJSON: JSONValue {
+        func account(_ account: TokenLedger.Account) -> [(String, JSONValue)] {
+            [
+                ("prompt_tokens", .integer(account.promptTokens)),
+                ("completion_tokens", .integer(account.completionTokens)),
+                ("chunks_without_usage", .integer(account.totalChunksWithoutUsage)),
+            ]
+        }
+        let models = tokens.sorted.map { entry -> JSONValue in
+            .object(
+                JSONObject(
+                    [("upstream", .string(entry.key.upstream)), ("model", .string(entry.key.model))]
+                        + account(entry.account)))
+        }
+        return .object(JSONObject(account(tokens.total) + [("by_model", .array(models))]))
     }
 
     /// A one-line summary for systemd's `STATUS=` (shown by `systemctl status`),
