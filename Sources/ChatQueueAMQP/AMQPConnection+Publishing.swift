@@ -33,15 +33,17 @@ public struct AMQPOutgoingProperties: Sendable {
 /// queue them (`queuesSettlements`). The worker's replies are encoded by us
 /// instead (AMQPConnection+BatchedWrites.swift).
 extension AMQPConnection {
-    /// Publishes on channel 1 through the default exchange. With confirms
+    /// Publishes on channel 1 through `exchange` (the default exchange, `""`,
+    /// unless told otherwise). With confirms
     /// enabled, the publish's sequence number is the count of publishes so far
     /// (the caller tracks it). The write blocks while the socket's send
     /// buffer is full.
     public func publish(
-        routingKey: String, mandatory: Bool, properties: AMQPOutgoingProperties, body: [UInt8]
+        exchange: String = "", routingKey: String, mandatory: Bool, properties: AMQPOutgoingProperties, body: [UInt8]
     ) throws(AMQPError) {
         try writeAllUnsent()
         arena.reset()
+        let exchangeName = arena.append(exchange)
         let key = arena.append(routingKey)
         // The optional string properties: each sets its flag bit and field when present.
         var strings: [(amqp_flags_t, WritableKeyPath<amqp_basic_properties_t, amqp_bytes_t>, Range<Int>)] = []
@@ -70,11 +72,11 @@ extension AMQPConnection {
             }
             return body.withUnsafeBytes { bytes in
                 amqp_basic_publish(
-                    state, Self.channel, amqp_empty_bytes, base.amqpBytes(key), mandatory ? 1 : 0, 0, &basic,
+                    state, Self.channel, base.amqpBytes(exchangeName), base.amqpBytes(key), mandatory ? 1 : 0, 0, &basic,
                     amqp_bytes_t(len: bytes.count, bytes: UnsafeMutableRawPointer(mutating: bytes.baseAddress)))
             }
         }
-        try check(status, "basic.publish to \(routingKey)")
+        try check(status, exchange.isEmpty ? "basic.publish to \(routingKey)" : "basic.publish to exchange \(exchange)")
     }
 
     /// Acks a delivery. With `queuesSettlements` it is queued for `writeUnsent()`.

@@ -63,6 +63,19 @@ public final class Requester {
         try connection.publish(routingKey: queue, mandatory: true, properties: properties, body: body)
     }
 
+    /// The default cancel exchange (`queue.cancel_exchange`).
+    public static let defaultCancelExchange = "chat.requests.cancel"
+
+    /// Asks the workers to cancel a request: publishes its cancel message
+    /// (docs/protocol.md, "Cancelling a request": `{"request_id":"<id>"}`,
+    /// built with Core's JSON by the caller) to the fanout `exchange` as
+    /// application/json. The routing key is ignored; not mandatory, since
+    /// the workers' queues bound there may be none.
+    public func publishCancel(_ body: [UInt8], to exchange: String = Requester.defaultCancelExchange) throws(AMQPError) {
+        let properties = AMQPOutgoingProperties(contentType: "application/json")
+        try connection.publish(exchange: exchange, routingKey: "", mandatory: false, properties: properties, body: body)
+    }
+
     /// The next reply, or nil when none arrives within `timeout` seconds.
     /// Throws `.unroutable` when a request sent with `send` had no queue to go to.
     public func nextReply(timeout: Double) throws(AMQPError) -> ReceivedReply? {
