@@ -52,6 +52,14 @@ final class ClientProcess {
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
+        // A child inherits the spawning thread's signal mask, and the threads async tests run on
+        // block SIGINT: start the client with it deliverable, as a shell does.
+        var interrupt = sigset_t()
+        sigemptyset(&interrupt)
+        sigaddset(&interrupt, SIGINT)
+        var previousMask = sigset_t()
+        pthread_sigmask(SIG_UNBLOCK, &interrupt, &previousMask)
+        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
         try process.run()
     }
 

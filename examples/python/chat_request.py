@@ -161,9 +161,9 @@ def main():
                 deadline = time.monotonic() + args.cancel_wait  # the cancelled reply comes quickly
             elif cancelled and len(interrupted) > 1:
                 break  # a second Ctrl-C: stop waiting
+            if time.monotonic() >= deadline:
+                break
             if method is None:
-                if time.monotonic() >= deadline:
-                    break
                 continue
             if properties.correlation_id != request_id:
                 continue  # not ours (cannot happen with a private queue, but cheap to check)
