@@ -33,8 +33,8 @@ public struct AMQPOutgoingProperties: Sendable {
 /// queue them (`queuesSettlements`). The worker's replies are encoded by us
 /// instead (AMQPConnection+BatchedWrites.swift).
 extension AMQPConnection {
-    /// Publishes on channel 1 through `exchange` (the default exchange, `""`,
-    /// unless told otherwise). With confirms
+    /// Publishes on channel 1 through `exchange` (default: the default
+    /// exchange, which routes by queue name). With confirms
     /// enabled, the publish's sequence number is the count of publishes so far
     /// (the caller tracks it). The write blocks while the socket's send
     /// buffer is full.
@@ -43,8 +43,8 @@ extension AMQPConnection {
     ) throws(AMQPError) {
         try writeAllUnsent()
         arena.reset()
-        let exchangeName = arena.append(exchange)
         let key = arena.append(routingKey)
+        let exchangeRange = arena.append(exchange)
         // The optional string properties: each sets its flag bit and field when present.
         var strings: [(amqp_flags_t, WritableKeyPath<amqp_basic_properties_t, amqp_bytes_t>, Range<Int>)] = []
         for (text, flag, field) in [
@@ -72,11 +72,11 @@ extension AMQPConnection {
             }
             return body.withUnsafeBytes { bytes in
                 amqp_basic_publish(
-                    state, Self.channel, base.amqpBytes(exchangeName), base.amqpBytes(key), mandatory ? 1 : 0, 0, &basic,
+                    state, Self.channel, base.amqpBytes(exchangeRange), base.amqpBytes(key), mandatory ? 1 : 0, 0, &basic,
                     amqp_bytes_t(len: bytes.count, bytes: UnsafeMutableRawPointer(mutating: bytes.baseAddress)))
             }
         }
-        try check(status, exchange.isEmpty ? "basic.publish to \(routingKey)" : "basic.publish to exchange \(exchange)")
+        try check(status, "basic.publish to \(routingKey)")
     }
 
     /// Acks a delivery. With `queuesSettlements` it is queued for `writeUnsent()`.

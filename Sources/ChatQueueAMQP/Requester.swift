@@ -63,16 +63,22 @@ public final class Requester {
         try connection.publish(routingKey: queue, mandatory: true, properties: properties, body: body)
     }
 
-    /// The default cancel exchange (`queue.cancel_exchange`).
-    public static let defaultCancelExchange = "chat.requests.cancel"
-
-    /// Asks the workers to cancel a request: publishes its cancel message
-    /// (docs/protocol.md, "Cancelling a request": `{"request_id":"<id>"}`,
-    /// built with Core's JSON by the caller) to the fanout `exchange` as
-    /// application/json. The routing key is ignored; not mandatory, since
-    /// the workers' queues bound there may be none.
-    public func publishCancel(_ body: [UInt8], to exchange: String = Requester.defaultCancelExchange) throws(AMQPError) {
-        let properties = AMQPOutgoingProperties(contentType: "application/json")
+    /// Cancels a request: publishes `{"request_id": "<id>"}` to the workers'
+    /// cancel exchange (`queue.cancel_exchange`; docs/protocol.md). The id is
+    /// the request's message_id (else its correlation_id).
+    public func cancel(requestID: String, exchange: String) throws(AMQPError) {
+        // A JSON string by hand (this module has no JSON): quotes, backslashes and controls escaped.
+        var body = Array(#"{"request_id":""#.utf8)
+        let hex = Array("0123456789abcdef".utf8)
+        for byte in requestID.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): body += [UInt8(ascii: "\\"), byte]
+            case 0..<0x20: body += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: body.append(byte)
+            }
+        }
+        body += Array(#""}"#.utf8)
+        let properties = AMQPOutgoingProperties(contentType: "application/json", persistent: false)
         try connection.publish(exchange: exchange, routingKey: "", mandatory: false, properties: properties, body: body)
     }
 

@@ -43,7 +43,7 @@ struct SendCommand: ParsableCommand {
     var file: String?
 
     @Option(help: "Fanout exchange Ctrl-C publishes the cancel message to (queue.cancel_exchange); empty: Ctrl-C only stops waiting.")
-    var cancelExchange: String = Requester.defaultCancelExchange
+    var cancelExchange: String = "chat.requests.cancel"
 
     @Option(help: "Seconds to wait for the cancelled final reply after Ctrl-C.")
     var cancelWait: Double = 5
@@ -87,8 +87,7 @@ struct SendCommand: ParsableCommand {
                 if cancelled || cancelExchange.isEmpty { throw ExitCode(Self.cancelledStatus) }
                 cancelled = true
                 do {
-                    try requester.publishCancel(
-                        JSONValue.object(["request_id": .string(requestID)]).serialized(), to: cancelExchange)
+                    try requester.cancel(requestID: requestID, exchange: cancelExchange)
                 } catch {
                     Self.stderr("chatqueue: cannot cancel request \(requestID): \(error)")
                     throw ExitCode(Self.cancelledStatus)

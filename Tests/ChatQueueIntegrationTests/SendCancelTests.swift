@@ -10,7 +10,7 @@ import Testing
 final class CancelObserver {
     let requester: Requester
 
-    init(exchange: String = Requester.defaultCancelExchange) throws {
+    init(exchange: String = "chat.requests.cancel") throws {
         requester = try Requester(options: IntegrationEnvironment.brokerOptions(name: "test cancel observer"))
         try requester.connection.declareExchange(exchange, type: "fanout", durable: true)
         try requester.connection.bindQueue(requester.replyTo, exchange: exchange)

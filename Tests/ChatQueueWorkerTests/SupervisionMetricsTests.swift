@@ -138,7 +138,8 @@ struct SupervisionMetricsTests {
                 "chatqueue_final_refused_total", "chatqueue_broker_reconnects_total",
                 "chatqueue_broker_connect_failures_total", "chatqueue_upstream_degradations_total",
                 "chatqueue_upstream_probes_total",
-                "chatqueue_requests_in_flight", "chatqueue_usage_tokens_total", "chatqueue_chunks_without_usage_total",
+                "chatqueue_requests_in_flight", "chatqueue_usage_tokens_total",
+                "chatqueue_chunks_without_usage_total",
                 "chatqueue_upstream_first_chunk_seconds", "chatqueue_upstream_duration_seconds",
             ])
         #expect(!text.contains("chatqueue_errors_total{"))

@@ -117,11 +117,11 @@ public struct WorkerStatus: Sendable, Equatable {
     public var updatedAtUnixMilliseconds: Int64
     public var broker: Broker
     public var upstream: Upstream
+    /// Token accounting since the start (the `usage` object).
+    public var tokens: TokenLedger
     public var requests: Requests
     /// Chunks forwarded to requesters since the start.
     public var chunksPublished: Int
-    /// Token accounting since the start (the `usage` object).
-    public var tokens: TokenLedger
 
     public init(
         version: String = ChatQueueVersion.current,
@@ -132,9 +132,9 @@ public struct WorkerStatus: Sendable, Equatable {
         updatedAtUnixMilliseconds: Int64,
         broker: Broker,
         upstream: Upstream = Upstream(),
+        tokens: TokenLedger = TokenLedger(),
         requests: Requests = Requests(),
-        chunksPublished: Int = 0,
-        tokens: TokenLedger = TokenLedger()
+        chunksPublished: Int = 0
     ) {
         self.version = version
         self.pid = pid
@@ -144,9 +144,9 @@ public struct WorkerStatus: Sendable, Equatable {
         self.updatedAtUnixMilliseconds = updatedAtUnixMilliseconds
         self.broker = broker
         self.upstream = upstream
+        self.tokens = tokens
         self.requests = requests
         self.chunksPublished = chunksPublished
-        self.tokens = tokens
     }
 
     /// An error text as shown: secrets redacted first (so a cut can't leave
@@ -196,6 +196,7 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("probes", count(upstream.probes)),
                         ]))
                 ),
+                ("usage", usageJSON),
                 (
                     "requests",
                     .object(
@@ -213,7 +214,6 @@ public struct WorkerStatus: Sendable, Equatable {
                         ]))
                 ),
                 ("chunks_published", count(chunksPublished)),
-                ("usage", usageJSON),
             ]))
     }
 

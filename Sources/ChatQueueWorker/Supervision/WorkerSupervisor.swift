@@ -125,8 +125,9 @@ final class WorkerSupervisor {
                 lastSuccessAtUnixMilliseconds: upstreamLastSuccess, lastError: upstreamLastError,
                 consecutiveFailures: worker.health.consecutiveFailures, degradations: worker.counters.degradations,
                 probes: worker.counters.upstreamProbes),
+            tokens: metrics.tokens,
             requests: WorkerStatus.Requests(
                 counters: worker.counters, inFlight: worker.inFlightCount, paused: worker.pausedRequests.count),
-            chunksPublished: worker.counters.chunksPublished, tokens: metrics.tokens)
+            chunksPublished: worker.counters.chunksPublished)
     }
 }
