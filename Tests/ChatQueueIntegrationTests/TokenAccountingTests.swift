@@ -96,4 +96,26 @@ struct TokenAccountingTests {
         #expect(status?["usage"]?["chunks_without_usage"]?.integerValue == brokenChunks + stalledChunks)
         #expect(try await harness.shutdown() == 0)
     }
+
+    /// Needs the worker's side of cancellation (issue 11, points 1-3).
+    @Test("a cancelled stream: its chunks count as stopped, without usage")
+    func cancelledStream() async throws {
+        let harness = try await IntegrationHarness.start("tokcancel", settings: ["worker.shutdown_grace": "1"])
+        let requestID = "tokcancel-\(UUID().uuidString)"
+        try harness.requester.send(
+            to: harness.queue, body: Array(chatRequest("long", stream: true, mock: #"{"words":400,"interval_ms":20}"#).utf8),
+            messageID: requestID)
+        var replies: [ReceivedReply] = []
+        while replies.count < 3, let reply = try harness.requester.nextReply(timeout: 10) { replies.append(reply) }
+        try harness.requester.cancel(requestID: requestID, exchange: "chat.requests.cancel")
+        replies += try harness.collectReplies()
+        #expect(replies.last?.json?["error"]?["code"]?.stringValue == "cancelled", "\(replies.last?.text ?? "")")
+        let chunks = Self.chunkCount(replies)
+        let chat = #"upstream="default",model="deepseek-chat""#
+        let counted = try await harness.worker.waitForMetric(
+            "chatqueue_chunks_without_usage_total", chat + #",ending="stopped""#, atLeast: chunks, timeout: 10)
+        #expect(counted == chunks)
+        #expect((harness.worker.metric("chatqueue_usage_tokens_total", chat + #",kind="completion""#) ?? 0) == 0)
+        #expect(try await harness.shutdown() == 0)
+    }
 }
