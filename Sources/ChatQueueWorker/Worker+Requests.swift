@@ -86,6 +86,7 @@ extension Worker {
             return request.machine.answer(error)
         case .success(let validated):
             request.streams = validated.stream
+            request.modelLabel = ModelLabels.bounded(validated.model)  // token accounting
             return request.machine.call(now: now)
         }
     }
@@ -206,7 +207,6 @@ extension Worker {
             supervisor.metrics.recordError(code: error.code ?? error.type)
         } else {
             counters.succeeded += 1
-            supervisor.recordUsage(of: reply.body)
         }
     }
 
@@ -253,6 +253,7 @@ extension Worker {
         }
         let outcome = response.outcome(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
+        supervisor.accountTry(model: request.modelLabel, response: response, ending: TryEnding(outcome))
         release(transfer, of: request)
         let result: RequestStateMachine.TryResult
         switch outcome {
@@ -303,6 +304,7 @@ extension Worker {
     /// Stops the request's running try, if any. Not from inside a callback.
     func stopTransfer(of request: InFlightRequest) {
         guard let transfer = request.transfer else { return }
+        supervisor.accountTry(model: request.modelLabel, response: request.response, ending: .stopped)
         multi.remove(transfer)
         request.transfer = nil
         request.response = nil

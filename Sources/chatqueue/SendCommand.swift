@@ -12,7 +12,13 @@ struct SendCommand: ParsableCommand {
         abstract: "Send one chat request through the queue and print the answer.",
         discussion: """
             Exit status: 0 on chat.completion, 1 on an error reply (its message on stderr) or when \
-            the queue does not exist, 2 on usage errors, 3 when no final reply arrives within --timeout.
+            the queue does not exist, 2 on usage errors, 3 when no final reply arrives within --timeout, \
+            130 when Ctrl-C cancelled the request.
+
+            Ctrl-C publishes the request's cancel message to --cancel-exchange and waits up to \
+            --cancel-wait seconds for its `cancelled` final reply (docs/protocol.md, "Cancelling a \
+            request"), printing the replies that arrive meanwhile; a second Ctrl-C stops waiting. If the \
+            answer's own final arrives first, the status is that final's.
             """
     )
 
@@ -36,6 +42,12 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Send this file's JSON as the request body, unchanged.")
     var file: String?
 
+    @Option(help: "Fanout exchange Ctrl-C publishes the cancel message to (queue.cancel_exchange); empty: Ctrl-C only stops waiting.")
+    var cancelExchange: String = "chat.requests.cancel"
+
+    @Option(help: "Seconds to wait for the cancelled final reply after Ctrl-C.")
+    var cancelWait: Double = 5
+
     @Argument(help: "The user message.")
     var message: String?
 
@@ -43,34 +55,62 @@ struct SendCommand: ParsableCommand {
         if file == nil && message == nil { throw ValidationError("give a MESSAGE or --file request.json") }
         if file != nil && message != nil { throw ValidationError("give either a MESSAGE or --file, not both") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if !(cancelWait >= 0) { throw ValidationError("--cancel-wait must not be negative") }
     }
 
+    /// Exit status when Ctrl-C cancelled the request (128 + SIGINT, as a shell reports it).
+    static let cancelledStatus: Int32 = 130
+
     func run() throws {
+        // Before anything else, so that a Ctrl-C while connecting waits for the request id too.
+        let interrupt = InterruptSignal()
         let settings = try configuration.loadSettings()
         let body = try requestBody()
         let endpoint = settings.broker.endpoints[0]
         let requester: Requester
+        // The request id the worker uses (x-request-id) is message_id: set explicitly, so a cancel can name it.
+        let requestID = UUID().uuidString.lowercased()
         do {
             requester = try Requester(options: settings.amqpOptions(for: endpoint, connectionName: "chatqueue send"))
-            let requestID = UUID().uuidString.lowercased()
             try requester.send(to: settings.queue.name, body: body, correlationID: requestID, messageID: requestID)
         } catch {
             Self.stderr("chatqueue: cannot send the request: \(error)")
             throw ExitCode(1)
         }
         var printer = ReplyPrinter(json: json)
-        let deadline = Date().addingTimeInterval(timeout)
+        var deadline = Date().addingTimeInterval(timeout)
+        var cancelled = false
         while true {
+            if interrupt.take() {
+                printer.finishLine()
+                // A second Ctrl-C, or nothing to cancel through: stop waiting.
+                if cancelled || cancelExchange.isEmpty { throw ExitCode(Self.cancelledStatus) }
+                cancelled = true
+                do {
+                    try requester.cancel(requestID: requestID, exchange: cancelExchange)
+                } catch {
+                    Self.stderr("chatqueue: cannot cancel request \(requestID): \(error)")
+                    throw ExitCode(Self.cancelledStatus)
+                }
+                Self.stderr("chatqueue: cancelling request \(requestID) (Ctrl-C again to stop waiting)")
+                deadline = Date().addingTimeInterval(cancelWait)
+            }
             let left = deadline.timeIntervalSinceNow
             let next: ReceivedReply?
             do {
-                next = left > 0 ? try requester.nextReply(timeout: left) : nil
+                // Short waits, so a Ctrl-C is seen within a tenth of a second.
+                next = left > 0 ? try requester.nextReply(timeout: min(left, 0.1)) : nil
             } catch {
                 Self.stderr("chatqueue: \(error)")
-                throw ExitCode(1)
+                throw ExitCode(cancelled ? Self.cancelledStatus : 1)
             }
             guard let reply = next else {
+                if deadline.timeIntervalSinceNow > 0 { continue }
                 printer.finishLine()
+                if cancelled {
+                    Self.stderr("chatqueue: cancelled request \(requestID); no cancelled reply within \(cancelWait) s")
+                    throw ExitCode(Self.cancelledStatus)
+                }
                 Self.stderr("chatqueue: no final reply within \(timeout) s")
                 throw ExitCode(3)
             }
@@ -78,12 +118,21 @@ struct SendCommand: ParsableCommand {
             if reply.isFinal {
                 printer.finishLine()
                 if reply.type == "error" {
+                    if Self.errorCode(reply.body) == "cancelled" {
+                        Self.stderr("chatqueue: cancelled request \(requestID)")
+                        throw ExitCode(Self.cancelledStatus)
+                    }
                     if !json { Self.stderr("chatqueue: \(Self.errorMessage(reply.body))") }
                     throw ExitCode(1)
                 }
                 return
             }
         }
+    }
+
+    /// The `error.code` of an error reply.
+    static func errorCode(_ body: [UInt8]) -> String? {
+        (try? JSONValue(parsing: body))?["error"]?["code"]?.stringValue
     }
 
     private func requestBody() throws -> [UInt8] {

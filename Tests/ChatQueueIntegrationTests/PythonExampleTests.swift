@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// Runs examples/python/chat_request.py (pika) against a real worker, so the
-/// example stays a working requester of the contract. CI installs python3-pika;
+/// example stays a working requester of the contract, cancelling included. CI installs python3-pika;
 /// without it these tests fail rather than skip.
 @Suite("Python example", .serialized)
 struct PythonExampleTests {
@@ -111,6 +111,65 @@ struct PythonExampleTests {
         #expect(result.status == 1, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
         #expect(result.stderr.contains("402"), "stderr:\n\(result.stderr)")
         #expect(result.stderr.contains("Insufficient Balance"), "stderr:\n\(result.stderr)")
+        #expect(try await harness.shutdown() == 0)
+    }
+
+    /// The request id the script printed when it cancelled ("cancelling request <id>").
+    static func cancelledRequestID(_ stderr: String) -> String? {
+        guard let range = stderr.range(of: "cancelling request ") else { return nil }
+        return stderr[range.upperBound...].split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init)
+    }
+
+    /// A long, slow stream the script cancels after its second chunk.
+    static let slowStream = #"{"mock":{"words":400,"interval_ms":50}}"#
+
+    @Test("--cancel-after publishes {\"request_id\": message_id} as application/json to the cancel exchange; exit 130")
+    func cancelPublishesTheMessage() async throws {
+        try Self.requirePika()
+        let observer = try CancelObserver()
+        let harness = try await IntegrationHarness.start("pycancel", settings: ["worker.shutdown_grace": "1"])
+        let result = try Self.run(
+            Self.arguments(harness, ["--cancel-after", "2", "--cancel-wait", "3", "--extra", Self.slowStream, "stop"]))
+        #expect(result.status == 130, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
+        let requestID = try #require(Self.cancelledRequestID(result.stderr), "stderr:\n\(result.stderr)")
+        let message = try #require(try observer.message(for: requestID), "no cancel message for \(requestID)")
+        #expect(message.contentType == "application/json")
+        #expect(message.json == ["request_id": .string(requestID)])
+        #expect(harness.mock.recordedRequests().count == 1)
+        #expect(try await harness.shutdown() == 0)
+    }
+
+    @Test("Ctrl-C publishes the cancel message too")
+    func interruptPublishesTheMessage() async throws {
+        try Self.requirePika()
+        let observer = try CancelObserver()
+        let harness = try await IntegrationHarness.start("pyinterrupt", settings: ["worker.shutdown_grace": "1"])
+        let client = try ClientProcess(
+            executable: Self.python,
+            arguments: Self.arguments(harness, ["--cancel-wait", "3", "--extra", Self.slowStream, "stop"]),
+            directory: Self.repositoryRoot)
+        #expect(client.waitForOutput { $0.contains("w2") }, "stdout:\n\(client.stdout)\nstderr:\n\(client.stderr)")
+        client.interrupt()
+        let status = client.wait()
+        #expect(status == 130, "stdout:\n\(client.stdout)\nstderr:\n\(client.stderr)")
+        let requestID = try #require(Self.cancelledRequestID(client.stderr), "stderr:\n\(client.stderr)")
+        let message = try #require(try observer.message(for: requestID), "no cancel message for \(requestID)")
+        #expect(message.json == ["request_id": .string(requestID)])
+        #expect(try await harness.shutdown() == 0)
+    }
+
+    /// Needs the worker's side of cancellation (issue 11, points 1-3).
+    @Test("--cancel-after 2: the worker answers cancelled, the script says so and exits 130")
+    func cancelledFinal() async throws {
+        try Self.requirePika()
+        let harness = try await IntegrationHarness.start("pycancelled", settings: ["worker.shutdown_grace": "1"])
+        let result = try Self.run(
+            Self.arguments(harness, ["--cancel-after", "2", "--cancel-wait", "5", "--extra", Self.slowStream, "stop"]))
+        #expect(result.status == 130, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
+        let requestID = try #require(Self.cancelledRequestID(result.stderr), "stderr:\n\(result.stderr)")
+        #expect(result.stderr.contains("cancelled request \(requestID) after"), "stderr:\n\(result.stderr)")
+        #expect(!result.stderr.contains("no cancelled reply"), "stderr:\n\(result.stderr)")
+        #expect(!result.stdout.contains("w400"), "the stream stopped early")
         #expect(try await harness.shutdown() == 0)
     }
 

@@ -1,3 +1,4 @@
+import ChatQueueCore
 import Testing
 
 @testable import ChatQueueWorker
@@ -26,8 +27,11 @@ struct SupervisionMetricsTests {
         snapshot.recordError(code: "connection_failed")
         snapshot.recordError(code: "invalid_json")
         snapshot.recordError(code: "connection_failed")
-        snapshot.recordUsage(promptTokens: 10, completionTokens: 25)
-        snapshot.recordUsage(promptTokens: 5, completionTokens: 0)
+        snapshot.tokens.record(
+            model: "deepseek-chat", usage: TokenUsage(prompt: 10, completion: 25), chunks: 9, ending: .completed)
+        snapshot.tokens.record(model: "deepseek-chat", usage: TokenUsage(prompt: 5, completion: 0), chunks: 0, ending: .failed)
+        snapshot.tokens.record(model: "deepseek-chat", usage: nil, chunks: 4, ending: .stopped)
+        snapshot.tokens.record(model: "a\"b", usage: nil, chunks: 2, ending: .failed)
         snapshot.upstreamFirstChunk.observe(seconds: 0.2)
         snapshot.upstreamFirstChunk.observe(seconds: 0.75)
         snapshot.upstreamDuration.observe(seconds: 12.5)
@@ -84,10 +88,21 @@ struct SupervisionMetricsTests {
                 "# HELP chatqueue_requests_in_flight Requests being handled now.",
                 "# TYPE chatqueue_requests_in_flight gauge",
                 "chatqueue_requests_in_flight{\(i)} 6",
-                "# HELP chatqueue_usage_tokens_total Tokens reported by the upstream, by kind.",
+                "# HELP chatqueue_usage_tokens_total Tokens the upstream reported in usage, by upstream, model and kind.",
                 "# TYPE chatqueue_usage_tokens_total counter",
-                "chatqueue_usage_tokens_total{\(i),kind=\"prompt\"} 15",
-                "chatqueue_usage_tokens_total{\(i),kind=\"completion\"} 25",
+                "chatqueue_usage_tokens_total{\(i),upstream=\"default\",model=\"deepseek-chat\",kind=\"prompt\"} 15",
+                "chatqueue_usage_tokens_total{\(i),upstream=\"default\",model=\"deepseek-chat\",kind=\"completion\"} 25",
+                "chatqueue_usage_tokens_total{\(i),upstream=\"default\",model=\"other\",kind=\"prompt\"} 0",
+                "chatqueue_usage_tokens_total{\(i),upstream=\"default\",model=\"other\",kind=\"completion\"} 0",
+                "# HELP chatqueue_chunks_without_usage_total Chunks forwarded by upstream tries that reported no usage, "
+                    + "by upstream, model and how the try ended.",
+                "# TYPE chatqueue_chunks_without_usage_total counter",
+                "chatqueue_chunks_without_usage_total{\(i),upstream=\"default\",model=\"deepseek-chat\",ending=\"completed\"} 0",
+                "chatqueue_chunks_without_usage_total{\(i),upstream=\"default\",model=\"deepseek-chat\",ending=\"failed\"} 0",
+                "chatqueue_chunks_without_usage_total{\(i),upstream=\"default\",model=\"deepseek-chat\",ending=\"stopped\"} 4",
+                "chatqueue_chunks_without_usage_total{\(i),upstream=\"default\",model=\"other\",ending=\"completed\"} 0",
+                "chatqueue_chunks_without_usage_total{\(i),upstream=\"default\",model=\"other\",ending=\"failed\"} 2",
+                "chatqueue_chunks_without_usage_total{\(i),upstream=\"default\",model=\"other\",ending=\"stopped\"} 0",
                 "# HELP chatqueue_upstream_first_chunk_seconds Seconds from sending a request upstream to its first chunk.",
                 "# TYPE chatqueue_upstream_first_chunk_seconds histogram",
             ]
@@ -141,6 +156,7 @@ struct SupervisionMetricsTests {
                 "chatqueue_broker_connect_failures_total", "chatqueue_upstream_degradations_total",
                 "chatqueue_upstream_probes_total",
                 "chatqueue_requests_in_flight", "chatqueue_usage_tokens_total",
+                "chatqueue_chunks_without_usage_total",
                 "chatqueue_upstream_first_chunk_seconds", "chatqueue_upstream_duration_seconds",
                 "chatqueue_requests_cancelled_total", "chatqueue_requests_abandoned_total",
                 "chatqueue_cancels_received_total", "chatqueue_cancels_malformed_total",
@@ -172,13 +188,21 @@ struct SupervisionMetricsTests {
         #expect(MetricsSnapshot.errorLabels.allSatisfy { label in label.allSatisfy { $0 == "_" || $0.isLowercase } })
     }
 
-    @Test("token counters saturate instead of overflowing; negative usage counts as 0")
-    func usageSaturates() {
+    @Test("model labels in the text are bounded: hostile names cannot add label values or break the format")
+    func hostileModelLabels() {
         var snapshot = MetricsSnapshot(instance: "1")
-        snapshot.recordUsage(promptTokens: .max, completionTokens: .max - 1)
-        snapshot.recordUsage(promptTokens: .max, completionTokens: 5)
-        snapshot.recordUsage(promptTokens: .min, completionTokens: -3)
-        #expect(snapshot.promptTokens == .max)
-        #expect(snapshot.completionTokens == .max)
+        for index in 0..<100 {
+            snapshot.tokens.record(model: "m\(index)", usage: TokenUsage(prompt: 1, completion: 1), chunks: 0, ending: .completed)
+        }
+        snapshot.tokens.record(model: "x\"}\n# TYPE evil counter", usage: nil, chunks: 1, ending: .stopped)
+        let text = PrometheusText.render(snapshot)
+        let models = Set(
+            text.split(separator: "\n").filter { $0.hasPrefix("chatqueue_usage_tokens_total{") }.compactMap { line in
+                line.split(separator: ",").first { $0.hasPrefix("model=") }
+            })
+        #expect(models.count == ModelLabels.maxLabels + 1)
+        #expect(models.contains(#"model="other""#))
+        #expect(text.contains(#"chatqueue_usage_tokens_total{instance="1",upstream="default",model="other",kind="prompt"} 68"#))
+        #expect(!text.contains("evil"))
     }
 }

@@ -14,6 +14,13 @@ struct SupervisionStatusTests {
         upstream: WorkerStatus.Upstream(
             lastSuccessAtUnixMilliseconds: 951_868_799_999, lastError: "HTTP 503 (Authorization: Bearer sk-live-1)",
             consecutiveFailures: 5, degradations: 1, probes: 2),
+        tokens: {
+            var ledger = TokenLedger()
+            ledger.record(model: "deepseek-chat", usage: TokenUsage(prompt: 12, completion: 30), chunks: 8, ending: .completed)
+            ledger.record(model: "deepseek-chat", usage: nil, chunks: 3, ending: .stopped)
+            ledger.record(model: "deepseek-reasoner", usage: nil, chunks: 2, ending: .failed)
+            return ledger
+        }(),
         requests: WorkerStatus.Requests(
             inFlight: 1, paused: 1, received: 10, succeeded: 6, failed: 2, rejected: 1, requeued: 1, retried: 4,
             redelivered: 3, unroutableReplies: 1),
@@ -31,6 +38,9 @@ struct SupervisionStatusTests {
             + #""last_error":"connection to amqps://app:***@rabbit:5671/%2f lost"},"#
             + #""upstream":{"last_success_at":"2000-02-29T23:59:59.999Z","#
             + #""last_error":"HTTP 503 (Authorization: Bearer ***)","consecutive_failures":5,"degradations":1,"probes":2},"#
+            + #""usage":{"prompt_tokens":12,"completion_tokens":30,"chunks_without_usage":5,"by_model":["#
+            + #"{"upstream":"default","model":"deepseek-chat","prompt_tokens":12,"completion_tokens":30,"chunks_without_usage":3},"#
+            + #"{"upstream":"default","model":"deepseek-reasoner","prompt_tokens":0,"completion_tokens":0,"chunks_without_usage":2}]},"#
             + #""requests":{"in_flight":1,"paused":1,"received":10,"succeeded":6,"failed":2,"rejected":1,"requeued":1,"#
             + #""retried":4,"redelivered":3,"unroutable_replies":1},"chunks_published":99,"#
             + #""cancels":{"requests_cancelled":2,"requests_abandoned":1,"received":30,"malformed":7,"remembered":4}}"#
@@ -44,14 +54,20 @@ struct SupervisionStatusTests {
             broker: WorkerStatus.Broker(queue: "q"))
         let document = try JSONValue(parsing: fresh.json())
         let object = try #require(document.objectValue)
+        // Token accounting's `usage` comes right after `upstream`.
+        #expect(object.keys.firstIndex(of: "usage") == object.keys.firstIndex(of: "upstream").map { $0 + 1 })
         #expect(
-            object.keys == [
+            object.keys.filter { $0 != "usage" } == [
                 "service", "version", "pid", "instance", "state", "started_at", "updated_at", "broker", "upstream",
                 "requests", "chunks_published", "cancels",
             ])
         #expect(
             document["cancels"]?.objectValue?.keys == [
                 "requests_cancelled", "requests_abandoned", "received", "malformed", "remembered",
+            ])
+        #expect(
+            document["usage"] == [
+                "prompt_tokens": 0, "completion_tokens": 0, "chunks_without_usage": 0, "by_model": [],
             ])
         #expect(
             document["broker"]?.objectValue?.keys == [

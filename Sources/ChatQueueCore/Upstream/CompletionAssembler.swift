@@ -30,7 +30,9 @@ public struct CompletionAssembler: Sendable {
     private var model: JSONValue?
     private var created: JSONValue?
     private var systemFingerprint: JSONValue?
-    private var usage: JSONValue?
+    /// The last non-null `usage` a chunk carried (DeepSeek: the last chunk; OpenAI: only
+    /// with `stream_options.include_usage`).
+    public private(set) var usage: JSONValue?
     /// In order of first appearance; sorted by index only in `response()`.
     private var choices: [ChoiceState] = []
     /// The delta being read (reused from chunk to chunk, so reading one allocates nothing).

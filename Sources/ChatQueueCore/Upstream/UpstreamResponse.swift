@@ -179,6 +179,20 @@ public struct UpstreamResponse: Sendable {
         return .proceed(progress: events > 0)
     }
 
+    /// The token usage the response reported so far: a stream's last `usage`,
+    /// a document's `usage`; nil without one (an error body, a document cut
+    /// short, a stream that ended before its usage or never sends one).
+    public var tokenUsage: TokenUsage? {
+        switch mode {
+        case .eventStream:
+            return assembler.usage.flatMap(TokenUsage.init(usage:))
+        case .document:
+            return UpstreamBody.tokenUsage(body).map { TokenUsage(prompt: $0.prompt, completion: $0.completion) }
+        case .pending, .errorBody:
+            return nil
+        }
+    }
+
     /// How the try ended, given how the transfer ended. `status` and
     /// `contentType` are the response's as libcurl has them at the end: a
     /// response without a body never passed through `receive`.

@@ -33,6 +33,8 @@ final class InFlightRequest: CurlTransferDelegate {
     private let workerLogger: Logger
     /// Whether chunks are forwarded (the request's `stream`).
     var streams = false
+    /// The request's model as a bounded metric label (`ModelLabels.bounded`), for token accounting.
+    var modelLabel = ModelLabels.other
 
     /// The running HTTP try's transfer and response, while `machine` is calling.
     var transfer: CurlTransfer?

@@ -1,3 +1,4 @@
+import ChatQueueCore
 import ChatQueueSystem
 
 #if canImport(Glibc)
@@ -55,10 +56,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var inFlight = 0
     /// Error replies by their `code` label (see ``errorLabel(code:)``).
     public var errorsByCode: [String: Int] = [:]
-    /// Prompt tokens reported by the upstream's `usage` (saturating).
-    public var promptTokens = 0
-    /// Completion tokens reported by the upstream's `usage` (saturating).
-    public var completionTokens = 0
+    /// Token accounting: usage and chunks without usage, per upstream and model.
+    public var tokens = TokenLedger()
     /// Seconds from sending an HTTP request to its first chunk (streams) or body.
     public var upstreamFirstChunk = LatencyHistogram()
     /// Seconds from sending an HTTP request to the end of its response.
@@ -77,18 +76,6 @@ public struct MetricsSnapshot: Sendable, Equatable {
     /// Counts one error reply with this code (or type, when it has none).
     public mutating func recordError(code: String) {
         errorsByCode[Self.errorLabel(code: code), default: 0] += 1
-    }
-
-    /// Adds a response's token usage. The numbers come from the upstream:
-    /// negative ones count as 0 and the totals stop at Int.max instead of trapping.
-    public mutating func recordUsage(promptTokens: Int, completionTokens: Int) {
-        self.promptTokens = Self.saturatingAdd(self.promptTokens, max(0, promptTokens))
-        self.completionTokens = Self.saturatingAdd(self.completionTokens, max(0, completionTokens))
-    }
-
-    private static func saturatingAdd(_ total: Int, _ amount: Int) -> Int {
-        let (sum, overflow) = total.addingReportingOverflow(amount)
-        return overflow ? .max : sum
     }
 
     /// The `code` label values: chatqueue's own error codes and error types
@@ -181,9 +168,28 @@ public enum PrometheusText {
             snapshot.counters.upstreamProbes)
         family("chatqueue_requests_in_flight", "gauge", "Requests being handled now.")
         sample("chatqueue_requests_in_flight", [], String(snapshot.inFlight))
-        family("chatqueue_usage_tokens_total", "counter", "Tokens reported by the upstream, by kind.")
-        sample("chatqueue_usage_tokens_total", [("kind", "prompt")], String(snapshot.promptTokens))
-        sample("chatqueue_usage_tokens_total", [("kind", "completion")], String(snapshot.completionTokens))
+        // Token accounting: one sample per upstream, model (bounded) and kind or ending.
+        let accounts = snapshot.tokens.sorted
+        family(
+            "chatqueue_usage_tokens_total", "counter", "Tokens the upstream reported in usage, by upstream, model and kind.")
+        for (key, account) in accounts {
+            for (kind, value) in [("prompt", account.promptTokens), ("completion", account.completionTokens)] {
+                sample(
+                    "chatqueue_usage_tokens_total", [("upstream", key.upstream), ("model", key.model), ("kind", kind)],
+                    String(value))
+            }
+        }
+        family(
+            "chatqueue_chunks_without_usage_total", "counter",
+            "Chunks forwarded by upstream tries that reported no usage, by upstream, model and how the try ended.")
+        for (key, account) in accounts {
+            for ending in TryEnding.allCases {
+                sample(
+                    "chatqueue_chunks_without_usage_total",
+                    [("upstream", key.upstream), ("model", key.model), ("ending", ending.rawValue)],
+                    String(account.chunksWithoutUsage[ending] ?? 0))
+            }
+        }
         histogram(
             "chatqueue_upstream_first_chunk_seconds", "Seconds from sending a request upstream to its first chunk.",
             snapshot.upstreamFirstChunk)

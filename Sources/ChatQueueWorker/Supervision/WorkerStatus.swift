@@ -147,6 +147,8 @@ public struct WorkerStatus: Sendable, Equatable {
     public var updatedAtUnixMilliseconds: Int64
     public var broker: Broker
     public var upstream: Upstream
+    /// Token accounting since the start (the `usage` object).
+    public var tokens: TokenLedger
     public var requests: Requests
     /// Chunks forwarded to requesters since the start.
     public var chunksPublished: Int
@@ -162,6 +164,7 @@ public struct WorkerStatus: Sendable, Equatable {
         updatedAtUnixMilliseconds: Int64,
         broker: Broker,
         upstream: Upstream = Upstream(),
+        tokens: TokenLedger = TokenLedger(),
         requests: Requests = Requests(),
         chunksPublished: Int = 0,
         cancels: Cancels = Cancels()
@@ -175,6 +178,7 @@ public struct WorkerStatus: Sendable, Equatable {
         self.updatedAtUnixMilliseconds = updatedAtUnixMilliseconds
         self.broker = broker
         self.upstream = upstream
+        self.tokens = tokens
         self.requests = requests
         self.chunksPublished = chunksPublished
     }
@@ -226,6 +230,7 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("probes", count(upstream.probes)),
                         ]))
                 ),
+                ("usage", usageJSON),
                 (
                     "requests",
                     .object(
@@ -255,6 +260,26 @@ public struct WorkerStatus: Sendable, Equatable {
                         ]))
                 ),
             ]))
+    }
+
+    /// Token accounting: the totals, then one entry per upstream and model
+    /// (bounded, see ``ModelLabels``): tokens from the upstream's `usage`, and
+    /// chunks forwarded by tries that reported none.
+    private var usageJSON: JSONValue {
+        func account(_ account: TokenLedger.Account) -> [(String, JSONValue)] {
+            [
+                ("prompt_tokens", .integer(account.promptTokens)),
+                ("completion_tokens", .integer(account.completionTokens)),
+                ("chunks_without_usage", .integer(account.totalChunksWithoutUsage)),
+            ]
+        }
+        let models = tokens.sorted.map { entry -> JSONValue in
+            .object(
+                JSONObject(
+                    [("upstream", .string(entry.key.upstream)), ("model", .string(entry.key.model))]
+                        + account(entry.account)))
+        }
+        return .object(JSONObject(account(tokens.total) + [("by_model", .array(models))]))
     }
 
     /// A one-line summary for systemd's `STATUS=` (shown by `systemctl status`),

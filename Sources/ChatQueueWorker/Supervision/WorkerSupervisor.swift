@@ -49,10 +49,15 @@ final class WorkerSupervisor {
         self.logger = logger
     }
 
-    /// Adds a final response's token usage to the metrics (read only when metrics are written).
-    func recordUsage(of body: [UInt8]) {
-        guard metricsWriter != nil, let usage = UpstreamBody.tokenUsage(body) else { return }
-        metrics.recordUsage(promptTokens: usage.prompt, completionTokens: usage.completion)
+    // MARK: Token accounting (issue 11)
+
+    /// One HTTP try ended (`ending`): its usage, or the chunks it forwarded
+    /// without one, go to the ledger under the request's model. A try stopped
+    /// before its response began has nothing to count.
+    func accountTry(model: String, response: UpstreamResponse?, ending: TryEnding) {
+        guard let response else { return }
+        metrics.tokens.record(
+            model: model, usage: response.tokenUsage, chunks: response.publishedChunks, ending: ending)
     }
 
     /// The longest the loop may sleep before `tick` needs to run again.
@@ -120,6 +125,7 @@ final class WorkerSupervisor {
                 lastSuccessAtUnixMilliseconds: upstreamLastSuccess, lastError: upstreamLastError,
                 consecutiveFailures: worker.health.consecutiveFailures, degradations: worker.counters.degradations,
                 probes: worker.counters.upstreamProbes),
+            tokens: metrics.tokens,
             requests: WorkerStatus.Requests(
                 counters: worker.counters, inFlight: worker.inFlightCount, paused: worker.pausedRequests.count),
             chunksPublished: worker.counters.chunksPublished,
