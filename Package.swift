@@ -69,7 +69,7 @@ let package = Package(
         ),
         .target(
             name: "ChatQueueAMQP",
-            dependencies: ["CRabbitMQ", "ChatQueueSystem"],
+            dependencies: ["CRabbitMQ", "ChatQueueSystem", "ChatQueueCore"],
             swiftSettings: strict
         ),
         .target(

@@ -1,3 +1,4 @@
+import ChatQueueCore
 import ChatQueueSystem
 
 /// A reply as a requester receives it.
@@ -67,17 +68,7 @@ public final class Requester {
     /// cancel exchange (`queue.cancel_exchange`; docs/protocol.md). The id is
     /// the request's message_id (else its correlation_id).
     public func cancel(requestID: String, exchange: String) throws(AMQPError) {
-        // A JSON string by hand (this module has no JSON): quotes, backslashes and controls escaped.
-        var body = Array(#"{"request_id":""#.utf8)
-        let hex = Array("0123456789abcdef".utf8)
-        for byte in requestID.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): body += [UInt8(ascii: "\\"), byte]
-            case 0..<0x20: body += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: body.append(byte)
-            }
-        }
-        body += Array(#""}"#.utf8)
+        let body = CancelMessage.body(requestID: requestID)
         let properties = AMQPOutgoingProperties(contentType: "application/json", persistent: false)
         try connection.publish(exchange: exchange, routingKey: "", mandatory: false, properties: properties, body: body)
     }

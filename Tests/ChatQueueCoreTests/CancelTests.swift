@@ -17,6 +17,15 @@ struct CancelMessageTests {
         #expect(Self.parse(#"{"request_id":"\#(longest)"}"#) == .success(longest))
     }
 
+    @Test("the body a requester publishes parses back to its id, quotes and control characters included")
+    func bodyRoundTrips() {
+        for id in ["req-1", "a\"b\\c", "line\nbreak\u{1}", "ünïcode"] {
+            let body = CancelMessage.body(requestID: id)
+            #expect(CancelMessage.requestID(body: body, bodySize: UInt64(body.count), contentType: "application/json") == .success(id))
+        }
+        #expect(String(decoding: CancelMessage.body(requestID: "r"), as: UTF8.self) == #"{"request_id":"r"}"#)
+    }
+
     @Test("hostile cancels are malformed, never a trap", arguments: [
         "", "null", "[]", "\"x\"", "{", "{}", #"{"request_id":null}"#, #"{"request_id":7}"#, #"{"request_id":""}"#,
         #"{"request_id":["a"]}"#, #"{"request_id":{"a":1}}"#, "{\"request_id\":\"\\ud800\"}",

@@ -40,6 +40,11 @@ public enum CancelMessage {
         return .success(id)
     }
 
+    /// The body a requester publishes to cancel `requestID`.
+    public static func body(requestID: String) -> [UInt8] {
+        JSONValue.object(["request_id": .string(requestID)]).serialized()
+    }
+
     /// `application/json`, any case, parameters (`; charset=utf-8`) allowed.
     static func isJSON(_ contentType: String) -> Bool {
         let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
