@@ -251,9 +251,10 @@ extension Worker {
         if let first = request.firstProgressAt {
             supervisor.metrics.upstreamFirstChunk.observe(seconds: Double(first &- request.tryStartedAt) / 1e9)
         }
-        let outcome = response.outcome(
+        let (outcome, usage) = response.ended(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
-        supervisor.accountTry(model: request.modelLabel, response: response, ending: TryEnding(outcome))
+        supervisor.accountTry(
+            model: request.modelLabel, usage: usage, chunks: response.publishedChunks, ending: TryEnding(outcome))
         release(transfer, of: request)
         let result: RequestStateMachine.TryResult
         switch outcome {

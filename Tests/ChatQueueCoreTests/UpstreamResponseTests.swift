@@ -100,6 +100,30 @@ struct UpstreamResponseTests {
         #expect(response.outcome(.ok) == .completion(Array("{\"id\":\"x\",\"choices\":[]}".utf8)))
     }
 
+    @Test("ended: a document's outcome and usage from one scan agree with outcome and tokenUsage")
+    func endedReadsUsageOnce() {
+        let documents = [
+            #"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}"#,
+            #"{"usage":{"completion_tokens":-5},"id":"x"}"#,
+            #"{"id":"x","usage":null}"#,
+            #"{"id":"x"}"#,
+            #"{"error":{"message":"m","type":"t"},"usage":{"prompt_tokens":1}}"#,
+            "not json",
+        ]
+        for document in documents {
+            var response = UpstreamResponse(forwardChunks: false, maxResponseBytes: 1 << 20)
+            _ = feed(&response, document, contentType: "application/json")
+            let (outcome, usage) = response.ended(.ok)
+            #expect(outcome == response.outcome(.ok), "\(document)")
+            if case .completion = outcome { #expect(usage == response.tokenUsage, "\(document)") }
+        }
+        var response = UpstreamResponse(forwardChunks: false, maxResponseBytes: 1 << 20)
+        _ = feed(&response, documents[0], contentType: "application/json")
+        #expect(response.ended(.ok).usage == TokenUsage(prompt: 12, completion: 34))
+        // A stream's usage is the assembler's; a failed transfer's outcome is outcome's.
+        #expect(response.ended(.failed("reset")).outcome == response.outcome(.failed("reset")))
+    }
+
     @Test("document over the size limit aborts with response_too_large")
     func oversizedDocument() {
         var response = UpstreamResponse(forwardChunks: false, maxResponseBytes: 8)

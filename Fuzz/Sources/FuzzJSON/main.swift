@@ -49,7 +49,15 @@ func fuzzJSON(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .failure:
         fuzzCheck(value?.objectValue == nil, "object rejected as completion: \(String(describing: value))")
     }
-    _ = UpstreamBody.tokenUsage(body)
+    // The one-scan check and usage read agrees with the separate ones.
+    let raw = UpstreamBody.tokenUsage(body)
+    switch UpstreamBody.checkCompletionReadingUsage(body) {
+    case .success(let both):
+        fuzzCheck(checked == .success(both.document), "the one-scan check disagrees")
+        fuzzCheck(both.usage == raw.map { TokenUsage(prompt: $0.prompt, completion: $0.completion) }, "the one-scan usage disagrees")
+    case .failure(let failure):
+        fuzzCheck(checked == .failure(failure), "the one-scan check disagrees")
+    }
 
     // The scanner's integer reader agrees with JSONValue.integerValue.
     if case .number? = value {

@@ -193,6 +193,21 @@ public struct UpstreamResponse: Sendable {
         }
     }
 
+    /// `outcome` and the token usage the try reported (`tokenUsage`): a
+    /// complete document's usage is read in the same scan as its check, so
+    /// the hot non-stream path scans each answer once.
+    public func ended(
+        _ transport: TransportResult, status finalStatus: Int = 0, contentType: String? = nil
+    ) -> (outcome: Outcome, usage: TokenUsage?) {
+        if mode == .document, failure == nil, case .ok = transport {
+            switch UpstreamBody.checkCompletionReadingUsage(body) {
+            case .success(let checked): return (.completion(Array(checked.document)), checked.usage)
+            case .failure(let failure): return (.failure(failure), nil)
+            }
+        }
+        return (outcome(transport, status: finalStatus, contentType: contentType), tokenUsage)
+    }
+
     /// How the try ended, given how the transfer ended. `status` and
     /// `contentType` are the response's as libcurl has them at the end: a
     /// response without a body never passed through `receive`.

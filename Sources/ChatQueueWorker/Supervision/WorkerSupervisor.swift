@@ -56,8 +56,12 @@ final class WorkerSupervisor {
     /// before its response began has nothing to count.
     func accountTry(model: String, response: UpstreamResponse?, ending: TryEnding) {
         guard let response else { return }
-        metrics.tokens.record(
-            model: model, usage: response.tokenUsage, chunks: response.publishedChunks, ending: ending)
+        accountTry(model: model, usage: response.tokenUsage, chunks: response.publishedChunks, ending: ending)
+    }
+
+    /// The same, for a try whose usage is known (`UpstreamResponse.ended`).
+    func accountTry(model: String, usage: TokenUsage?, chunks: Int, ending: TryEnding) {
+        metrics.tokens.record(model: model, usage: usage, chunks: chunks, ending: ending)
     }
 
     /// The longest the loop may sleep before `tick` needs to run again.
