@@ -61,8 +61,10 @@ public struct ModelLabels: Sendable, Equatable {
     /// Pure; does not take one of the ``maxLabels`` places.
     public static func bounded(_ model: String) -> String {
         let bytes = model.utf8
-        guard !bytes.isEmpty, bytes.count <= maxLength, bytes.allSatisfy(isLabelByte) else { return other }
-        return model
+        guard !bytes.isEmpty, bytes.count <= maxLength else { return other }
+        // Over the contiguous bytes (every native string): a per-request check, kept cheap.
+        let acceptable = bytes.withContiguousStorageIfAvailable { $0.allSatisfy(isLabelByte) } ?? bytes.allSatisfy(isLabelByte)
+        return acceptable ? model : other
     }
 
     /// The label to count `model` under: its ``bounded(_:)`` form while there
@@ -150,14 +152,8 @@ public struct TokenLedger: Sendable, Equatable {
     ) {
         guard usage != nil || chunks > 0 else { return }
         let key = Key(upstream: upstream, model: models.label(for: model))
-        var account = accounts[key] ?? Account()
-        if let usage {
-            account.promptTokens = Self.saturatingAdd(account.promptTokens, usage.prompt)
-            account.completionTokens = Self.saturatingAdd(account.completionTokens, usage.completion)
-        } else {
-            account.chunksWithoutUsage[ending] = Self.saturatingAdd(account.chunksWithoutUsage[ending] ?? 0, chunks)
-        }
-        accounts[key] = account
+        // Mutated in place: one hash of the key per try.
+        Self.add(usage: usage, chunks: chunks, ending: ending, to: &accounts[key, default: Account()])
     }
 
     /// The accounts ordered by upstream, then model (for stable output).
@@ -175,5 +171,23 @@ public struct TokenLedger: Sendable, Equatable {
     static func saturatingAdd(_ total: Int, _ amount: Int) -> Int {
         let (sum, overflow) = total.addingReportingOverflow(max(0, amount))
         return overflow ? .max : sum
+    }
+}
+
+extension TokenLedger {
+    fileprivate static func add(usage: TokenUsage?, chunks: Int, ending: TryEnding, to account: inout Account) {
+        if let usage {
+            account.promptTokens.addSaturating(usage.prompt)
+            account.completionTokens.addSaturating(usage.completion)
+        } else {
+            account.chunksWithoutUsage[ending, default: 0].addSaturating(chunks)
+        }
+    }
+}
+
+extension Int {
+    /// `self += amount`, stopping at `Int.max` (counts from the upstream can be huge).
+    fileprivate mutating func addSaturating(_ amount: Int) {
+        self = TokenLedger.saturatingAdd(self, amount)
     }
 }
