@@ -42,8 +42,8 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Send this file's JSON as the request body, unchanged.")
     var file: String?
 
-    @Option(help: "Fanout exchange Ctrl-C publishes the cancel message to (queue.cancel_exchange); empty: Ctrl-C only stops waiting.")
-    var cancelExchange: String = "chat.requests.cancel"
+    @Option(help: "Fanout exchange Ctrl-C publishes the cancel message to (default: the configuration's queue.cancel_exchange, chat.requests.cancel); empty: Ctrl-C only stops waiting.")
+    var cancelExchange: String?
 
     @Option(help: "Seconds to wait for the cancelled final reply after Ctrl-C.")
     var cancelWait: Double = 5
@@ -65,6 +65,7 @@ struct SendCommand: ParsableCommand {
         // Before anything else, so that a Ctrl-C while connecting waits for the request id too.
         let interrupt = InterruptSignal()
         let settings = try configuration.loadSettings()
+        let cancelExchange = self.cancelExchange ?? settings.queue.cancelExchange ?? ""
         let body = try requestBody()
         let endpoint = settings.broker.endpoints[0]
         let requester: Requester
