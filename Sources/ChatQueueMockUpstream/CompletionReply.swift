@@ -24,6 +24,8 @@ struct CompletionReply {
     private(set) var usage: JSONValue = .null
     /// Chunks differ only in their choice, so the envelope is rendered once per reply.
     private let chunkPrefix: [UInt8]
+    /// Whether the stream's last chunk carries `usage` (DeepSeek: always; directive `no_stream_usage`: no).
+    private let streamCarriesUsage: Bool
 
     static let reasoningText = "Okay, the user wants me to echo their message."
 
@@ -34,6 +36,7 @@ struct CompletionReply {
         self.promptTokens = request.promptTokens
         self.reasoning = request.isReasoningModel ? Self.reasoningText : nil
         self.chunkPrefix = Self.chunkPrefix(id: self.id, created: created, model: request.model)
+        self.streamCarriesUsage = !request.directives.noStreamUsage
 
         let text: String
         if let words = request.directives.words ?? defaultWords {
@@ -136,7 +139,8 @@ struct CompletionReply {
         } else {
             steps += Self.interleave(self.choices.map(Self.words)) { .content(choice: $0, text: $1) }
         }
-        steps += self.choices.indices.map { .finish(choice: $0, usage: $0 == self.choices.count - 1) }
+        let usageChoice = self.streamCarriesUsage ? self.choices.count - 1 : nil
+        steps += self.choices.indices.map { .finish(choice: $0, usage: $0 == usageChoice) }
         return steps
     }
 

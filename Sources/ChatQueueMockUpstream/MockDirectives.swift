@@ -33,6 +33,9 @@ struct MockDirectives {
     var padLines: Int = 0
     var stamp = false
     var noDone = false
+    /// A stream without `usage` in its last chunk, as OpenAI streams unless
+    /// the request asked for it (`stream_options.include_usage`).
+    var noStreamUsage = false
 
     init() {}
 
@@ -57,6 +60,7 @@ struct MockDirectives {
         self.padLines = max(0, object["pad_lines"]?.wholeNumber ?? 0)
         self.stamp = object["stamp"]?.boolValue ?? false
         self.noDone = object["no_done"]?.boolValue ?? false
+        self.noStreamUsage = object["no_stream_usage"]?.boolValue ?? false
     }
 
     /// Headers that go with an error answer.

@@ -97,6 +97,23 @@ struct TokenAccountingTests {
         #expect(try await harness.shutdown() == 0)
     }
 
+    @Test("a stream that ends without usage (OpenAI without stream_options.include_usage): its chunks count as completed")
+    func streamWithoutUsage() async throws {
+        let harness = try await IntegrationHarness.start("toknousage")
+        let replies = try harness.exchange(
+            json: chatRequest("one two three", stream: true, mock: #"{"no_stream_usage":true}"#))
+        #expect(replies.last?.type == "chat.completion", "\(replies.last?.text ?? "")")
+        #expect(replies.last?.json?["usage"] == nil || replies.last?.json?["usage"] == .null)
+        let chunks = Self.chunkCount(replies)
+        #expect(chunks >= 3)
+        let chat = #"upstream="default",model="deepseek-chat""#
+        let counted = try await harness.worker.waitForMetric(
+            "chatqueue_chunks_without_usage_total", chat + #",ending="completed""#, atLeast: chunks, timeout: 10)
+        #expect(counted == chunks)
+        #expect((harness.worker.metric("chatqueue_usage_tokens_total", chat + #",kind="completion""#) ?? 0) == 0)
+        #expect(try await harness.shutdown() == 0)
+    }
+
     /// Needs the worker's side of cancellation (issue 11, points 1-3).
     @Test("a cancelled stream: its chunks count as stopped, without usage")
     func cancelledStream() async throws {
