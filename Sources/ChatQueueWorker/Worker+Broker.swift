@@ -8,11 +8,18 @@ import Logging
 extension Worker {
     // MARK: - Broker input
 
+    /// Reads the consumer connection's input: deliveries and cancel messages,
+    /// at most `maxMessagesPerDrain` of them per call. Deliveries are capped by
+    /// the prefetch, cancels (no-ack) are not: a flood of them must not keep the
+    /// loop from writing acks, serving libcurl and its timers. The rest waits in
+    /// rabbitmq-c's buffer, which makes the next wait return at once.
     func drainConsumer(_ session: BrokerSession) throws {
-        while let frame = try session.consumer.readFrame() {
+        var messages = 0
+        while messages < Self.maxMessagesPerDrain, let frame = try session.consumer.readFrame() {
             guard let output = try session.consumerAssembler.handle(frame) else { continue }
             switch output {
             case .message(let message):
+                messages += 1
                 if let cancelTag = session.cancelConsumerTag, case .deliver(cancelTag, _, _, _, _) = message.method {
                     try handleCancel(message)
                 } else {
@@ -23,6 +30,8 @@ extension Worker {
             }
         }
     }
+
+    static let maxMessagesPerDrain = 512
 
     func drainPublisher(_ session: BrokerSession) throws {
         while let frame = try session.publisher.readFrame() {

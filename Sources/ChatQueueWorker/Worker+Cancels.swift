@@ -41,9 +41,12 @@ extension Worker {
             counters.cancelsMalformed += 1
             logMalformedCancel(reason, now: now)
         case .success(let requestID):
+            // Remembered even when held here: if this worker loses its
+            // connection before the cancelled final is confirmed, the request
+            // comes back (perhaps to this worker) and must still be cancelled.
+            if pendingCancels.remember(requestID, now: now) { counters.cancelsRemembered += 1 }
             let held = requests(withID: requestID)
             guard !held.isEmpty else {
-                if pendingCancels.remember(requestID, now: now) { counters.cancelsRemembered += 1 }
                 if logger.logLevel <= .debug {
                     logger.debug("cancel of a request not held here; remembered", metadata: ["request.id": "\(requestID)"])
                 }
@@ -85,8 +88,12 @@ extension Worker {
         let requestID = headers["x-request-id"]?.stringValue
         let attempt = headers["x-attempt"]?.saturatedInteger
         var abandoned = false
+        // The queue it was published to is the one that is gone: a request
+        // resent with the same id to a new reply queue is not abandoned.
+        let replyQueue = routingKey(of: returned.method)
         if let requestID, let attempt {
-            for request in requests(withID: requestID) where Int64(request.metadata.attempt) == attempt {
+            for request in requests(withID: requestID)
+            where Int64(request.metadata.attempt) == attempt && request.address.replyTo == replyQueue {
                 let action = request.machine.requesterGone()
                 abandoned = abandoned || action != .none
                 try perform(action, for: request)

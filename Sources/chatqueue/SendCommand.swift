@@ -62,17 +62,18 @@ struct SendCommand: ParsableCommand {
     static let cancelledStatus: Int32 = 130
 
     func run() throws {
-        // Before anything else, so that a Ctrl-C while connecting waits for the request id too.
-        let interrupt = InterruptSignal()
         let settings = try configuration.loadSettings()
         let cancelExchange = self.cancelExchange ?? settings.queue.cancelExchange ?? ""
         let body = try requestBody()
         let endpoint = settings.broker.endpoints[0]
         let requester: Requester
+        let interrupt: InterruptSignal
         // The request id the worker uses (x-request-id) is message_id: set explicitly, so a cancel can name it.
         let requestID = UUID().uuidString.lowercased()
         do {
             requester = try Requester(options: settings.amqpOptions(for: endpoint, connectionName: "chatqueue send"))
+            // From here on Ctrl-C cancels (before, nothing was sent: it just ends the process, even mid-connect).
+            interrupt = InterruptSignal()
             try requester.send(to: settings.queue.name, body: body, correlationID: requestID, messageID: requestID)
         } catch {
             Self.stderr("chatqueue: cannot send the request: \(error)")

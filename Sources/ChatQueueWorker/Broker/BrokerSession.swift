@@ -34,8 +34,12 @@ final class BrokerSession {
             try Self.declareTopology(on: consumer, queue: queue)
         }
         try consumer.setPrefetch(settings.worker.concurrency)
+        // Cancels first: if their exchange can't be set up (permissions, a
+        // different exchange of that name) the session fails before it took
+        // any request, instead of taking and handing back requests at every
+        // reconnect; and no cancel for a redelivered request is missed.
+        cancelConsumerTag = try Self.consumeCancels(on: consumer, queue)
         consumerTag = try consumer.consume(queue: queue.name)
-        try consumeCancels(queue)
         // Acks are written once per loop turn (`writeQueued()`).
         consumer.queuesSettlements = true
     }
@@ -63,11 +67,17 @@ final class BrokerSession {
     /// connection), consumed without acks. Unsubscribing from requests
     /// (degraded, draining) leaves it alone: cancels keep working.
     func consumeCancels(_ queue: Settings.Queue) throws(AMQPError) {
-        guard let exchange = queue.cancelExchange else { return }
+        cancelConsumerTag = try Self.consumeCancels(on: consumer, queue)
+    }
+
+    /// Declares the cancel exchange and this worker's queue bound to it, and
+    /// consumes it; returns the consumer tag (nil: cancellation is off).
+    private static func consumeCancels(on consumer: AMQPConnection, _ queue: Settings.Queue) throws(AMQPError) -> String? {
+        guard let exchange = queue.cancelExchange else { return nil }
         try consumer.declareExchange(exchange, type: "fanout", durable: true)
         let cancelQueue = try consumer.declareQueue("", durable: false, exclusive: true, autoDelete: true)
         try consumer.bindQueue(cancelQueue, exchange: exchange)
-        cancelConsumerTag = try consumer.consume(queue: cancelQueue, noAck: true, exclusive: true)
+        return try consumer.consume(queue: cancelQueue, noAck: true, exclusive: true)
     }
 
     /// Whether the consumer is subscribed (false after a cancel, ours or the broker's).
