@@ -28,7 +28,7 @@ extension Worker {
             machine: RequestStateMachine(
                 requestID: metadata.requestID, policy: requestPolicy, deadline: deadline.at,
                 deadlineFailure: deadline.failure),
-            logger: logger)
+            upstream: upstreams[0], logger: logger)
         request.sink = self
         track(request)
         if logger.logLevel <= .debug {
@@ -87,7 +87,20 @@ extension Worker {
         case .success(let validated):
             request.streams = validated.stream
             request.modelLabel = ModelLabels.bounded(validated.model)  // token accounting
-            return request.machine.call(now: now)
+            guard let route = routing.route(for: validated.model) else {
+                return request.machine.answer(.modelNotFound(validated.model))
+            }
+            // Fallback to the route's next upstreams comes with the state machine's support for it.
+            let target = routing.routes[route].targets[0]
+            let upstream = upstreams[target.upstream]
+            request.upstream = upstream
+            if let model = target.model {
+                guard let renamed = ModelRename.body(request.body, withModel: model) else {
+                    return request.machine.answer(.invalidJSON("request body must be a JSON object"))
+                }
+                request.body = renamed
+            }
+            return request.machine.call(now: now, policy: upstream.policy)
         }
     }
 
@@ -157,10 +170,11 @@ extension Worker {
 
     /// Starts an HTTP try; a transfer libcurl refuses ends the try at once.
     private func startTransfer(for request: InFlightRequest, now: Deadline) throws {
-        let transfer = idleTransfers.popLast() ?? CurlTransfer(options: upstreamOptions, headers: upstreamHeaders)
+        let transfer = request.upstream.transfer()
         request.body.withUnsafeBytes { transfer.prepare(body: $0) }
         transfer.delegate = request
-        request.response = UpstreamResponse(forwardChunks: request.streams, maxResponseBytes: requestPolicy.maxReplyBytes)
+        request.response = UpstreamResponse(
+            forwardChunks: request.streams, maxResponseBytes: request.machine.policy.maxReplyBytes)
         request.transfer = transfer
         request.transferPaused = false
         request.tryStartedAt = now.nanoseconds
@@ -320,15 +334,10 @@ extension Worker {
             pausedRequests.removeAll { $0 === request }
             transfer.delegate = nil
         } else {
-            recycle(transfer)
+            transfer.delegate = nil
+            request.upstream.recycle(transfer)
         }
         request.transferPaused = false
-    }
-
-    /// Keeps a finished transfer's easy handle for the next request (up to the concurrency).
-    func recycle(_ transfer: CurlTransfer) {
-        transfer.delegate = nil
-        if idleTransfers.count < settings.worker.concurrency { idleTransfers.append(transfer) }
     }
 
     // MARK: - Chunks and backpressure

@@ -157,7 +157,8 @@ public struct RequestStateMachine: Sendable {
 
     public private(set) var state: State = .received
     public let requestID: String
-    public let policy: Policy
+    /// Set at creation; `call` may replace it with the routed upstream's.
+    public private(set) var policy: Policy
     /// The whole request's deadline and the failure reported when it passes.
     public let deadline: Deadline
     public let deadlineFailure: UpstreamFailure
@@ -202,10 +203,12 @@ public struct RequestStateMachine: Sendable {
 
     // MARK: Events: arrival
 
-    /// The request is valid: make the first try.
-    public mutating func call(now: Deadline) -> Action {
+    /// The request is valid: make the first try, following `policy` (the
+    /// routed upstream's timeouts) when given.
+    public mutating func call(now: Deadline, policy: Policy? = nil) -> Action {
         switch state {
         case .received:
+            if let policy { self.policy = policy }
             return startTry(number: 1, now: now)
         case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
             return .none

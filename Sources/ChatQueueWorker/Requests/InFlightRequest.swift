@@ -25,7 +25,8 @@ final class InFlightRequest: CurlTransferDelegate {
     let deliveryTag: UInt64
     let metadata: RequestMetadata
     let address: ReplyAddress
-    let body: [UInt8]
+    /// The body sent upstream: as received, or with the route's model rename.
+    var body: [UInt8]
     var machine: RequestStateMachine
     /// The worker's logger with `request.id` and `correlation.id`, built at the
     /// first line logged for this request (most requests log none).
@@ -33,6 +34,8 @@ final class InFlightRequest: CurlTransferDelegate {
     private let workerLogger: Logger
     /// Whether chunks are forwarded (the request's `stream`).
     var streams = false
+    /// The upstream its tries call (the route's first; the first configured until routed).
+    var upstream: UpstreamClient
     /// The request's model as a bounded metric label (`ModelLabels.bounded`), for token accounting.
     var modelLabel = ModelLabels.other
 
@@ -50,8 +53,9 @@ final class InFlightRequest: CurlTransferDelegate {
 
     init(
         deliveryTag: UInt64, metadata: RequestMetadata, replyTo: String, body: [UInt8], machine: RequestStateMachine,
-        logger: Logger
+        upstream: UpstreamClient, logger: Logger
     ) {
+        self.upstream = upstream
         self.deliveryTag = deliveryTag
         self.metadata = metadata
         self.address = ReplyAddress(
