@@ -237,6 +237,22 @@ struct RequestStateMachineTests {
         #expect(deadlineReply.stoppedTry == nil)
     }
 
+    @Test("call with the routed upstream's policy: its timeouts rule the tries; ignored once calling")
+    func routedPolicy() {
+        var upstream = Self.policy
+        upstream.firstByteTimeout = 3 * Self.second
+        upstream.idleTimeout = 2 * Self.second
+        var machine = Self.machine()
+        #expect(Self.describe(machine.call(now: Self.now, policy: upstream)) == "start 1")
+        #expect(machine.policy == upstream)
+        #expect(machine.nextTimer == Self.now + 3 * Self.second)
+        Self.apply(.progress, to: &machine, at: Self.now + Self.second)
+        #expect(machine.nextTimer == Self.now + 3 * Self.second)
+        // A second call changes nothing: the policy is the one of the first.
+        #expect(Self.describe(machine.call(now: Self.now, policy: Self.policy)) == "none")
+        #expect(machine.policy == upstream)
+    }
+
     @Test("a paused try has no per-try timers, but its deadline still ends it")
     func deadlineWhilePaused() {
         var machine = Self.machine()
