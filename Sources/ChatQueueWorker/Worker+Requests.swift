@@ -90,17 +90,7 @@ extension Worker {
             guard let route = routing.route(for: validated.model) else {
                 return request.machine.answer(.modelNotFound(validated.model))
             }
-            // Fallback to the route's next upstreams comes with the state machine's support for it.
-            let target = routing.routes[route].targets[0]
-            let upstream = upstreams[target.upstream]
-            request.upstream = upstream
-            if let model = target.model {
-                guard let renamed = ModelRename.body(request.body, withModel: model) else {
-                    return request.machine.answer(.invalidJSON("request body must be a JSON object"))
-                }
-                request.body = renamed
-            }
-            return request.machine.call(now: now, policy: upstream.policy)
+            return request.machine.call(now: now, route: routeUpstreams[route])
         }
     }
 
@@ -150,7 +140,9 @@ extension Worker {
             request.logger.info(
                 "upstream try failed; retrying",
                 metadata: [
-                    "upstream.failure": "\(failure)", "retry.wait_s": "\(wait)", "request.tries": "\(request.machine.tries)",
+                    "upstream.name": "\(request.upstream.name)", "upstream.failure": "\(failure)",
+                    "retry.wait_s": "\(wait)", "request.tries": "\(request.machine.tries)",
+                    "retry.upstream": "\(request.machine.nextUpstream?.name ?? request.upstream.name)",
                 ])
         case .publishFinal(let reply, let stopTransfer):
             if stopTransfer { self.stopTransfer(of: request) }
@@ -170,8 +162,17 @@ extension Worker {
 
     /// Starts an HTTP try; a transfer libcurl refuses ends the try at once.
     private func startTransfer(for request: InFlightRequest, now: Deadline) throws {
-        let transfer = request.upstream.transfer()
-        request.body.withUnsafeBytes { transfer.prepare(body: $0) }
+        // The try's upstream: the route's first, or the next one after a failure (fallback).
+        let target = request.machine.upstream
+        let upstream = target.map { upstreams[$0.index] } ?? upstreams[0]
+        request.upstream = upstream
+        let transfer = upstream.transfer()
+        // A route may rename the model for this upstream (validated bodies are objects, so it applies).
+        if let model = target?.model, let renamed = ModelRename.body(request.body, withModel: model) {
+            renamed.withUnsafeBytes { transfer.prepare(body: $0) }
+        } else {
+            request.body.withUnsafeBytes { transfer.prepare(body: $0) }
+        }
         transfer.delegate = request
         request.response = UpstreamResponse(
             forwardChunks: request.streams, maxResponseBytes: request.machine.policy.maxReplyBytes)
@@ -217,6 +218,7 @@ extension Worker {
                 metadata: [
                     "error.code": "\(error.code ?? "")", "error.status": "\(error.status)",
                     "error.message": "\(error.message)", "request.tries": "\(request.machine.tries)",
+                    "upstream.name": "\(request.upstream.name)",
                 ])
             supervisor.metrics.recordError(code: error.code ?? error.type)
         } else {
@@ -268,7 +270,8 @@ extension Worker {
         let (outcome, usage) = response.ended(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
         supervisor.accountTry(
-            model: request.modelLabel, usage: usage, chunks: response.publishedChunks, ending: TryEnding(outcome))
+            upstream: request.upstream.name, model: request.modelLabel, usage: usage, chunks: response.publishedChunks,
+            ending: TryEnding(outcome))
         release(transfer, of: request)
         let result: RequestStateMachine.TryResult
         switch outcome {
@@ -319,7 +322,8 @@ extension Worker {
     /// Stops the request's running try, if any. Not from inside a callback.
     func stopTransfer(of request: InFlightRequest) {
         guard let transfer = request.transfer else { return }
-        supervisor.accountTry(model: request.modelLabel, response: request.response, ending: .stopped)
+        supervisor.accountTry(
+            upstream: request.upstream.name, model: request.modelLabel, response: request.response, ending: .stopped)
         multi.remove(transfer)
         request.transfer = nil
         request.response = nil

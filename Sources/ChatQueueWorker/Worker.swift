@@ -38,6 +38,9 @@ public final class Worker: ChunkSink {
     let routing: RoutingTable
     /// The upstreams, by `routing`'s upstream index.
     let upstreams: [UpstreamClient]
+    /// Each route's upstreams as its requests' state machines take them
+    /// (built once: a request shares its route's array, nothing is allocated per request).
+    let routeUpstreams: [[RequestStateMachine.RouteUpstream]]
     /// Which reply_to values are served (`replies.allowed_queues`), built once.
     let replyQueuePolicy: ReplyQueuePolicy
     var logger: Logger
@@ -99,6 +102,13 @@ public final class Worker: ChunkSink {
             UpstreamClient($0, retry: settings.retry, maxIdle: settings.worker.concurrency)
         }
         requestPolicy = upstreams[0].policy
+        routeUpstreams = settings.routing.routes.map { [upstreams] route in
+            route.targets.map {
+                RequestStateMachine.RouteUpstream(
+                    name: upstreams[$0.upstream].name, index: $0.upstream, model: $0.model,
+                    policy: upstreams[$0.upstream].policy)
+            }
+        }
         multi = CurlMulti(maxConnections: settings.worker.concurrency)
         pendingCancels = PendingCancels(
             lifetime: Deadline.nanoseconds(seconds: settings.cancel.rememberSeconds),

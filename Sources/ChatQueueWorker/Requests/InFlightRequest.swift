@@ -25,8 +25,8 @@ final class InFlightRequest: CurlTransferDelegate {
     let deliveryTag: UInt64
     let metadata: RequestMetadata
     let address: ReplyAddress
-    /// The body sent upstream: as received, or with the route's model rename.
-    var body: [UInt8]
+    /// The body as received (a try to an upstream with a model rename sends a renamed copy).
+    let body: [UInt8]
     var machine: RequestStateMachine
     /// The worker's logger with `request.id` and `correlation.id`, built at the
     /// first line logged for this request (most requests log none).
@@ -34,7 +34,7 @@ final class InFlightRequest: CurlTransferDelegate {
     private let workerLogger: Logger
     /// Whether chunks are forwarded (the request's `stream`).
     var streams = false
-    /// The upstream its tries call (the route's first; the first configured until routed).
+    /// The upstream of the current (or last) try; the first configured until a try starts.
     var upstream: UpstreamClient
     /// The request's model as a bounded metric label (`ModelLabels.bounded`), for token accounting.
     var modelLabel = ModelLabels.other
