@@ -133,4 +133,94 @@ struct UpstreamRoutingTests {
         let message = try String(contentsOf: errors, encoding: .utf8)
         #expect(message.contains("upstreams.routes") && message.contains("unknown upstream \"mian\""), "\(message)")
     }
+
+    // MARK: Fallback
+
+    /// A worker whose only route is `* -> <names>`, the upstreams given by name and base URL.
+    private func fallbackHarness(
+        _ label: String, _ upstreams: [(String, String)], settings extra: [String: String] = [:]
+    ) async throws -> IntegrationHarness {
+        var settings = extra
+        settings["upstreams.names"] = upstreams.map(\.0).joined(separator: ",")
+        for (name, url) in upstreams { settings["upstreams.\(name).url"] = url }
+        settings["upstreams.routes"] = "* -> " + upstreams.map(\.0).joined(separator: " ")
+        settings["retry.base_delay"] = settings["retry.base_delay"] ?? "0.01"
+        return try await IntegrationHarness.start(label, settings: settings)
+    }
+
+    /// A base URL nothing listens on: a mock's, after it shut down.
+    private func closedPortURL() async throws -> String {
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let url = mock.baseURL
+        try await mock.shutdown()
+        return url
+    }
+
+    @Test("fallback before the first chunk: a closed port and a 503 upstream give way to the healthy one")
+    func fallback() async throws {
+        var failing = MockUpstreamOptions()
+        failing.failEveryRequest = 503
+        let down = try await MockUpstream.start(failing)
+        let healthy = try await MockUpstream.start(MockUpstreamOptions())
+        let closed = try await closedPortURL()
+        let harness = try await fallbackHarness(
+            "fallback", [("closed", closed), ("down", down.baseURL), ("healthy", healthy.baseURL)])
+        let replies = try harness.exchange(json: chatRequest("w1 w2", stream: true))
+        let final = try #require(replies.last)
+        #expect(final.type == "chat.completion", "\(final.text)")
+        #expect(replies.count > 1, "the chunks of the healthy upstream's stream")
+        #expect(down.recordedRequests().count == 1)
+        #expect(healthy.recordedRequests().count == 1)
+        // The accounting names the upstream that answered.
+        let answered = try await harness.worker.waitForMetric(
+            "chatqueue_usage_tokens_total", #"upstream="healthy",model="deepseek-chat",kind="prompt""#, atLeast: 1,
+            timeout: 10)
+        #expect((answered ?? 0) >= 1)
+        #expect(harness.worker.metric("chatqueue_usage_tokens_total", #"upstream="default",model="deepseek-chat",kind="prompt""#) == nil)
+        #expect(try await harness.shutdown() == 0)
+        try await down.shutdown()
+        try await healthy.shutdown()
+    }
+
+    @Test("every upstream failing: retry.max_attempts bounds the tries in total, the error names the last try's upstream")
+    func allFailing() async throws {
+        var failing = MockUpstreamOptions()
+        failing.failEveryRequest = 503
+        let down = try await MockUpstream.start(failing)
+        let closed = try await closedPortURL()
+        let harness = try await fallbackHarness(
+            "fallback-all", [("down", down.baseURL), ("closed", closed)], settings: ["retry.max_attempts": "3"])
+        let replies = try harness.exchange(json: chatRequest(), correlationID: "all-failing")
+        #expect(replies.count == 1)
+        // Tries: down, closed, down (wrapped around after the backoff).
+        try expectErrorReply(
+            try #require(replies.last),
+            ExpectedError(
+                status: 503, type: "upstream_error", code: "service_unavailable", retryable: true, attempts: 3,
+                upstreamStatus: 503),
+            correlationID: "all-failing", upstream: "down")
+        #expect(down.recordedRequests().count == 2)
+        #expect(try await harness.shutdown() == 0)
+        try await down.shutdown()
+    }
+
+    @Test("no fallback after a chunk: a stream broken after its first chunks is stream_interrupted from its upstream")
+    func noFallbackAfterChunk() async throws {
+        let first = try await MockUpstream.start(MockUpstreamOptions())
+        let second = try await MockUpstream.start(MockUpstreamOptions())
+        let harness = try await fallbackHarness("fallback-chunk", [("first", first.baseURL), ("second", second.baseURL)])
+        let replies = try harness.exchange(
+            json: chatRequest("w w w w w w", stream: true, mock: #"{"drop_after":2}"#), correlationID: "broken")
+        let final = try #require(replies.last)
+        #expect(replies.count > 1, "chunks came before the error")
+        let body = try #require(final.json?.objectValue)
+        #expect(body["error"]?["code"]?.stringValue == "stream_interrupted", "\(final.text)")
+        #expect(body["upstream"] == .string("first"))
+        #expect(body["attempts"] == .number("1"))
+        #expect(first.recordedRequests().count == 1)
+        #expect(second.recordedRequests().isEmpty, "never switched after a chunk")
+        #expect(try await harness.shutdown() == 0)
+        try await first.shutdown()
+        try await second.shutdown()
+    }
 }
