@@ -1,3 +1,4 @@
+import ChatQueueCore
 import ChatQueueSystem
 import Configuration
 import Synchronization
@@ -17,6 +18,8 @@ struct ConfigLayers {
     private let overrides: [String: String]
     /// systemd's `$CREDENTIALS_DIRECTORY`, if set.
     private let credentialsDirectory: String?
+    /// The keys the configuration file sets.
+    private var fileKeys: [String] = []
 
     /// Secrets are short; anything larger is a wrong path.
     static let secretFileLimit = 64 * 1024
@@ -38,16 +41,22 @@ struct ConfigLayers {
             environmentVariables: Dictionary(
                 uniqueKeysWithValues: overrides.map { (SettingsLoader.encodedKey($0.key), $0.value) }
             ),
-            secretsSpecifier: .specific(Set(SettingKeys.secretNames.map(SettingsLoader.encodedKey)))
+            secretsSpecifier: .dynamic { key, _ in
+                overrides.keys.contains { SettingsLoader.encodedKey($0) == key && SettingKeys.isSecret($0) }
+            }
         )
         let environmentProvider = EnvironmentVariablesProvider(
             environmentVariables: self.environment,
-            secretsSpecifier: .specific(Set(SettingKeys.secretNames.map(SettingsLoader.environmentVariableName)))
+            secretsSpecifier: .dynamic { variable, _ in
+                SettingKeys.secretNames.contains { SettingsLoader.environmentVariableName(forKey: $0) == variable }
+                    || (variable.hasPrefix("CHATQUEUE_UPSTREAMS_") && variable.hasSuffix("_API_KEY"))
+            }
         ).prefixKeys(with: "chatqueue")  // worker.concurrency → CHATQUEUE_WORKER_CONCURRENCY
 
         var providers: [any ConfigProvider] = [overridesProvider, environmentProvider]
-        if let configFile, let fileProvider = try Self.yamlProvider(path: configFile) {
-            providers.append(fileProvider)
+        if let configFile, let file = try Self.yamlProvider(path: configFile) {
+            providers.append(file.provider)
+            fileKeys = file.keys
         }
         reader = ConfigReader(providers: providers, accessReporter: failures)
     }
@@ -125,6 +134,43 @@ struct ConfigLayers {
         return nil
     }
 
+    // MARK: Named upstreams
+
+    /// Refuses `upstreams.<name>.*` keys, in any layer, of a name not in `upstreams.names`
+    /// (a typo there would otherwise leave an upstream silently unconfigured).
+    func checkUpstreamKeys(declared names: [String]) throws(ConfigError) {
+        let known = Set(names)
+        let namesKey = SettingKeys.upstreamsNames.name
+        for key in fileKeys + overrides.keys.sorted() {
+            guard let name = SettingKeys.upstreamField(of: key)?.name ?? upstreamSection(key) else { continue }
+            guard known.contains(name) else {
+                throw ConfigError(key: key, message: "the upstream \"\(name)\" is not in \(namesKey)\(source(of: key))")
+            }
+        }
+        let prefix = SettingsLoader.environmentVariableName(forKey: "upstreams") + "_"
+        let allowed = Set(
+            [namesKey, SettingKeys.routes.name].map(SettingsLoader.environmentVariableName)
+                + names.flatMap { name in
+                    SettingKeys.upstreamFields.map {
+                        SettingsLoader.environmentVariableName(forKey: SettingKeys.upstreamKey(name, $0.field))
+                    }
+                })
+        for variable in environment.keys.sorted() where variable.hasPrefix(prefix) && !allowed.contains(variable) {
+            throw ConfigError(
+                key: variable,
+                message: "not a key of an upstream in \(namesKey) (CHATQUEUE_UPSTREAMS_<NAME>_<FIELD>, the name upper-cased)")
+        }
+    }
+
+    /// `upstreams.<name>` written alone (an empty section).
+    private func upstreamSection(_ key: String) -> String? {
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[0] == "upstreams", !RoutingTable.reservedNames.contains(String(parts[1])) else {
+            return nil
+        }
+        return String(parts[1])
+    }
+
     // MARK: Errors
 
     /// An error for a value of `key` that isn't allowed, saying which layer set it.
@@ -192,8 +238,8 @@ struct ConfigLayers {
         return Secret(text)
     }
 
-    /// The YAML file as a provider, or nil when it holds nothing but comments.
-    private static func yamlProvider(path: String) throws(ConfigError) -> (any ConfigProvider)? {
+    /// The YAML file as a provider and the keys it sets, or nil when it holds nothing but comments.
+    private static func yamlProvider(path: String) throws(ConfigError) -> (provider: any ConfigProvider, keys: [String])? {
         let bytes: [UInt8]
         do {
             bytes = try FileIO.read(path, limit: configFileLimit)
@@ -209,7 +255,7 @@ struct ConfigLayers {
         let options = YAMLSnapshot.ParsingOptions(
             secretsSpecifier: .dynamic { key, _ in
                 seenKeys.insert(key)
-                return SettingKeys.secretNames.contains(key)
+                return SettingKeys.isSecret(key)
             }
         )
         let snapshot: YAMLSnapshot
@@ -228,7 +274,7 @@ struct ConfigLayers {
                 throw ConfigError(key: key, message: "expected a mapping of \(key).* keys in \(path)")
             }
         }
-        return SnapshotProvider(fixedSnapshot: snapshot)
+        return (SnapshotProvider(fixedSnapshot: snapshot), seenKeys.sorted())
     }
 
     /// A YAML parse error on one line, without the parts where Yams quotes the file

@@ -1,3 +1,5 @@
+import ChatQueueCore
+
 // The configuration keys: the one place where names, defaults, allowed values and
 // documentation are written. The loader reads through these, `config/chatqueue.yaml`
 // is generated from them, and unknown-key detection checks against them.
@@ -360,6 +362,86 @@ enum SettingKeys {
             "Largest upstream response in bytes: a document, or a stream's events together (502 response_too_large past it). It bounds every reply, so keep it under the broker's max_message_size (RabbitMQ 4: 16 MiB) (1024...536870912)."
     )
 
+    // MARK: upstreams and routes
+
+    static let upstreamsNames = ListKey(
+        name: "upstreams.names",
+        defaultValue: [],
+        summary: """
+            Several upstreams: their names (lowercase letters, digits and _, starting with a letter; not \
+            "names" or "routes"), each configured by upstreams.<name>.* keys (below); upstreams.routes says \
+            which models go where. Empty: one upstream named "default", from the upstream.* keys, for every \
+            model. With names, upstream.url, upstream.api_key(_file) and upstream.ca_file are not used; \
+            upstream.proxy, upstream.models and upstream.max_response_bytes apply to every upstream, and the \
+            upstream.*_timeout keys are the defaults of each upstream's own.
+            """
+            + "\n" + upstreamFields.map { "upstreams.<name>.\($0.field): \($0.summary)" }.joined(separator: "\n"),
+        isSecret: false
+    )
+    static let routes = ListKey(
+        name: "upstreams.routes",
+        defaultValue: [],
+        summary: """
+            With upstreams.names: where each request's model goes, one entry per route, \
+            "<model pattern> -> <upstream>[=<model>] <upstream>[=<model>] ...". The pattern is an exact \
+            model name or a glob where * stands for any characters; the first route that matches, in the \
+            order written, wins; a model no route matches is answered model_not_found without any call. \
+            The upstreams are tried in order (the first one for now). =<model> sends that upstream the \
+            request with its model member renamed (the only change ever made to a request body). \
+            Example: ["deepseek-chat -> deepseek acedata=DeepSeek-V3", "* -> deepseek"]. In the \
+            environment, entries are separated by commas. Empty (and no upstreams.names): "* -> default".
+            """,
+        isSecret: false
+    )
+
+    /// The keys of each named upstream, `upstreams.<name>.<field>`.
+    struct UpstreamField: Sendable {
+        let field: String
+        let summary: String
+        var isSecret: Bool { field == "api_key" }
+    }
+
+    static let upstreamFields: [UpstreamField] = [
+        UpstreamField(field: "url", summary: "Base URL, http:// or https:// (required); /chat/completions is appended."),
+        UpstreamField(
+            field: "api_key",
+            summary: "Bearer token. Empty: upstreams.<name>.api_key_file, else $CREDENTIALS_DIRECTORY/upstreams.<name>.api_key, else none."),
+        UpstreamField(field: "api_key_file", summary: "File whose content is the api_key."),
+        UpstreamField(field: "ca_file", summary: "CA bundle (PEM) for a private CA. Empty: the system's."),
+        UpstreamField(field: "connect_timeout", summary: "Seconds; default upstream.connect_timeout."),
+        UpstreamField(field: "first_byte_timeout", summary: "Seconds; default upstream.first_byte_timeout."),
+        UpstreamField(field: "idle_timeout", summary: "Seconds; default upstream.idle_timeout."),
+        UpstreamField(
+            field: "max_concurrency",
+            summary: "Calls at once to this upstream (1...65535; 0: no limit of its own). Shown, not enforced yet."),
+        UpstreamField(
+            field: "headers",
+            summary: """
+                Extra headers, a list of "Name: value" (at most 32, 4096 bytes each; no CR, LF or other control \
+                characters; not Authorization, Content-Type, Content-Length, Expect, Host, Transfer-Encoding or \
+                Connection). Values with commas must be written as a YAML list.
+                """),
+    ]
+
+    /// The dotted key of a named upstream's field.
+    static func upstreamKey(_ name: String, _ field: String) -> String {
+        "upstreams.\(name).\(field)"
+    }
+
+    /// The upstream name and field of a key `upstreams.<name>.<field>`, if it is one.
+    static func upstreamField(of key: String) -> (name: String, field: String)? {
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "upstreams", RoutingTable.isValidName(String(parts[1])),
+            upstreamFields.contains(where: { $0.field == parts[2] })
+        else { return nil }
+        return (String(parts[1]), String(parts[2]))
+    }
+
+    /// Whether values of `key` are secrets (a fixed key, or an upstream's api_key).
+    static func isSecret(_ key: String) -> Bool {
+        secretNames.contains(key) || upstreamField(of: key)?.field == "api_key"
+    }
+
     // MARK: log
 
     static let logLevel = ChoiceKey<LogLevel>(
@@ -432,6 +514,7 @@ enum SettingKeys {
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
         upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamCAFile, upstreamProxy, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
+        upstreamsNames, routes,
         logLevel, logFormat,
         statusFile, statusInterval,
         cancelRememberSeconds, cancelRememberMax,
@@ -444,17 +527,18 @@ enum SettingKeys {
     /// The dotted names of keys whose values are secrets.
     static let secretNames: Set<String> = Set(all.filter(\.isSecret).map(\.name))
 
-    /// Whether `name` is a key chatqueue understands.
-    ///
-    /// Families of keys (such as a future `upstreams.<name>.url`) would be matched
-    /// here by pattern, next to the exact names.
+    /// Whether `name` is a key chatqueue understands: one of ``all``, or a
+    /// named upstream's `upstreams.<name>.<field>` (whether the name is
+    /// declared in `upstreams.names` is checked by the loader).
     static func isKnown(_ name: String) -> Bool {
-        names.contains(name)
+        names.contains(name) || upstreamField(of: name) != nil
     }
 
-    /// Whether `name` is a section holding keys, such as `worker`.
+    /// Whether `name` is a section holding keys, such as `worker` or `upstreams.<name>`.
     static func isSection(_ name: String) -> Bool {
-        names.contains { $0.hasPrefix(name + ".") }
+        if names.contains(where: { $0.hasPrefix(name + ".") }) { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts[0] == "upstreams" && RoutingTable.isValidName(String(parts[1]))
     }
 
     /// The known key closest to a misspelled one, if any is close enough to suggest.

@@ -139,8 +139,16 @@ public struct Settings: Sendable, Equatable {
     /// the backoff the request state machine follows.
     public typealias Retry = RetryBackoff
 
-    /// The DeepSeek-compatible API that answers requests.
+    /// A DeepSeek-compatible API that answers requests: `upstream.*` (the
+    /// one-upstream case, named `default`, and the defaults of named ones) or
+    /// one of `upstreams.<name>.*`.
     public struct Upstream: Sendable, Equatable {
+        /// `default`, or the name in `upstreams.names`.
+        public var name = "default"
+        /// `upstreams.<name>.headers`: extra `Name: value` lines, checked (`StaticHeader`).
+        public var headers: [String] = []
+        /// `upstreams.<name>.max_concurrency`; nil: no limit of its own (parsed and shown, not enforced yet).
+        public var maxConcurrency: Int? = nil
         /// `upstream.url`: the API base URL.
         public var url: String
         /// `upstream.api_key`, or from `upstream.api_key_file` or the credentials directory.
@@ -245,7 +253,14 @@ public struct Settings: Sendable, Equatable {
     public var replies: Replies
     public var worker: Worker
     public var retry: Retry
+    /// `upstream.*`: the single upstream, and what every named upstream shares
+    /// (`proxy`, `models`, `maxResponseBytes`, default timeouts).
     public var upstream: Upstream
+    /// The upstreams requests are sent to, in the order of `upstreams.names`
+    /// (``routing``'s upstream indices); `[upstream]` when none are named.
+    public var upstreams: [Upstream]
+    /// `routes`: which upstreams serve which models.
+    public var routing: RoutingTable
     public var log: Log
     public var status: Status
     public var metrics: Metrics
@@ -253,8 +268,11 @@ public struct Settings: Sendable, Equatable {
 
     public init(
         broker: Broker, queue: Queue, replies: Replies, worker: Worker, retry: Retry = Retry(), upstream: Upstream,
-        log: Log, status: Status = Status(), metrics: Metrics = Metrics(), cancel: Cancel = Cancel()
+        log: Log, status: Status = Status(), metrics: Metrics = Metrics(), cancel: Cancel = Cancel(),
+        upstreams: [Upstream]? = nil, routing: RoutingTable? = nil
     ) {
+        self.upstreams = upstreams ?? [upstream]
+        self.routing = routing ?? .single(upstream: upstream.name)
         self.cancel = cancel
         self.retry = retry
         self.broker = broker

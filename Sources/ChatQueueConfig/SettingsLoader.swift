@@ -33,6 +33,8 @@ public enum SettingsLoader {
         overrides: [String: String]
     ) throws(ConfigError) -> Settings {
         let layers = try ConfigLayers(configFile: configFile, environment: environment, overrides: overrides)
+        let upstream = try upstream(from: layers)
+        let (upstreams, routing) = try upstreams(from: layers, shared: upstream)
         return Settings(
             broker: try broker(from: layers),
             queue: try queue(from: layers),
@@ -50,7 +52,7 @@ public enum SettingsLoader {
                 maxDelay: try layers.seconds(SettingKeys.retryMaxDelay),
                 maxRetryAfter: try layers.seconds(SettingKeys.retryMaxRetryAfter)
             ),
-            upstream: try upstream(from: layers),
+            upstream: upstream,
             log: Settings.Log(
                 level: try layers.choice(SettingKeys.logLevel),
                 format: try layers.choice(SettingKeys.logFormat)
@@ -63,7 +65,9 @@ public enum SettingsLoader {
             cancel: Settings.Cancel(
                 rememberSeconds: try layers.seconds(SettingKeys.cancelRememberSeconds),
                 rememberMax: try layers.int(SettingKeys.cancelRememberMax)
-            )
+            ),
+            upstreams: upstreams,
+            routing: routing
         )
     }
 
@@ -166,6 +170,84 @@ public enum SettingsLoader {
         )
         upstream.caFile = nonEmpty(try layers.text(SettingKeys.upstreamCAFile))
         upstream.proxy = try proxy(from: layers)
+        return upstream
+    }
+
+    /// `upstreams.names`, each `upstreams.<name>.*`, and `routes`; without
+    /// names, `shared` (the `upstream.*` keys) alone, as `default`, for every model.
+    private static func upstreams(from layers: ConfigLayers, shared: Settings.Upstream) throws(ConfigError)
+        -> ([Settings.Upstream], RoutingTable)
+    {
+        let namesKey = SettingKeys.upstreamsNames
+        let routesKey = SettingKeys.routes
+        let names = try layers.list(namesKey) ?? namesKey.defaultValue
+        let entries = try layers.list(routesKey) ?? routesKey.defaultValue
+        try layers.checkUpstreamKeys(declared: names)
+        guard !names.isEmpty else {
+            guard entries.isEmpty else {
+                throw layers.invalid(
+                    routesKey.name, expected: "no upstreams.routes unless upstreams.names names the upstreams",
+                    got: excerpt(entries[0]))
+            }
+            return ([shared], .single(upstream: shared.name))
+        }
+        let routing: RoutingTable
+        do {
+            routing = try RoutingTable(upstreamNames: names, routeEntries: entries)
+        } catch {
+            let key = error.isRoute ? routesKey.name : namesKey.name
+            guard !error.entry.isEmpty else { throw layers.invalid(key, expected: "at least one route", got: "none") }
+            throw layers.invalid(key, expected: "no \(error.reason)", got: excerpt(error.entry))
+        }
+        var upstreams: [Settings.Upstream] = []
+        for name in names {
+            upstreams.append(try namedUpstream(name, from: layers, shared: shared))
+        }
+        return (upstreams, routing)
+    }
+
+    private static func namedUpstream(_ name: String, from layers: ConfigLayers, shared: Settings.Upstream)
+        throws(ConfigError) -> Settings.Upstream
+    {
+        func key(_ field: String) -> String { SettingKeys.upstreamKey(name, field) }
+        let url = try layers.text(TextKey(name: key("url"), defaultValue: "", summary: ""))
+        guard isPlainHTTPURL(url) else {
+            throw layers.invalid(
+                key("url"), expected: "an http:// or https:// URL with a host and no user info, query or fragment",
+                got: String(reflecting: redactedURL(url, hidingUser: true)))
+        }
+        let apiKey = SecretKey(
+            name: key("api_key"), summary: "", fileKey: TextKey(name: key("api_key_file"), defaultValue: "", summary: ""))
+        var upstream = shared
+        upstream.name = name
+        upstream.url = url
+        upstream.apiKey = try layers.secret(apiKey)
+        upstream.caFile = nonEmpty(try layers.text(TextKey(name: key("ca_file"), defaultValue: "", summary: "")))
+        upstream.connectTimeout = try layers.seconds(
+            SecondsKey(name: key("connect_timeout"), defaultValue: shared.connectTimeout, summary: ""))
+        upstream.firstByteTimeout = try layers.seconds(
+            SecondsKey(name: key("first_byte_timeout"), defaultValue: shared.firstByteTimeout, summary: ""))
+        upstream.idleTimeout = try layers.seconds(
+            SecondsKey(name: key("idle_timeout"), defaultValue: shared.idleTimeout, summary: ""))
+        let concurrency = try layers.int(IntKey(name: key("max_concurrency"), defaultValue: 0, range: 0...65535, summary: ""))
+        upstream.maxConcurrency = concurrency == 0 ? nil : concurrency
+        let headersKey = ListKey(name: key("headers"), defaultValue: [], summary: "", isSecret: false)
+        let lines = try layers.list(headersKey) ?? []
+        guard lines.count <= StaticHeader.maximumCount else {
+            throw layers.invalid(
+                headersKey.name, expected: "at most \(StaticHeader.maximumCount) headers", got: "\(lines.count)")
+        }
+        upstream.headers = []
+        for line in lines {
+            switch StaticHeader.line(parsing: line) {
+            case .success(let header): upstream.headers.append(header)
+            case .failure(let problem):
+                // The value may be a credential: only the name is shown.
+                throw layers.invalid(
+                    headersKey.name, expected: "\"Name: value\" headers, not \(problem)",
+                    got: excerpt(String(line.prefix { $0 != ":" })) + ": …")
+            }
+        }
         return upstream
     }
 

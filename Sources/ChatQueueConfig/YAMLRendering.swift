@@ -156,13 +156,42 @@ extension Settings {
         return YAMLDocument.render(
             header: "chatqueue effective configuration (secrets redacted).",
             lines: lines
-        )
+        ) + "\n# Routing table (first match wins; a model matching none is answered model_not_found):\n"
+            + routing.summaryLines.map { "#   " + $0 + "\n" }.joined()
+    }
+
+    /// Whether `upstreams.names` was set (anything but the one upstream of `upstream.*`, everywhere).
+    var hasNamedUpstreams: Bool {
+        upstreams != [upstream] || routing != .single(upstream: upstream.name)
+    }
+
+    /// Each named upstream's keys, for check-config (none in the one-upstream case).
+    private func namedUpstreamValues() -> [(key: any DocumentedKey, value: YAMLValue?)] {
+        guard hasNamedUpstreams else { return [] }
+        return upstreams.flatMap { upstream -> [(key: any DocumentedKey, value: YAMLValue?)] in
+            func key(_ field: String) -> TextKey {
+                TextKey(name: SettingKeys.upstreamKey(upstream.name, field), defaultValue: "", summary: "")
+            }
+            // Header values may hold credentials: names only.
+            let headers = upstream.headers.map { $0.prefix { $0 != ":" } + ": " + Secret.redactedText }
+            return [
+                (key("url"), .string(upstream.url)),
+                (key("api_key"), .string(upstream.apiKey == nil ? "" : Secret.redactedText)),
+                (key("ca_file"), .string(upstream.caFile ?? "")),
+                (key("connect_timeout"), .number(upstream.connectTimeout)),
+                (key("first_byte_timeout"), .number(upstream.firstByteTimeout)),
+                (key("idle_timeout"), .number(upstream.idleTimeout)),
+                (key("max_concurrency"), .int(upstream.maxConcurrency ?? 0)),
+                (key("headers"), .list(headers)),
+            ]
+        }
     }
 
     /// Every key with its effective value, in `SettingKeys.all` order; nil for keys
     /// Settings doesn't keep (the `*_file` keys, resolved into their secrets).
     func effectiveValues() -> [(key: any DocumentedKey, value: YAMLValue?)] {
         func secret(_ secret: Secret?) -> YAMLValue { .string(secret == nil ? "" : Secret.redactedText) }
+        let named = hasNamedUpstreams
         let urls = broker.endpoints.map(\.redacted)
         let values: [String: YAMLValue] = [
             SettingKeys.brokerURL.name: urls.count == 1 ? .string(urls[0]) : .list(urls),
@@ -207,8 +236,13 @@ extension Settings {
             SettingKeys.cancelRememberSeconds.name: .number(cancel.rememberSeconds),
             SettingKeys.cancelRememberMax.name: .int(cancel.rememberMax),
             SettingKeys.metricsTextfile.name: .string(metrics.textfile ?? ""),
+            SettingKeys.upstreamsNames.name: .list(named ? routing.upstreamNames : []),
+            SettingKeys.routes.name: .list(named ? routing.routes.map(routing.entry) : []),
         ]
-        return SettingKeys.all.map { ($0, values[$0.name]) }
+        return SettingKeys.all.flatMap { key -> [(key: any DocumentedKey, value: YAMLValue?)] in
+            let line: (key: any DocumentedKey, value: YAMLValue?) = (key, values[key.name])
+            return key.name == SettingKeys.upstreamsNames.name ? [line] + namedUpstreamValues() : [line]
+        }
     }
 
     private static func resolvedNote(for key: any DocumentedKey) -> String {

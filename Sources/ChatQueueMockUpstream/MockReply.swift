@@ -69,6 +69,9 @@ extension MockUpstreamState {
         if let expectedKey = self.options.requireAPIKey, Self.bearerToken(request.header("authorization")) != expectedKey {
             return .error(401)
         }
+        if let status = self.options.failEveryRequest {
+            return .error(status)
+        }
 
         let object: JSONObject
         do {

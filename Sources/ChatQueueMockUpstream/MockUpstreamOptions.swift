@@ -7,6 +7,9 @@ public struct MockUpstreamOptions: Sendable {
     public var port: Int = 0
     /// When set, a request without `Authorization: Bearer <key>` gets DeepSeek's 401.
     public var requireAPIKey: String? = nil
+    /// When set, every completion request gets this status (400...599) and
+    /// its OpenAI-shaped error, whatever it asks: an upstream that is down.
+    public var failEveryRequest: Int? = nil
     /// Delay between stream chunks; a request's `interval_ms` directive overrides it.
     public var chunkInterval: Duration = .zero
     /// Reply length in words ("w1 w2 …"); `nil` echoes the last user message instead.

@@ -28,7 +28,7 @@ extension Worker {
             machine: RequestStateMachine(
                 requestID: metadata.requestID, policy: requestPolicy, deadline: deadline.at,
                 deadlineFailure: deadline.failure),
-            logger: logger)
+            upstream: upstreams[0], logger: logger)
         request.sink = self
         track(request)
         if logger.logLevel <= .debug {
@@ -87,7 +87,10 @@ extension Worker {
         case .success(let validated):
             request.streams = validated.stream
             request.modelLabel = ModelLabels.bounded(validated.model)  // token accounting
-            return request.machine.call(now: now)
+            guard let route = routing.route(for: validated.model) else {
+                return request.machine.answer(.modelNotFound(validated.model))
+            }
+            return request.machine.call(now: now, route: routeUpstreams[route])
         }
     }
 
@@ -137,7 +140,9 @@ extension Worker {
             request.logger.info(
                 "upstream try failed; retrying",
                 metadata: [
-                    "upstream.failure": "\(failure)", "retry.wait_s": "\(wait)", "request.tries": "\(request.machine.tries)",
+                    "upstream.name": "\(request.upstream.name)", "upstream.failure": "\(failure)",
+                    "retry.wait_s": "\(wait)", "request.tries": "\(request.machine.tries)",
+                    "retry.upstream": "\(request.machine.nextUpstream?.name ?? request.upstream.name)",
                 ])
         case .publishFinal(let reply, let stopTransfer):
             if stopTransfer { self.stopTransfer(of: request) }
@@ -157,10 +162,20 @@ extension Worker {
 
     /// Starts an HTTP try; a transfer libcurl refuses ends the try at once.
     private func startTransfer(for request: InFlightRequest, now: Deadline) throws {
-        let transfer = idleTransfers.popLast() ?? CurlTransfer(options: upstreamOptions, headers: upstreamHeaders)
-        request.body.withUnsafeBytes { transfer.prepare(body: $0) }
+        // The try's upstream: the route's first, or the next one after a failure (fallback).
+        let target = request.machine.upstream
+        let upstream = target.map { upstreams[$0.index] } ?? upstreams[0]
+        request.upstream = upstream
+        let transfer = upstream.transfer()
+        // A route may rename the model for this upstream (validated bodies are objects, so it applies).
+        if let model = target?.model, let renamed = ModelRename.body(request.body, withModel: model) {
+            renamed.withUnsafeBytes { transfer.prepare(body: $0) }
+        } else {
+            request.body.withUnsafeBytes { transfer.prepare(body: $0) }
+        }
         transfer.delegate = request
-        request.response = UpstreamResponse(forwardChunks: request.streams, maxResponseBytes: requestPolicy.maxReplyBytes)
+        request.response = UpstreamResponse(
+            forwardChunks: request.streams, maxResponseBytes: request.machine.policy.maxReplyBytes)
         request.transfer = transfer
         request.transferPaused = false
         request.tryStartedAt = now.nanoseconds
@@ -203,6 +218,7 @@ extension Worker {
                 metadata: [
                     "error.code": "\(error.code ?? "")", "error.status": "\(error.status)",
                     "error.message": "\(error.message)", "request.tries": "\(request.machine.tries)",
+                    "upstream.name": "\(request.upstream.name)",
                 ])
             supervisor.metrics.recordError(code: error.code ?? error.type)
         } else {
@@ -254,7 +270,8 @@ extension Worker {
         let (outcome, usage) = response.ended(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
         supervisor.accountTry(
-            model: request.modelLabel, usage: usage, chunks: response.publishedChunks, ending: TryEnding(outcome))
+            upstream: request.upstream.name, model: request.modelLabel, usage: usage, chunks: response.publishedChunks,
+            ending: TryEnding(outcome))
         release(transfer, of: request)
         let result: RequestStateMachine.TryResult
         switch outcome {
@@ -305,7 +322,8 @@ extension Worker {
     /// Stops the request's running try, if any. Not from inside a callback.
     func stopTransfer(of request: InFlightRequest) {
         guard let transfer = request.transfer else { return }
-        supervisor.accountTry(model: request.modelLabel, response: request.response, ending: .stopped)
+        supervisor.accountTry(
+            upstream: request.upstream.name, model: request.modelLabel, response: request.response, ending: .stopped)
         multi.remove(transfer)
         request.transfer = nil
         request.response = nil
@@ -320,15 +338,10 @@ extension Worker {
             pausedRequests.removeAll { $0 === request }
             transfer.delegate = nil
         } else {
-            recycle(transfer)
+            transfer.delegate = nil
+            request.upstream.recycle(transfer)
         }
         request.transferPaused = false
-    }
-
-    /// Keeps a finished transfer's easy handle for the next request (up to the concurrency).
-    func recycle(_ transfer: CurlTransfer) {
-        transfer.delegate = nil
-        if idleTransfers.count < settings.worker.concurrency { idleTransfers.append(transfer) }
     }
 
     // MARK: - Chunks and backpressure

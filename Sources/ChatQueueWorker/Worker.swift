@@ -31,13 +31,19 @@ public final class Worker: ChunkSink {
 
     let settings: Settings
     let options: Options
-    /// The rules every request's state machine follows.
+    /// The rules a request's state machine follows until it is routed (the
+    /// first upstream's; each upstream's own timeouts are in its client).
     let requestPolicy: RequestStateMachine.Policy
+    /// Which upstreams serve which models (`routes`), looked up once per request.
+    let routing: RoutingTable
+    /// The upstreams, by `routing`'s upstream index.
+    let upstreams: [UpstreamClient]
+    /// Each route's upstreams as its requests' state machines take them
+    /// (built once: a request shares its route's array, nothing is allocated per request).
+    let routeUpstreams: [[RequestStateMachine.RouteUpstream]]
     /// Which reply_to values are served (`replies.allowed_queues`), built once.
     let replyQueuePolicy: ReplyQueuePolicy
     var logger: Logger
-    let upstreamOptions: CurlRequestOptions
-    let upstreamHeaders: CurlHeaderList
     let multi: CurlMulti
     let signals: SignalDescriptor
     /// Where the loop waits: the AMQP sockets, the signal pipe and libcurl's sockets.
@@ -57,8 +63,6 @@ public final class Worker: ChunkSink {
     /// When a malformed cancel was last logged, and how many were not logged since.
     var malformedCancelLoggedAt: Deadline?
     var malformedCancelsUnlogged = 0
-    /// Easy handles of finished transfers, reused by the next ones.
-    var idleTransfers: [CurlTransfer] = []
     public internal(set) var counters = WorkerCounters()
     /// An unusable Retry-After hint was logged (once per process: upstreams repeat them).
     var loggedIgnoredRetryHint = false
@@ -93,17 +97,18 @@ public final class Worker: ChunkSink {
         self.options = options
         self.logger = logger
         replyQueuePolicy = settings.replies.replyQueuePolicy
-        requestPolicy = RequestStateMachine.Policy(
-            retry: settings.retry,
-            firstByteTimeout: Deadline.nanoseconds(seconds: settings.upstream.firstByteTimeout),
-            idleTimeout: Deadline.nanoseconds(seconds: settings.upstream.idleTimeout),
-            maxReplyBytes: settings.upstream.maxResponseBytes)
-        upstreamOptions = CurlRequestOptions(
-            url: settings.upstream.completionsURL, connectTimeout: settings.upstream.connectTimeout,
-            caFile: settings.upstream.caFile, proxy: settings.upstream.proxy)
-        var headers = ["Content-Type: application/json", "Expect:", "User-Agent: chatqueue/\(ChatQueueVersion.current)"]
-        if let key = settings.upstream.apiKey { headers.append("Authorization: Bearer \(key.value)") }
-        upstreamHeaders = CurlHeaderList(headers)
+        routing = settings.routing
+        upstreams = settings.upstreams.map {
+            UpstreamClient($0, retry: settings.retry, maxIdle: settings.worker.concurrency)
+        }
+        requestPolicy = upstreams[0].policy
+        routeUpstreams = settings.routing.routes.map { [upstreams] route in
+            route.targets.map {
+                RequestStateMachine.RouteUpstream(
+                    name: upstreams[$0.upstream].name, index: $0.upstream, model: $0.model,
+                    policy: upstreams[$0.upstream].policy)
+            }
+        }
         multi = CurlMulti(maxConnections: settings.worker.concurrency)
         pendingCancels = PendingCancels(
             lifetime: Deadline.nanoseconds(seconds: settings.cancel.rememberSeconds),
@@ -152,7 +157,7 @@ public final class Worker: ChunkSink {
                     metadata: [
                         "broker.url": "\(endpoint.redacted)", "queue.name": "\(settings.queue.name)",
                         "worker.concurrency": "\(settings.worker.concurrency)",
-                        "upstream.url": "\(settings.upstream.completionsURL)",
+                        "upstream.url": "\(settings.upstreams.map(\.completionsURL).joined(separator: " "))",
                     ])
             } catch {
                 counters.brokerConnectFailures += 1

@@ -237,6 +237,89 @@ struct RequestStateMachineTests {
         #expect(deadlineReply.stoppedTry == nil)
     }
 
+    /// A route of `count` upstreams u0, u1, ...; u1 renames the model.
+    static func route(_ count: Int) -> [Machine.RouteUpstream] {
+        (0..<count).map { index in
+            var policy = Self.policy
+            policy.firstByteTimeout = UInt64(index + 2) * Self.second
+            return Machine.RouteUpstream(name: "u\(index)", index: index, model: index == 1 ? "m1" : nil, policy: policy)
+        }
+    }
+
+    @Test("a try follows its upstream's timeouts; the route is set once, at the first call")
+    func routedPolicy() {
+        let route = Self.route(2)
+        var machine = Self.machine()
+        #expect(machine.upstream == nil, "no upstream before the call")
+        #expect(Self.describe(machine.call(now: Self.now, route: route)) == "start 1")
+        #expect(machine.upstream == route[0] && machine.policy == route[0].policy)
+        #expect(machine.nextTimer == Self.now + 2 * Self.second)
+        #expect(Self.describe(machine.call(now: Self.now, route: Self.route(1))) == "none")
+        #expect(machine.route == route)
+    }
+
+    @Test("fallback: a retryable failure before any chunk moves to the next upstream at once, then wraps with backoff")
+    func fallback() throws {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now, route: Self.route(2))
+        // u0 fails: u1 next, without waiting (its Retry-After is u0's).
+        let moved = machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: 30), now: Self.now, random: 0.5)
+        #expect(Self.describe(moved) == "retry 0.0")
+        #expect(machine.nextUpstream?.name == "u1" && machine.upstream?.name == "u0")
+        #expect(Self.describe(machine.timerFired(now: Self.now, random: 0.5)) == "start 2")
+        #expect(machine.upstream?.name == "u1")
+        #expect(machine.nextTimer == Self.now + 3 * Self.second, "u1's first-byte timeout")
+        // u1 fails too: back to u0, after the backoff of a second retry (up to 1 s; random 0.5).
+        let wrapped = machine.tryEnded(.failure(.connectionFailed("refused"), retryAfter: nil), now: Self.now, random: 0.5)
+        #expect(Self.describe(wrapped) == "retry 0.5")
+        #expect(Self.describe(machine.timerFired(now: Self.now + Self.second, random: 0)) == "start 3")
+        #expect(machine.upstream?.name == "u0")
+        // u0 fails a third time: retry.max_attempts (3) is the bound in total, and the error names u0.
+        let final = machine.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: Self.now, random: 0.5)
+        guard case .publishFinal(let reply, _) = final else {
+            Issue.record("expected the final error, got \(Self.describe(final))")
+            return
+        }
+        let body = try #require(try JSONValue(parsing: reply.body).objectValue)
+        #expect(body["upstream"] == .string("u0"))
+        #expect(body["attempts"] == .number("3"))
+    }
+
+    @Test("no fallback after a chunk: stream_interrupted names the upstream that sent it")
+    func noFallbackAfterChunk() throws {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now, route: Self.route(3))
+        _ = machine.chunk()
+        let ended = machine.tryEnded(.failure(.connectionFailed("reset"), retryAfter: nil), now: Self.now, random: 0.5)
+        guard case .publishFinal(let reply, _) = ended else {
+            Issue.record("expected the final error, got \(Self.describe(ended))")
+            return
+        }
+        #expect(reply.error?.code == "stream_interrupted")
+        #expect(try JSONValue(parsing: reply.body).objectValue?["upstream"] == .string("u0"))
+        #expect(machine.tries == 1)
+    }
+
+    @Test("a non-retryable failure does not fall back; an error without a try names no upstream")
+    func noFallbackForRequestErrors() throws {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now, route: Self.route(2))
+        let ended = machine.tryEnded(.failure(.httpStatus(400, body: []), retryAfter: nil), now: Self.now, random: 0.5)
+        #expect(Self.describe(ended) == "final status 400 #1")
+        var unanswered = Self.machine()
+        guard case .publishFinal(let reply, _) = unanswered.answer(.invalidJSON("x")) else { return }
+        #expect(try JSONValue(parsing: reply.body).objectValue?["upstream"] == nil)
+        // Draining while waiting to move on: answered with the last try's failure, naming that try's upstream.
+        var draining = Self.machine()
+        _ = draining.call(now: Self.now, route: Self.route(2))
+        _ = draining.tryEnded(.failure(.httpStatus(503, body: []), retryAfter: nil), now: Self.now, random: 0.5)
+        guard case .publishFinal(let drained, _) = draining.drainStarted() else {
+            Issue.record("expected the final error")
+            return
+        }
+        #expect(try JSONValue(parsing: drained.body).objectValue?["upstream"] == .string("u0"))
+    }
+
     @Test("a paused try has no per-try timers, but its deadline still ends it")
     func deadlineWhilePaused() {
         var machine = Self.machine()
@@ -441,6 +524,9 @@ struct InvariantChecker {
     /// x-seq the next chunk or first final must carry, and the final's once published.
     var nextSeq: Int64 = 0
     var finalSeq: Int64?
+    /// The route given to `call` (empty: none), and the position of the last try started.
+    var route: [Machine.RouteUpstream] = []
+    var lastTryPosition: Int?
 
     /// A machine with a random policy and deadline: one try only or several,
     /// no deadline or one that comes soon, small reply limits.
@@ -459,6 +545,12 @@ struct InvariantChecker {
         machine = Machine(
             requestID: "r", policy: policy, deadline: deadlines.randomElement(using: &generator)!,
             deadlineFailure: Bool.random(using: &generator) ? .requestTimeout : .deadlineExceeded)
+        // No route, or one of 1 to 3 upstreams with timeouts of their own.
+        route = (0..<Int.random(in: 0...3, using: &generator)).map { index in
+            var own = policy
+            own.firstByteTimeout = UInt64.random(in: 1...20, using: &generator) * second
+            return Machine.RouteUpstream(name: "u\(index)", index: index, policy: own)
+        }
     }
 
     /// A try's end: completions of random sizes, failures of every kind, hints hostile or not.
@@ -510,7 +602,7 @@ struct InvariantChecker {
                 ? Self.randomResult(using: &generator)
                 : .failure(.httpStatus(503, body: []), retryAfter: nil)
             apply(machine.tryEnded(result, now: now, random: Double.random(in: 0..<1, using: &generator)), wasCalling: false)
-        case .call: apply(machine.call(now: now), wasCalling: wasCalling)
+        case .call: apply(machine.call(now: now, route: route), wasCalling: wasCalling)
         case .answer: apply(machine.answer(.invalidJSON("x")), wasCalling: wasCalling)
         case .refuse: apply(machine.refuse(), wasCalling: wasCalling)
         case .handBack: apply(machine.handBack(), wasCalling: wasCalling)
@@ -550,6 +642,15 @@ struct InvariantChecker {
             check(!transferRunning, "a second transfer started")
             check(finalsOut == 0, "upstream called after a final")
             check(!settled, "upstream called after settlement")
+            check(nextSeq == 0, "a new try (another upstream, or the same) after a chunk was published")
+            if !route.isEmpty {
+                let position = machine.routePosition
+                check(position < route.count && machine.upstream == route[position], "a try's upstream is not the route's")
+                check(machine.policy == route[position].policy, "a try not following its upstream's policy")
+                let expected = lastTryPosition.map { ($0 + 1) % route.count } ?? 0
+                check(position == expected, "try at upstream \(position), expected the route's next, \(expected)")
+                lastTryPosition = position
+            }
             transferRunning = true
             stops = false
         case .retryLater(_, _, let stop):
@@ -563,6 +664,11 @@ struct InvariantChecker {
                 finalSeq = reply.seq
             }
             check(reply.body.count <= machine.policy.maxReplyBytes || reply.kind == .error, "a final over the reply limit")
+            if reply.kind == .error {
+                let named = (try? JSONValue(parsing: reply.body))?.objectValue?["upstream"]
+                let expected = lastTryPosition.map { JSONValue.string(route[$0].name) }
+                check(named == expected, "the error names \(String(describing: named)), the last try was \(String(describing: expected))")
+            }
             finalsOut += 1
             stops = stop
         case .settle(let settlement, let reason, let stop):

@@ -40,10 +40,11 @@ extension IntegrationHarness {
 }
 
 /// Checks an `error` reply: properties, headers and the ErrorResponse body.
-/// `requestID` defaults to `correlationID` (the request id when there is no message_id).
+/// `requestID` defaults to `correlationID` (the request id when there is no message_id);
+/// `upstream` is the name the reply must give when a try was made (v2.2).
 func expectErrorReply(
     _ reply: ReceivedReply, _ expected: ExpectedError, correlationID: String, requestID: String? = nil, seq: Int64 = 0,
-    sourceLocation: SourceLocation = #_sourceLocation
+    upstream: String = "default", sourceLocation: SourceLocation = #_sourceLocation
 ) throws {
     let requestID = requestID ?? correlationID
     #expect(reply.type == "error", "reply: \(reply.text)", sourceLocation: sourceLocation)
@@ -57,7 +58,11 @@ func expectErrorReply(
     let body = try #require(reply.json?.objectValue, "error body is not a JSON object: \(reply.text)", sourceLocation: sourceLocation)
     var keys: Set<String> = ["error", "status", "request_id", "retryable", "attempts"]
     if expected.upstreamStatus != nil { keys.insert("upstream_status") }
+    if expected.attempts > 0 { keys.insert("upstream") }
     #expect(Set(body.keys) == keys, "body: \(reply.text)", sourceLocation: sourceLocation)
+    if expected.attempts > 0 {
+        #expect(body["upstream"]?.stringValue == upstream, "body: \(reply.text)", sourceLocation: sourceLocation)
+    }
     let error = try #require(body["error"]?.objectValue, "no error object: \(reply.text)", sourceLocation: sourceLocation)
     #expect(Set(error.keys) == ["message", "type", "code", "param"], "body: \(reply.text)", sourceLocation: sourceLocation)
 

@@ -9,7 +9,10 @@ runLibFuzzer(fuzzRequestStateMachine)
 /// is out. After every event: settled at most once and nothing after that,
 /// acked only after a confirm, one final at a time with its x-seq after the
 /// chunks, no try or chunk after a final, a transfer exactly while calling;
-/// a cancel always ends in the cancelled final, a requester gone only before one.
+/// a cancel always ends in the cancelled final, a requester gone only before one;
+/// with a route (0 to 4 upstreams): each try goes to the route's next
+/// upstream (the first at first), none after a chunk, and an error names the
+/// last try's upstream.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)
@@ -25,6 +28,12 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     let deadline = input.bool() ? Deadline.never : now + UInt64(input.byte()) * second
     var machine = RequestStateMachine(
         requestID: "fuzz", policy: policy, deadline: deadline, deadlineFailure: .deadlineExceeded)
+    let route = (0..<input.int(in: 0...4)).map { index in
+        var own = policy
+        own.firstByteTimeout = UInt64(input.byte()) * second
+        return RequestStateMachine.RouteUpstream(name: "u\(index)", index: index, policy: own)
+    }
+    var lastTryPosition: Int?
 
     var transferRunning = false
     var finalOut = false
@@ -38,6 +47,14 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
             break
         case .startTransfer:
             fuzzCheck(!transferRunning && finalSeq == nil && !settled, "a try started after a final, or twice")
+            fuzzCheck(nextSeq == 0, "a try after a chunk was published")
+            if !route.isEmpty {
+                let position = machine.routePosition
+                let expected = lastTryPosition.map { ($0 + 1) % route.count } ?? 0
+                fuzzCheck(position == expected && machine.upstream == route[position], "try at \(position), expected \(expected)")
+                fuzzCheck(machine.policy == route[position].policy, "a try not following its upstream's policy")
+                lastTryPosition = position
+            }
             transferRunning = true
         case .retryLater(_, let wait, let stop):
             fuzzCheck(wait.isFinite && wait >= 0, "retry wait \(wait)")
@@ -49,6 +66,10 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
             } else {
                 fuzzCheck(reply.seq == nextSeq && reply.publishes == 1, "final seq \(reply.seq), expected \(nextSeq)")
                 finalSeq = reply.seq
+            }
+            if reply.kind == .error {
+                let named = (try? JSONValue(parsing: reply.body))?.objectValue?["upstream"]
+                fuzzCheck(named == lastTryPosition.map { .string(route[$0].name) }, "the error names \(String(describing: named))")
             }
             finalOut = true
             if stop { transferRunning = false }
@@ -77,7 +98,7 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
         now += UInt64(input.byte()) * 100_000_000
         let wasCalling = machine.isCalling
         switch input.byte() % 17 {
-        case 0: apply(machine.call(now: now), wasCalling: wasCalling)
+        case 0: apply(machine.call(now: now, route: route), wasCalling: wasCalling)
         case 1: apply(machine.answer(.invalidJSON("")), wasCalling: wasCalling)
         case 2: apply(machine.refuse(), wasCalling: wasCalling)
         case 3: apply(machine.handBack(), wasCalling: wasCalling)

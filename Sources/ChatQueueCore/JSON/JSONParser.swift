@@ -526,6 +526,14 @@ struct JSONParser {
         }
     }
 
+    /// `skipValue`, returning the byte offsets of the value it moved past.
+    mutating func skipValueReturningRange() throws(JSONParseError) -> Range<Int> {
+        skipWhitespace()
+        let start = position
+        try skipValue()
+        return start..<position
+    }
+
     /// `scanObject` skipping every member, without the closure and key per member.
     private mutating func skipObject() throws(JSONParseError) {
         if try openContainer(closedBy: ASCII.closeBrace) { return }

@@ -114,7 +114,9 @@ public struct ChatError: Error, Sendable, Equatable {
     /// The ErrorResponse wire body, compact JSON, exactly these keys in this order:
     /// `{"error":{"message":"...","type":"...","code":"..."|null,"param":"..."|null},"status":400,"request_id":"...","retryable":false,"attempts":1,"upstream_status":402}`
     /// (`upstream_status` present only when ``upstreamStatus`` is non-nil).
-    public func responseBody(requestID: String, attempts: Int) -> [UInt8] {
+    /// `upstream`: the name of the upstream of the last try (contract v2.2),
+    /// nil when no try was made or no route named it.
+    public func responseBody(requestID: String, attempts: Int, upstream: String? = nil) -> [UInt8] {
         var error = JSONObject()
         error["message"] = .string(message)
         error["type"] = .string(type)
@@ -128,6 +130,9 @@ public struct ChatError: Error, Sendable, Equatable {
         body["attempts"] = .number(String(attempts))
         if let upstreamStatus {
             body["upstream_status"] = .number(String(upstreamStatus))
+        }
+        if let upstream {
+            body["upstream"] = .string(upstream)
         }
         return JSONValue.object(body).serialized()
     }

@@ -153,11 +153,39 @@ public struct RequestStateMachine: Sendable {
         }
     }
 
+    /// One upstream of the request's route, as its tries use it.
+    public struct RouteUpstream: Sendable, Equatable {
+        /// Its configured name (the error reply's `upstream`, logs, metrics).
+        public var name: String
+        /// The worker's index of it (its client, handles, counters).
+        public var index: Int
+        /// The model name this upstream is sent instead of the request's; nil: the body unchanged.
+        public var model: String?
+        /// The rules of a try to it (its first-byte and idle timeouts; the
+        /// retry and reply rules are the same for every upstream).
+        public var policy: Policy
+
+        public init(name: String, index: Int, model: String? = nil, policy: Policy) {
+            self.name = name
+            self.index = index
+            self.model = model
+            self.policy = policy
+        }
+    }
+
     // MARK: Stored
 
     public private(set) var state: State = .received
     public let requestID: String
-    public let policy: Policy
+    /// The rules of the current try: the creation's, then those of the
+    /// route's upstream each try goes to.
+    public private(set) var policy: Policy
+    /// The upstreams of the request's route, in the order tried (empty: one unnamed upstream, `policy`'s).
+    public private(set) var route: [RouteUpstream] = []
+    /// Which of `route` the current (or last) try went to.
+    public private(set) var routePosition = 0
+    /// Which of `route` the next try goes to.
+    private var nextRoutePosition = 0
     /// The whole request's deadline and the failure reported when it passes.
     public let deadline: Deadline
     public let deadlineFailure: UpstreamFailure
@@ -202,10 +230,24 @@ public struct RequestStateMachine: Sendable {
 
     // MARK: Events: arrival
 
-    /// The request is valid: make the first try.
-    public mutating func call(now: Deadline) -> Action {
+    /// The upstream of the current (or last) try; nil without a route.
+    public var upstream: RouteUpstream? {
+        route.isEmpty ? nil : route[routePosition]
+    }
+
+    /// The upstream the next try goes to (after a failure: the route's next); nil without a route.
+    public var nextUpstream: RouteUpstream? {
+        route.isEmpty ? nil : route[nextRoutePosition]
+    }
+
+    /// The request is valid: make the first try, to the first upstream of
+    /// `route` (the upstreams its model routes to, in order; empty: the one
+    /// upstream of the creation's policy).
+    public mutating func call(now: Deadline, route: [RouteUpstream] = []) -> Action {
         switch state {
         case .received:
+            self.route = route
+            nextRoutePosition = 0
             return startTry(number: 1, now: now)
         case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
             return .none
@@ -474,6 +516,8 @@ public struct RequestStateMachine: Sendable {
 
     private mutating func startTry(number: Int, now: Deadline) -> Action {
         tries = number
+        routePosition = nextRoutePosition
+        if !route.isEmpty { policy = route[routePosition].policy }
         state = .calling(
             Calling(
                 chunks: 0, firstByteDeadline: now + policy.firstByteTimeout, idleDeadline: .never, paused: false,
@@ -490,9 +534,17 @@ public struct RequestStateMachine: Sendable {
         if case .streamInterrupted = failure { worthRetrying = true }
         if worthRetrying, calling.chunks == 0, !draining {
             let secondsLeft = deadline.isNever ? Double.infinity : Double(deadline.nanoseconds(after: now)) / 1e9
-            if let wait = policy.retry.delay(
-                triesMade: tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
-            {
+            // Fallback: the next try goes to the route's next upstream. Moving
+            // on to one not tried yet in this round does not wait (the failure
+            // and its Retry-After are the last upstream's); wrapping around to
+            // the first waits the backoff as a retry of one upstream does.
+            let next = route.isEmpty ? 0 : (routePosition + 1) % route.count
+            let wait: Double? =
+                next != 0
+                ? (tries < policy.retry.maxAttempts && secondsLeft > 0 ? 0 : nil)
+                : policy.retry.delay(triesMade: tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
+            if let wait {
+                nextRoutePosition = next
                 state = .waitingToRetry(until: now.adding(seconds: wait), failure: failure)
                 return .retryLater(after: failure, wait: wait, stopTransfer: stopTransfer)
             }
@@ -508,7 +560,8 @@ public struct RequestStateMachine: Sendable {
     private mutating func publishError(
         _ error: ChatError, stopTransfer: Bool, stoppedTry: UpstreamFailure? = nil
     ) -> Action {
-        let body = error.responseBody(requestID: requestID, attempts: tries)
+        // The upstream of the last try, when one was made.
+        let body = error.responseBody(requestID: requestID, attempts: tries, upstream: tries > 0 ? upstream?.name : nil)
         let settlement: Settlement = error.disposition == .deadLetter ? .deadLetter : .ack
         return publishFinal(
             .error, body: body, error: error, settlement: settlement, stopTransfer: stopTransfer, stoppedTry: stoppedTry)

@@ -25,6 +25,7 @@ final class InFlightRequest: CurlTransferDelegate {
     let deliveryTag: UInt64
     let metadata: RequestMetadata
     let address: ReplyAddress
+    /// The body as received (a try to an upstream with a model rename sends a renamed copy).
     let body: [UInt8]
     var machine: RequestStateMachine
     /// The worker's logger with `request.id` and `correlation.id`, built at the
@@ -33,6 +34,8 @@ final class InFlightRequest: CurlTransferDelegate {
     private let workerLogger: Logger
     /// Whether chunks are forwarded (the request's `stream`).
     var streams = false
+    /// The upstream of the current (or last) try; the first configured until a try starts.
+    var upstream: UpstreamClient
     /// The request's model as a bounded metric label (`ModelLabels.bounded`), for token accounting.
     var modelLabel = ModelLabels.other
 
@@ -50,8 +53,9 @@ final class InFlightRequest: CurlTransferDelegate {
 
     init(
         deliveryTag: UInt64, metadata: RequestMetadata, replyTo: String, body: [UInt8], machine: RequestStateMachine,
-        logger: Logger
+        upstream: UpstreamClient, logger: Logger
     ) {
+        self.upstream = upstream
         self.deliveryTag = deliveryTag
         self.metadata = metadata
         self.address = ReplyAddress(

@@ -54,14 +54,16 @@ final class WorkerSupervisor {
     /// One HTTP try ended (`ending`): its usage, or the chunks it forwarded
     /// without one, go to the ledger under the request's model. A try stopped
     /// before its response began has nothing to count.
-    func accountTry(model: String, response: UpstreamResponse?, ending: TryEnding) {
+    func accountTry(upstream: String, model: String, response: UpstreamResponse?, ending: TryEnding) {
         guard let response else { return }
-        accountTry(model: model, usage: response.tokenUsage, chunks: response.publishedChunks, ending: ending)
+        accountTry(
+            upstream: upstream, model: model, usage: response.tokenUsage, chunks: response.publishedChunks,
+            ending: ending)
     }
 
     /// The same, for a try whose usage is known (`UpstreamResponse.ended`).
-    func accountTry(model: String, usage: TokenUsage?, chunks: Int, ending: TryEnding) {
-        metrics.tokens.record(model: model, usage: usage, chunks: chunks, ending: ending)
+    func accountTry(upstream: String, model: String, usage: TokenUsage?, chunks: Int, ending: TryEnding) {
+        metrics.tokens.record(upstream: upstream, model: model, usage: usage, chunks: chunks, ending: ending)
     }
 
     /// The longest the loop may sleep before `tick` needs to run again.
