@@ -165,6 +165,30 @@ struct CancellationTests {
         #expect(try await harness.shutdown() == 0)
     }
 
+    @Test("a request resent with the same id to a new reply queue is not abandoned when the old queue goes")
+    func resentRequestSurvivesOldQueue() async throws {
+        let (harness, exchange) = try await Self.start("resent")
+        defer { Self.deleteExchange(exchange) }
+        // The requester's first connection: its request streams, then its reply queue goes.
+        let first = try Requester(options: IntegrationEnvironment.brokerOptions(name: "test first requester"))
+        defer { first.connection.close() }
+        try first.send(to: harness.queue, body: Self.slowStream("first", words: 200), messageID: "req-resent")
+        _ = try Self.chunks(2, from: first)
+        // The same request, same id (same attempt number), sent again to a new reply queue.
+        try harness.requester.send(
+            to: harness.queue, body: Self.slowStream("again", words: 40), messageID: "req-resent")
+        _ = try Self.chunks(2, from: harness.requester)
+        try first.connection.deleteQueue(first.replyTo)
+
+        let status = try await harness.worker.waitForStatus(timeout: 10) { Self.cancels($0, "requests_abandoned") == 1 }
+        #expect(Self.cancels(status, "requests_abandoned") == 1, "the first delivery is abandoned")
+        let rest = try harness.collectReplies(timeout: 20)
+        #expect(rest.last?.type == "chat.completion", "the resent request runs to its end: \(rest.last?.text ?? "")")
+        let final = try await harness.worker.waitForStatus(timeout: 5) { $0["requests"]?["in_flight"]?.integerValue == 0 }
+        #expect(Self.cancels(final, "requests_abandoned") == 1)
+        #expect(try await harness.shutdown() == 0)
+    }
+
     @Test("10,000 malformed cancels are counted and dropped; the worker answers as before, its memory flat")
     func malformedStorm() async throws {
         let (harness, exchange) = try await Self.start("cancelstorm")
