@@ -470,7 +470,10 @@ struct MockUpstreamTests {
         )
         // The blocking client runs on a thread of its own: on the cooperative pool
         // (two threads on two cores) it could starve the shutdown it waits for.
-        let client = BlockingThread { try MockRawHTTP.exchange(port: port, bytes: request, timeout: 10) }
+        // Its timeout is long: the shutdown below resumes on that pool, which the
+        // blocking integration tests running in parallel can hold for many
+        // seconds (seen at 10 s in CI); the stream must end, however late.
+        let client = BlockingThread { try MockRawHTTP.exchange(port: port, bytes: request, timeout: 120) }
         try await Task.sleep(for: .milliseconds(200))
         try await mock.shutdown()
         let exchange = try await client.value()
