@@ -20,6 +20,7 @@ let fuzzTargets: [(name: String, modules: [String])] = [
     ("FuzzRetryAfter", ["ChatQueueCore"]),
     ("FuzzUpstreamResponse", ["ChatQueueCore"]),
     ("FuzzRequestStateMachine", ["ChatQueueCore"]),
+    ("FuzzCancelsAndRoutes", ["ChatQueueCore"]),
 ]
 
 // A path dependency's identity is its folder's name, which depends on where the clone lives.

@@ -81,11 +81,7 @@ final class ClientProcess {
 
     /// Waits for the exit (SIGKILL after `timeout` seconds); returns the status.
     func wait(timeout: Double = 30) -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
+        waitForExit(process, timeout: timeout)
     }
 
     deinit {

@@ -19,6 +19,15 @@ struct TokenAccountingTests {
         replies.filter { $0.type == "chat.completion.chunk" }.count
     }
 
+    /// The deepseek-chat stream's `chunks` are counted under `ending`, and no completion tokens at all.
+    private static func expectChunksWithoutUsage(_ chunks: Int, ending: String, of harness: IntegrationHarness) async throws {
+        let chat = #"upstream="default",model="deepseek-chat""#
+        let counted = try await harness.worker.waitForMetric(
+            "chatqueue_chunks_without_usage_total", chat + #",ending="\#(ending)""#, atLeast: chunks, timeout: 10)
+        #expect(counted == chunks)
+        #expect((harness.worker.metric("chatqueue_usage_tokens_total", chat + #",kind="completion""#) ?? 0) == 0)
+    }
+
     /// The status file's `usage.by_model` entry for `model`.
     private static func statusEntry(_ status: JSONValue?, model: String) -> JSONValue? {
         status?["usage"]?["by_model"]?.arrayValue?.first { $0["model"]?.stringValue == model }
@@ -106,11 +115,7 @@ struct TokenAccountingTests {
         #expect(replies.last?.json?["usage"] == nil || replies.last?.json?["usage"] == .null)
         let chunks = Self.chunkCount(replies)
         #expect(chunks >= 3)
-        let chat = #"upstream="default",model="deepseek-chat""#
-        let counted = try await harness.worker.waitForMetric(
-            "chatqueue_chunks_without_usage_total", chat + #",ending="completed""#, atLeast: chunks, timeout: 10)
-        #expect(counted == chunks)
-        #expect((harness.worker.metric("chatqueue_usage_tokens_total", chat + #",kind="completion""#) ?? 0) == 0)
+        try await Self.expectChunksWithoutUsage(chunks, ending: "completed", of: harness)
         #expect(try await harness.shutdown() == 0)
     }
 
@@ -128,11 +133,7 @@ struct TokenAccountingTests {
         replies += try harness.collectReplies()
         #expect(replies.last?.json?["error"]?["code"]?.stringValue == "cancelled", "\(replies.last?.text ?? "")")
         let chunks = Self.chunkCount(replies)
-        let chat = #"upstream="default",model="deepseek-chat""#
-        let counted = try await harness.worker.waitForMetric(
-            "chatqueue_chunks_without_usage_total", chat + #",ending="stopped""#, atLeast: chunks, timeout: 10)
-        #expect(counted == chunks)
-        #expect((harness.worker.metric("chatqueue_usage_tokens_total", chat + #",kind="completion""#) ?? 0) == 0)
+        try await Self.expectChunksWithoutUsage(chunks, ending: "stopped", of: harness)
         #expect(try await harness.shutdown() == 0)
     }
 }

@@ -154,11 +154,7 @@ final class WorkerProcess: @unchecked Sendable {
     @discardableResult
     func stop(timeout: Double = 60) -> Int32 {
         if process.isRunning { process.terminate() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
+        return waitForExit(process, timeout: timeout)
     }
 
     deinit {
@@ -167,6 +163,15 @@ final class WorkerProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: statusFile)
         try? FileManager.default.removeItem(atPath: metricsFile)
     }
+}
+
+/// Waits for `process` to exit (SIGKILL after `timeout` seconds); returns its status.
+func waitForExit(_ process: Process, timeout: Double) -> Int32 {
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    return process.terminationStatus
 }
 
 struct TestFailure: Error, CustomStringConvertible {
