@@ -111,7 +111,7 @@ extension Worker {
                 "request.id": "\(requestID ?? "?")",
                 "correlation.id": "\(returned.properties.correlationID ?? "")",
                 "reply.type": "\(returned.properties.type ?? "")",
-                "reply.routing_key": "\(routingKey(of: returned.method))",
+                "reply.routing_key": "\(replyQueue)",
             ])
     }
 }

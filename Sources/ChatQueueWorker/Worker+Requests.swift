@@ -283,7 +283,7 @@ extension Worker {
             var retryAfter: Double?
             switch RetryBackoff.retryAfterHint(
                 milliseconds: response.retryAfterMilliseconds, header: response.retryAfter,
-                nowUnixSeconds: Double(WallClock.unixMilliseconds()) / 1000)
+                nowUnixSeconds: WallClock.unixSeconds())
             {
             case .absent: break
             case .seconds(let seconds): retryAfter = seconds

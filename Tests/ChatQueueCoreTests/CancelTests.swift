@@ -13,6 +13,7 @@ struct CancelMessageTests {
         #expect(Self.parse(#"{"request_id": "req-1"}"#) == .success("req-1"))
         #expect(Self.parse(#"{"request_id":"r","other":[1,2]}"#, contentType: "Application/JSON; charset=utf-8") == .success("r"))
         #expect(Self.parse(#"{"request_id":"r"}"#, contentType: nil) == .success("r"))
+        #expect(Self.parse(#"{"request_id":"r"}"#, contentType: "  ") == .success("r"), "blank is absent, as for requests")
         let longest = String(repeating: "a", count: CancelMessage.maxRequestIDBytes)
         #expect(Self.parse(#"{"request_id":"\#(longest)"}"#) == .success(longest))
     }

@@ -128,7 +128,7 @@ struct SupervisionMetricsTests {
                 "# HELP chatqueue_cancels_malformed_total Cancel messages dropped as malformed.",
                 "# TYPE chatqueue_cancels_malformed_total counter",
                 "chatqueue_cancels_malformed_total{\(i)} 16",
-                "# HELP chatqueue_cancels_remembered_total Cancels of requests not held by this worker, remembered in case the request arrives later.",
+                "# HELP chatqueue_cancels_remembered_total Cancels remembered (held here or not), in case the request arrives, or arrives again, later.",
                 "# TYPE chatqueue_cancels_remembered_total counter",
                 "chatqueue_cancels_remembered_total{\(i)} 17",
             ]

@@ -28,7 +28,7 @@ public enum CancelMessage {
         guard bodySize <= UInt64(maxBodyBytes), body.count <= maxBodyBytes else {
             return .failure(.tooLarge(Int(clamping: bodySize)))
         }
-        if let contentType, !isJSON(contentType) {
+        if let contentType, !RequestValidator.isJSONContentType(contentType) {
             return .failure(.contentType(TextExcerpt.make(contentType, limit: 64)))
         }
         guard let value = try? JSONValue(parsing: body) else { return .failure(.notJSON) }
@@ -43,21 +43,6 @@ public enum CancelMessage {
     /// The body a requester publishes to cancel `requestID`.
     public static func body(requestID: String) -> [UInt8] {
         JSONValue.object(["request_id": .string(requestID)]).serialized()
-    }
-
-    /// `application/json`, any case, parameters (`; charset=utf-8`) allowed.
-    static func isJSON(_ contentType: String) -> Bool {
-        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return mediaType.trimmingSpaces().lowercased() == "application/json"
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var text = self
-        while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
-        while let last = text.last, last == " " || last == "\t" { text.removeLast() }
-        return text
     }
 }
 

@@ -40,7 +40,7 @@ public struct WorkerCounters: Sendable, Equatable {
     public var cancelsReceived = 0
     /// Of those, the ones dropped as malformed.
     public var cancelsMalformed = 0
-    /// Of those, the ones naming a request this worker did not hold, remembered for its arrival.
+    /// Of those, the ones remembered (held here or not) for the request's arrival or redelivery.
     public var cancelsRemembered = 0
 
     public init() {}

@@ -42,8 +42,4 @@ struct RequestIndex {
     func deliveryTags(of requestID: String) -> [UInt64] {
         tags[requestID]?.all ?? []
     }
-
-    mutating func removeAll() {
-        tags.removeAll()
-    }
 }

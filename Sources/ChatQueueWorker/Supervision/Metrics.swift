@@ -212,7 +212,7 @@ public enum PrometheusText {
             snapshot.counters.cancelsMalformed)
         counter(
             "chatqueue_cancels_remembered_total",
-            "Cancels of requests not held by this worker, remembered in case the request arrives later.",
+            "Cancels remembered (held here or not), in case the request arrives, or arrives again, later.",
             snapshot.counters.cancelsRemembered)
         return output
     }
