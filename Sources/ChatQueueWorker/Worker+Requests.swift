@@ -86,7 +86,7 @@ extension Worker {
             return request.machine.answer(error)
         case .success(let validated):
             request.streams = validated.stream
-            request.modelLabel = ModelLabels.bounded(validated.model)  // token accounting
+            request.model = validated.model  // token accounting (the ledger bounds it into a label)
             guard let route = routing.route(for: validated.model) else {
                 return request.machine.answer(.modelNotFound(validated.model))
             }
@@ -270,7 +270,7 @@ extension Worker {
         let (outcome, usage) = response.ended(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
         supervisor.accountTry(
-            upstream: request.upstream.name, model: request.modelLabel, usage: usage, chunks: response.publishedChunks,
+            upstream: request.upstream.name, model: request.model, usage: usage, chunks: response.publishedChunks,
             ending: TryEnding(outcome))
         release(transfer, of: request)
         let result: RequestStateMachine.TryResult
@@ -323,7 +323,7 @@ extension Worker {
     func stopTransfer(of request: InFlightRequest) {
         guard let transfer = request.transfer else { return }
         supervisor.accountTry(
-            upstream: request.upstream.name, model: request.modelLabel, response: request.response, ending: .stopped)
+            upstream: request.upstream.name, model: request.model, response: request.response, ending: .stopped)
         multi.remove(transfer)
         request.transfer = nil
         request.response = nil

@@ -36,8 +36,8 @@ final class InFlightRequest: CurlTransferDelegate {
     var streams = false
     /// The upstream of the current (or last) try; the first configured until a try starts.
     var upstream: UpstreamClient
-    /// The request's model as a bounded metric label (`ModelLabels.bounded`), for token accounting.
-    var modelLabel = ModelLabels.other
+    /// The request's model, for token accounting (the ledger bounds it into a label).
+    var model = ""
 
     /// The running HTTP try's transfer and response, while `machine` is calling.
     var transfer: CurlTransfer?
