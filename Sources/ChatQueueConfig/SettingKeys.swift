@@ -362,6 +362,61 @@ enum SettingKeys {
             "Largest upstream response in bytes: a document, or a stream's events together (502 response_too_large past it). It bounds every reply, so keep it under the broker's max_message_size (RabbitMQ 4: 16 MiB) (1024...536870912)."
     )
 
+    static let upstreamMaxConcurrency = IntKey(
+        name: "upstream.max_concurrency",
+        defaultValue: 0,
+        range: 0...65535,
+        summary: """
+            Most tries at once to the upstream (the top of its window; each named upstream's default). \
+            0: worker.concurrency.
+            """
+    )
+    static let upstreamAdaptiveConcurrency = BoolKey(
+        name: "upstream.adaptive_concurrency",
+        defaultValue: true,
+        summary: """
+            Adapt each upstream's window of tries at once (AIMD): +1 per window of answers, x0.7 on a 429 \
+            or 503 or x-ratelimit-remaining-* at 0, between 1 and max_concurrency; tries beyond it wait in \
+            the worker. false: the window stays at max_concurrency.
+            """
+    )
+    static let upstreamOnAccountError = ChoiceKey<AccountErrorMode>(
+        name: "upstream.on_account_error",
+        defaultValue: .reply,
+        summary: """
+            What a 401, 402 or 403 (the account, not the request) does once no other upstream of the \
+            route takes the request: reply (answer it with the error, contract v1) or hold (never answer \
+            it: the request waits or goes back to the queue, the upstream's breaker opens with the reason \
+            and is probed every upstream.hold_probe_interval; consuming stops while no route has an \
+            upstream up). Each upstream may set its own (upstreams.<name>.on_account_error).
+            """
+    )
+    static let upstreamBreakerFailures = IntKey(
+        name: "upstream.breaker_failures",
+        defaultValue: 5,
+        range: 1...1000,
+        summary: """
+            Retryable failures in a row (connection errors, timeouts, 408, 429, 5xx, broken streams) that \
+            open an upstream's circuit breaker: no tries go to it for upstream.breaker_cooldown, then one \
+            probe (1...1000).
+            """
+    )
+    static let upstreamBreakerCooldown = SecondsKey(
+        name: "upstream.breaker_cooldown",
+        defaultValue: 15,
+        summary: "Seconds an open breaker waits before its probe; the upstream's Retry-After is a floor."
+    )
+    static let upstreamBreakerMaxCooldown = SecondsKey(
+        name: "upstream.breaker_max_cooldown",
+        defaultValue: 300,
+        summary: "Longest a Retry-After may keep a breaker open (at least upstream.breaker_cooldown)."
+    )
+    static let upstreamHoldProbeInterval = SecondsKey(
+        name: "upstream.hold_probe_interval",
+        defaultValue: 30,
+        summary: "Seconds between probes of an upstream held by an account error (on_account_error: hold)."
+    )
+
     // MARK: upstreams and routes
 
     static let upstreamsNames = ListKey(
@@ -413,7 +468,10 @@ enum SettingKeys {
         UpstreamField(field: "idle_timeout", summary: "Seconds; default upstream.idle_timeout."),
         UpstreamField(
             field: "max_concurrency",
-            summary: "Calls at once to this upstream (1...65535; 0: no limit of its own). Shown, not enforced yet."),
+            summary: "Most tries at once to this upstream (0...65535); default upstream.max_concurrency."),
+        UpstreamField(
+            field: "adaptive_concurrency", summary: "true or false; default upstream.adaptive_concurrency."),
+        UpstreamField(field: "on_account_error", summary: "reply or hold; default upstream.on_account_error."),
         UpstreamField(
             field: "headers",
             summary: """
@@ -514,6 +572,8 @@ enum SettingKeys {
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
         upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamCAFile, upstreamProxy, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
+        upstreamMaxConcurrency, upstreamAdaptiveConcurrency, upstreamOnAccountError,
+        upstreamBreakerFailures, upstreamBreakerCooldown, upstreamBreakerMaxCooldown, upstreamHoldProbeInterval,
         upstreamsNames, routes,
         logLevel, logFormat,
         statusFile, statusInterval,

@@ -8,6 +8,15 @@ public enum QueueType: String, Sendable, CaseIterable {
     case classic
 }
 
+/// What a 401, 402 or 403 from an upstream does (`upstream.on_account_error`).
+public enum AccountErrorMode: String, Sendable, CaseIterable {
+    /// Answer the request with the error (contract v1), unless another upstream of its route takes it.
+    case reply
+    /// Never answer it: the request waits for another upstream of its route,
+    /// or goes back to the queue; the upstream's breaker opens and is probed.
+    case hold
+}
+
 /// How log lines are written to standard error.
 public enum LogFormat: String, Sendable, CaseIterable {
     /// One human-readable line per message.
@@ -147,8 +156,18 @@ public struct Settings: Sendable, Equatable {
         public var name = "default"
         /// `upstreams.<name>.headers`: extra `Name: value` lines, checked (`StaticHeader`).
         public var headers: [String] = []
-        /// `upstreams.<name>.max_concurrency`; nil: no limit of its own (parsed and shown, not enforced yet).
+        /// `upstream.max_concurrency` or `upstreams.<name>.max_concurrency`: the
+        /// most tries at once to it (its window's top); nil: `worker.concurrency`.
         public var maxConcurrency: Int? = nil
+        /// `upstream.adaptive_concurrency`: the window adapts (AIMD) between 1 and the maximum.
+        public var adaptiveConcurrency = true
+        /// `upstream.on_account_error`: what 401/402/403 do.
+        public var onAccountError: AccountErrorMode = .reply
+        /// `upstream.breaker_*` and `upstream.hold_probe_interval` (the same for every upstream).
+        public var breakerFailures = 5
+        public var breakerCooldown: Double = 15
+        public var breakerMaxCooldown: Double = 300
+        public var holdProbeInterval: Double = 30
         /// `upstream.url`: the API base URL.
         public var url: String
         /// `upstream.api_key`, or from `upstream.api_key_file` or the credentials directory.

@@ -170,6 +170,20 @@ public enum SettingsLoader {
         )
         upstream.caFile = nonEmpty(try layers.text(SettingKeys.upstreamCAFile))
         upstream.proxy = try proxy(from: layers)
+        let concurrency = try layers.int(SettingKeys.upstreamMaxConcurrency)
+        upstream.maxConcurrency = concurrency == 0 ? nil : concurrency
+        upstream.adaptiveConcurrency = try layers.bool(SettingKeys.upstreamAdaptiveConcurrency)
+        upstream.onAccountError = try layers.choice(SettingKeys.upstreamOnAccountError)
+        upstream.breakerFailures = try layers.int(SettingKeys.upstreamBreakerFailures)
+        upstream.breakerCooldown = try layers.seconds(SettingKeys.upstreamBreakerCooldown)
+        upstream.breakerMaxCooldown = try layers.seconds(SettingKeys.upstreamBreakerMaxCooldown)
+        guard upstream.breakerMaxCooldown >= upstream.breakerCooldown else {
+            throw layers.invalid(
+                SettingKeys.upstreamBreakerMaxCooldown.name,
+                expected: "at least upstream.breaker_cooldown (\(upstream.breakerCooldown))",
+                got: "\(upstream.breakerMaxCooldown)")
+        }
+        upstream.holdProbeInterval = try layers.seconds(SettingKeys.upstreamHoldProbeInterval)
         return upstream
     }
 
@@ -229,8 +243,13 @@ public enum SettingsLoader {
             SecondsKey(name: key("first_byte_timeout"), defaultValue: shared.firstByteTimeout, summary: ""))
         upstream.idleTimeout = try layers.seconds(
             SecondsKey(name: key("idle_timeout"), defaultValue: shared.idleTimeout, summary: ""))
-        let concurrency = try layers.int(IntKey(name: key("max_concurrency"), defaultValue: 0, range: 0...65535, summary: ""))
+        let concurrency = try layers.int(
+            IntKey(name: key("max_concurrency"), defaultValue: shared.maxConcurrency ?? 0, range: 0...65535, summary: ""))
         upstream.maxConcurrency = concurrency == 0 ? nil : concurrency
+        upstream.adaptiveConcurrency = try layers.bool(
+            BoolKey(name: key("adaptive_concurrency"), defaultValue: shared.adaptiveConcurrency, summary: ""))
+        upstream.onAccountError = try layers.choice(
+            ChoiceKey(name: key("on_account_error"), defaultValue: shared.onAccountError, summary: ""))
         let headersKey = ListKey(name: key("headers"), defaultValue: [], summary: "", isSecret: false)
         let lines = try layers.list(headersKey) ?? []
         guard lines.count <= StaticHeader.maximumCount else {

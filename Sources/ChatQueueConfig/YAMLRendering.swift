@@ -182,6 +182,8 @@ extension Settings {
                 (key("first_byte_timeout"), .number(upstream.firstByteTimeout)),
                 (key("idle_timeout"), .number(upstream.idleTimeout)),
                 (key("max_concurrency"), .int(upstream.maxConcurrency ?? 0)),
+                (key("adaptive_concurrency"), .bool(upstream.adaptiveConcurrency)),
+                (key("on_account_error"), .string(upstream.onAccountError.rawValue)),
                 (key("headers"), .list(headers)),
             ]
         }
@@ -229,6 +231,13 @@ extension Settings {
             SettingKeys.upstreamFirstByteTimeout.name: .number(upstream.firstByteTimeout),
             SettingKeys.upstreamIdleTimeout.name: .number(upstream.idleTimeout),
             SettingKeys.upstreamMaxResponseBytes.name: .int(upstream.maxResponseBytes),
+            SettingKeys.upstreamMaxConcurrency.name: .int(upstream.maxConcurrency ?? 0),
+            SettingKeys.upstreamAdaptiveConcurrency.name: .bool(upstream.adaptiveConcurrency),
+            SettingKeys.upstreamOnAccountError.name: .string(upstream.onAccountError.rawValue),
+            SettingKeys.upstreamBreakerFailures.name: .int(upstream.breakerFailures),
+            SettingKeys.upstreamBreakerCooldown.name: .number(upstream.breakerCooldown),
+            SettingKeys.upstreamBreakerMaxCooldown.name: .number(upstream.breakerMaxCooldown),
+            SettingKeys.upstreamHoldProbeInterval.name: .number(upstream.holdProbeInterval),
             SettingKeys.logLevel.name: .string(log.level.rawValue),
             SettingKeys.logFormat.name: .string(log.format.rawValue),
             SettingKeys.statusFile.name: .string(status.file ?? ""),

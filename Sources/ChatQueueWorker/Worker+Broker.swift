@@ -74,44 +74,13 @@ extension Worker {
         case .cancel(let tag):
             session.consumerWasCancelled()
             // Draining: nothing more is wanted. Degraded: the probe logic subscribes when idle.
-            guard !draining, !health.isDegraded else { return }
+            guard !draining, state != .degraded else { return }
             logger.warning("broker cancelled the consumer; subscribing again", metadata: ["consumer.tag": "\(tag)"])
             try session.subscribe(queue: settings.queue.name, prefetch: settings.worker.concurrency)
         case .channelClose(let code, let text), .connectionClose(let code, let text):
             throw AMQPError(code: .channelClosed(replyCode: code), message: text, context: "consumer")
         default:
             break
-        }
-    }
-
-    /// Counts a finished HTTP try towards the upstream's health (nil: it
-    /// worked) and switches between running and degraded when it tips. A
-    /// failure that is the request's fault (400, 401, 402, ...) is no trouble,
-    /// but no success either.
-    func recordTry(_ failure: UpstreamFailure?) throws {
-        let trouble = failure.map(Self.countsAsUpstreamTrouble) ?? false
-        if trouble, let failure {
-            supervisor.upstreamLastError = "\(failure)"
-        } else if failure == nil {
-            supervisor.upstreamLastSuccess = WallClock.unixMilliseconds()
-        }
-        switch health.record(retryableFailure: trouble) {
-        case .none:
-            return
-        case .degrade:
-            guard let session, !draining else { return }
-            logger.warning(
-                "upstream keeps failing: degraded, taking no new requests",
-                metadata: ["upstream.consecutive_failures": "\(health.consecutiveFailures)"])
-            counters.degradations += 1
-            state = .degraded
-            try session.unsubscribe()
-        case .recover:
-            guard let session, !draining else { return }
-            logger.notice("upstream recovered: taking requests again")
-            state = .running
-            try session.unsubscribe()
-            try session.subscribe(queue: settings.queue.name, prefetch: settings.worker.concurrency)
         }
     }
 }

@@ -18,6 +18,7 @@ extension Worker {
     func untrack(_ request: InFlightRequest) {
         guard inFlight.removeValue(forKey: request.deliveryTag) != nil else { return }
         inFlightByRequestID.remove(request.metadata.requestID, deliveryTag: request.deliveryTag)
+        if !waitingForUpstream.isEmpty { waitingForUpstream.removeAll { $0 === request } }
     }
 
     /// The requests in flight under `requestID` (usually one, often none).

@@ -21,6 +21,8 @@ extension Worker {
             properties: message.properties, redelivered: redelivered,
             defaultReplyQueue: settings.replies.defaultQueue, makeID: { RequestID.generate() })
         if metadata.attempt > 1 { counters.redelivered += 1 }
+        // Degraded: this is the probe; no more until it is done.
+        if state == .degraded, session.isConsuming { try session.unsubscribe() }
         let now = Deadline.now()
         let deadline = requestDeadline(metadata, now: now)
         let request = InFlightRequest(
@@ -90,7 +92,9 @@ extension Worker {
             guard let route = routing.route(for: validated.model) else {
                 return request.machine.answer(.modelNotFound(validated.model))
             }
-            return request.machine.call(now: now, route: routeUpstreams[route])
+            request.route = route
+            return request.machine.call(
+                now: now, route: routeUpstreams[route], availability: availability(of: request, now: now))
         }
     }
 
@@ -132,11 +136,11 @@ extension Worker {
         case .startTransfer(let number):
             if number > 1 { counters.retried += 1 }
             try startTransfer(for: request, now: .now())
+        case .awaitUpstream:
+            try awaitUpstream(request)
         case .retryLater(let failure, let wait, let stopTransfer):
-            if stopTransfer {
-                self.stopTransfer(of: request)
-                try recordTry(failure)
-            }
+            // A try a timer stopped (first byte) tells about the upstream's health like any other.
+            if stopTransfer { self.stopTransfer(of: request, failure: failure) }
             request.logger.info(
                 "upstream try failed; retrying",
                 metadata: [
@@ -145,9 +149,7 @@ extension Worker {
                     "retry.upstream": "\(request.machine.nextUpstream?.name ?? request.upstream.name)",
                 ])
         case .publishFinal(let reply, let stopTransfer):
-            if stopTransfer { self.stopTransfer(of: request) }
-            // A try that a timer ended tells about the upstream's health like any other.
-            if let failure = reply.stoppedTry { try recordTry(failure) }
+            if stopTransfer { self.stopTransfer(of: request, failure: reply.stoppedTry) }
             try publishFinal(reply, of: request)
         case .settle(let settlement, let reason, let stopTransfer):
             if stopTransfer { self.stopTransfer(of: request) }
@@ -166,6 +168,7 @@ extension Worker {
         let target = request.machine.upstream
         let upstream = target.map { upstreams[$0.index] } ?? upstreams[0]
         request.upstream = upstream
+        tryStarted(request, now: now)
         let transfer = upstream.transfer()
         // A route may rename the model for this upstream (validated bodies are objects, so it applies).
         if let model = target?.model, let renamed = ModelRename.body(request.body, withModel: model) {
@@ -188,7 +191,7 @@ extension Worker {
             request.transfer = nil
             request.response = nil
             let failure = UpstreamFailure.connectionFailed("\(error)")
-            try recordTry(failure)
+            tryFinished(request, failure: failure)
             let ended = request.machine.tryEnded(
                 .failure(failure, retryAfter: nil), now: now, random: Double.random(in: 0..<1))
             try perform(ended, for: request)
@@ -251,6 +254,8 @@ extension Worker {
             request.logger.notice("shutdown grace over; request requeued")
         case .abandoned:
             counters.abandoned += 1
+        case .held:
+            counters.held += 1
         }
     }
 
@@ -263,9 +268,9 @@ extension Worker {
         else { return }
         request.transfer = nil
         let now = MonotonicClock.now()
-        supervisor.metrics.upstreamDuration.observe(seconds: Double(now &- request.tryStartedAt) / 1e9)
+        request.upstream.figures.duration.observe(seconds: Double(now &- request.tryStartedAt) / 1e9)
         if let first = request.firstProgressAt {
-            supervisor.metrics.upstreamFirstChunk.observe(seconds: Double(first &- request.tryStartedAt) / 1e9)
+            request.upstream.figures.firstChunk.observe(seconds: Double(first &- request.tryStartedAt) / 1e9)
         }
         let (outcome, usage) = response.ended(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
@@ -276,10 +281,9 @@ extension Worker {
         let result: RequestStateMachine.TryResult
         switch outcome {
         case .completion(let body):
-            try recordTry(nil)
+            tryFinished(request, failure: nil, rateLimited: response.rateLimitExhausted)
             result = .completion(body)
         case .failure(let failure):
-            try recordTry(failure)
             var retryAfter: Double?
             switch RetryBackoff.retryAfterHint(
                 milliseconds: response.retryAfterMilliseconds, header: response.retryAfter,
@@ -295,19 +299,12 @@ extension Worker {
                         metadata: ["upstream.retry_after": "\(value)"])
                 }
             }
+            tryFinished(request, failure: failure, retryAfter: retryAfter, rateLimited: response.rateLimitExhausted)
             result = .failure(failure, retryAfter: retryAfter)
         }
         try perform(
             request.machine.tryEnded(result, now: Deadline(nanoseconds: now), random: Double.random(in: 0..<1)),
             for: request)
-    }
-
-    /// Failures that say the upstream is unwell (not that the request was wrong).
-    static func countsAsUpstreamTrouble(_ failure: UpstreamFailure) -> Bool {
-        switch failure {
-        case .streamInterrupted, .idleTimeout, .emptyStream: return true
-        default: return failure.isRetryable
-        }
     }
 
     private static func transportResult(_ result: TransferResult) -> UpstreamResponse.TransportResult {
@@ -320,8 +317,11 @@ extension Worker {
     }
 
     /// Stops the request's running try, if any. Not from inside a callback.
-    func stopTransfer(of request: InFlightRequest) {
+    /// `failure`: a timer stopped it (it counts toward the upstream's health);
+    /// nil: it was stopped for the request's sake (cancel, shutdown) and says nothing.
+    func stopTransfer(of request: InFlightRequest, failure: UpstreamFailure? = nil) {
         guard let transfer = request.transfer else { return }
+        tryFinished(request, failure: failure, stopped: failure == nil)
         supervisor.accountTry(
             upstream: request.upstream.name, model: request.model, response: request.response, ending: .stopped)
         multi.remove(transfer)
@@ -436,7 +436,10 @@ extension Worker {
         // A copy: performing an action may settle a request and remove it from the table.
         for request in Array(inFlight.values) {
             if request.machine.nextTimer <= now {
-                try perform(request.machine.timerFired(now: now, random: Double.random(in: 0..<1)), for: request)
+                try perform(
+                    request.machine.timerFired(
+                        now: now, random: Double.random(in: 0..<1), availability: availability(of: request, now: now)),
+                    for: request)
             } else {
                 timerArmed(at: request.machine.nextTimer)
             }

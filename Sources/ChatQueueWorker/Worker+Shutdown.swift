@@ -83,6 +83,7 @@ extension Worker {
             logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(count)"])
         }
         pausedRequests.removeAll()
+        waitingForUpstream.removeAll()
         timers.requests = .never
         // A failure of the lost session's must not end the next one.
         brokerFailure = nil

@@ -69,8 +69,13 @@ public final class Worker: ChunkSink {
     /// A broker error raised inside a libcurl callback, rethrown by the loop.
     var brokerFailure: AMQPError?
 
-    /// Whether the upstream looks healthy (see `UpstreamHealth`).
-    var health = UpstreamHealth()
+    /// Requests whose next try found no upstream of their route able to take
+    /// it, oldest first (see `offerUpstreams`).
+    var waitingForUpstream: [InFlightRequest] = []
+    /// A try ended or a breaker's time came this turn: offer the waiting requests the upstreams again.
+    var upstreamsChanged = false
+    /// A breaker opened or closed: the worker may become degraded or running.
+    var upstreamModeMayChange = false
     /// What the worker is doing; the supervisor hears every change.
     public internal(set) var state: WorkerState = .starting {
         didSet {
@@ -98,15 +103,20 @@ public final class Worker: ChunkSink {
         self.logger = logger
         replyQueuePolicy = settings.replies.replyQueuePolicy
         routing = settings.routing
+        let shared = settings.upstream
+        let breaker = CircuitBreaker.Policy(
+            failureThreshold: shared.breakerFailures, cooldown: Deadline.nanoseconds(seconds: shared.breakerCooldown),
+            maxCooldown: Deadline.nanoseconds(seconds: shared.breakerMaxCooldown),
+            holdProbeInterval: Deadline.nanoseconds(seconds: shared.holdProbeInterval))
         upstreams = settings.upstreams.map {
-            UpstreamClient($0, retry: settings.retry, maxIdle: settings.worker.concurrency)
+            UpstreamClient($0, retry: settings.retry, breaker: breaker, maxIdle: settings.worker.concurrency)
         }
         requestPolicy = upstreams[0].policy
         routeUpstreams = settings.routing.routes.map { [upstreams] route in
             route.targets.map {
                 RequestStateMachine.RouteUpstream(
                     name: upstreams[$0.upstream].name, index: $0.upstream, model: $0.model,
-                    policy: upstreams[$0.upstream].policy)
+                    policy: upstreams[$0.upstream].policy, holdsOnAccountError: upstreams[$0.upstream].holdsOnAccountError)
             }
         }
         multi = CurlMulti(maxConnections: settings.worker.concurrency)
@@ -150,8 +160,9 @@ public final class Worker: ChunkSink {
                 if connectedBefore { counters.reconnects += 1 }
                 connectedBefore = true
                 backoff = 0.5
-                health.reset()
                 state = .running
+                // Breakers outlive sessions: if none is up, the new session degrades at once.
+                upstreamModeMayChange = true
                 logger.info(
                     "consuming",
                     metadata: [
@@ -212,10 +223,11 @@ public final class Worker: ChunkSink {
             try completeFinishedTransfers()
             now = Deadline.now()
             try runTimers(now: now)
+            try offerUpstreams(now: now)
             if draining {
                 if try drainIsOver(session, now: now) { return }
             } else {
-                try probeIfDegradedAndIdle(session)
+                try probeIfDegradedAndIdle(session, now: now)
             }
         }
     }

@@ -73,6 +73,7 @@ struct RequestStateMachineTests {
             return "final \(what) #\(reply.publishes)\(stop ? " stop" : "")"
         case .settle(let settlement, let reason, let stop): return "settle \(settlement) \(reason)\(stop ? " stop" : "")"
         case .forget(let stop): return "forget\(stop ? " stop" : "")"
+        case .awaitUpstream: return "await upstream"
         }
     }
 
@@ -684,6 +685,9 @@ struct InvariantChecker {
             check(!settled, "forgotten after settlement")
             settled = true
             stops = stop
+        case .awaitUpstream:
+            check(!settled && finalsOut == 0, "waiting for an upstream after a final or settlement")
+            stops = false
         }
         if stops {
             check(wasCalling && transferRunning, "stop without a running transfer")

@@ -79,7 +79,12 @@ struct HostileInputTests {
             .appendingPathComponent("cq-hostile-status-\(UUID().uuidString.prefix(8)).json").path
         defer { try? FileManager.default.removeItem(atPath: statusFile) }
         let harness = try await IntegrationHarness.start(
-            "hostileretry", settings: fastRetries.merging(["status.file": statusFile, "status.interval": "0.2"]) { $1 })
+            "hostileretry",
+            settings: fastRetries.merging([
+                "status.file": statusFile, "status.interval": "0.2",
+                // 28 failures in a row: the breaker must not open and hold the later requests.
+                "upstream.breaker_failures": "1000",
+            ]) { $1 })
         let hints = [
             #""retry_after":"Sun, 06 Nov 99999999999 08:49:37 GMT""#,
             #""retry_after":"Sun, 06 Nov 999999999999 08:49:37 GMT""#,

@@ -14,6 +14,19 @@ struct SupervisionStatusTests {
         upstream: WorkerStatus.Upstream(
             lastSuccessAtUnixMilliseconds: 951_868_799_999, lastError: "HTTP 503 (Authorization: Bearer sk-live-1)",
             consecutiveFailures: 5, degradations: 1, probes: 2),
+        upstreams: {
+            var figures = UpstreamFigures()
+            figures.name = "deepseek"
+            figures.tries = 9
+            figures.recordFailure(.httpStatus(402, body: Array("Insufficient Balance".utf8)))
+            figures.breakerState = "open"
+            figures.breakerReason = "payment_required"
+            figures.probeAtUnixMilliseconds = 1_795_788_220_007
+            figures.breakerOpenings = 1
+            figures.window = 12
+            figures.windowDecreases = 3
+            return [figures]
+        }(),
         tokens: {
             var ledger = TokenLedger()
             ledger.record(model: "deepseek-chat", usage: TokenUsage(prompt: 12, completion: 30), chunks: 8, ending: .completed)
@@ -23,7 +36,7 @@ struct SupervisionStatusTests {
         }(),
         requests: WorkerStatus.Requests(
             inFlight: 1, paused: 1, received: 10, succeeded: 6, failed: 2, rejected: 1, requeued: 1, retried: 4,
-            redelivered: 3, unroutableReplies: 1),
+            redelivered: 3, unroutableReplies: 1, held: 2),
         chunksPublished: 99,
         cancels: WorkerStatus.Cancels(requestsCancelled: 2, requestsAbandoned: 1, received: 30, malformed: 7, remembered: 4))
 
@@ -38,11 +51,14 @@ struct SupervisionStatusTests {
             + #""last_error":"connection to amqps://app:***@rabbit:5671/%2f lost"},"#
             + #""upstream":{"last_success_at":"2000-02-29T23:59:59.999Z","#
             + #""last_error":"HTTP 503 (Authorization: Bearer ***)","consecutive_failures":5,"degradations":1,"probes":2},"#
+            + #""upstreams":[{"name":"deepseek","breaker":"open","breaker_reason":"payment_required","#
+            + #""probe_at":"2026-11-27T14:03:40.007Z","breaker_openings":1,"consecutive_failures":0,"window":12,"#
+            + #""window_decreases":3,"in_flight":0,"tries":9,"failures":{"http_402":1}}],"#
             + #""usage":{"prompt_tokens":12,"completion_tokens":30,"chunks_without_usage":5,"by_model":["#
             + #"{"upstream":"default","model":"deepseek-chat","prompt_tokens":12,"completion_tokens":30,"chunks_without_usage":3},"#
             + #"{"upstream":"default","model":"deepseek-reasoner","prompt_tokens":0,"completion_tokens":0,"chunks_without_usage":2}]},"#
             + #""requests":{"in_flight":1,"paused":1,"received":10,"succeeded":6,"failed":2,"rejected":1,"requeued":1,"#
-            + #""retried":4,"redelivered":3,"unroutable_replies":1},"chunks_published":99,"#
+            + #""retried":4,"redelivered":3,"unroutable_replies":1,"held":2},"chunks_published":99,"#
             + #""cancels":{"requests_cancelled":2,"requests_abandoned":1,"received":30,"malformed":7,"remembered":4}}"#
         #expect(json == expected)
     }
@@ -54,13 +70,14 @@ struct SupervisionStatusTests {
             broker: WorkerStatus.Broker(queue: "q"))
         let document = try JSONValue(parsing: fresh.json())
         let object = try #require(document.objectValue)
-        // Token accounting's `usage` comes right after `upstream`.
-        #expect(object.keys.firstIndex(of: "usage") == object.keys.firstIndex(of: "upstream").map { $0 + 1 })
+        // Token accounting's `usage` comes right after `upstreams`.
+        #expect(object.keys.firstIndex(of: "usage") == object.keys.firstIndex(of: "upstreams").map { $0 + 1 })
         #expect(
             object.keys.filter { $0 != "usage" } == [
                 "service", "version", "pid", "instance", "state", "started_at", "updated_at", "broker", "upstream",
-                "requests", "chunks_published", "cancels",
+                "upstreams", "requests", "chunks_published", "cancels",
             ])
+        #expect(document["upstreams"] == [])
         #expect(
             document["cancels"]?.objectValue?.keys == [
                 "requests_cancelled", "requests_abandoned", "received", "malformed", "remembered",
@@ -81,7 +98,7 @@ struct SupervisionStatusTests {
         #expect(
             document["requests"]?.objectValue?.keys == [
                 "in_flight", "paused", "received", "succeeded", "failed", "rejected", "requeued", "retried",
-                "redelivered", "unroutable_replies",
+                "redelivered", "unroutable_replies", "held",
             ])
         #expect(document["version"] == .string(ChatQueueVersion.current))
         #expect(document["service"] == "chatqueue-worker")
@@ -110,7 +127,7 @@ struct SupervisionStatusTests {
             WorkerStatus.Requests(counters: .sample, inFlight: 2, paused: 1)
                 == WorkerStatus.Requests(
                     inFlight: 2, paused: 1, received: 13, succeeded: 7, failed: 2, rejected: 1, requeued: 3, retried: 4,
-                    redelivered: 5, unroutableReplies: 6))
+                    redelivered: 5, unroutableReplies: 6, held: 18))
     }
 
     @Test("error texts in the status file and STATUS= are one bounded printable line, redacted before the cut")

@@ -118,6 +118,7 @@ extension WorkerCounters {
         counters.cancelsReceived = 15
         counters.cancelsMalformed = 16
         counters.cancelsRemembered = 17
+        counters.held = 18
         return counters
     }()
 }

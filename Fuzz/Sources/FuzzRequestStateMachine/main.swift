@@ -82,7 +82,8 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
         case .forget(let stop):
             fuzzCheck(!settled, "forgotten after settlement")
             settled = true
-            if stop { transferRunning = false }
+            if stop { transferRunning = false }        case .awaitUpstream:
+            fuzzCheck(!settled && !finalOut, "waiting for an upstream after a final or settlement")
         }
         fuzzCheck(transferRunning == machine.isCalling, "transfer \(transferRunning), machine \(machine.state)")
         if settled { fuzzCheck(machine.isSettled, "settled, machine \(machine.state)") }

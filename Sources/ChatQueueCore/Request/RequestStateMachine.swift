@@ -43,6 +43,9 @@ public struct RequestStateMachine: Sendable {
         case shutdown
         /// The requester is gone (a reply came back unroutable): acked unanswered.
         case abandoned
+        /// No upstream of its route can take it (every breaker open, an
+        /// account fault holds): handed back unanswered for later or another worker.
+        case held
     }
 
     public enum FinalKind: Sendable, Equatable {
@@ -96,6 +99,10 @@ public struct RequestStateMachine: Sendable {
         case calling(Calling)
         /// The last try failed with `failure`; the next starts at `until`.
         case waitingToRetry(until: Deadline, failure: UpstreamFailure)
+        /// A try is due but no upstream of the route can take it now (windows
+        /// full, breakers open, an account fault holds); `failure` is the last
+        /// try's, nil before the first. Waits for `upstreamsChanged` or the deadline.
+        case waitingForUpstream(failure: UpstreamFailure?)
         /// The final reply is with the broker, waiting for its confirm.
         case finalPublished(FinalReply)
         /// The broker refused the final reply; it is published again at `retryAt`.
@@ -107,8 +114,12 @@ public struct RequestStateMachine: Sendable {
     /// What the worker must do after an event.
     public enum Action: Sendable, Equatable {
         case none
-        /// Start HTTP try number `try`.
+        /// Start HTTP try number `try`, to `upstream` (the route's upstream at `routePosition`).
         case startTransfer(try: Int)
+        /// No upstream of the route can take the try now: keep the request
+        /// with those waiting for an upstream, and call `upstreamsChanged`
+        /// when a breaker or a window changes.
+        case awaitUpstream
         /// The try failed; the next one starts after `wait` seconds (`nextTimer`).
         case retryLater(after: UpstreamFailure, wait: Double, stopTransfer: Bool)
         /// Publish the final reply (again, when `reply.publishes` > 1), settling the delivery on its confirm.
@@ -164,12 +175,16 @@ public struct RequestStateMachine: Sendable {
         /// The rules of a try to it (its first-byte and idle timeouts; the
         /// retry and reply rules are the same for every upstream).
         public var policy: Policy
+        /// `upstream.on_account_error: hold`: a 401/402/403 is never answered;
+        /// the request waits for another upstream of the route, or is handed back.
+        public var holdsOnAccountError: Bool
 
-        public init(name: String, index: Int, model: String? = nil, policy: Policy) {
+        public init(name: String, index: Int, model: String? = nil, policy: Policy, holdsOnAccountError: Bool = false) {
             self.name = name
             self.index = index
             self.model = model
             self.policy = policy
+            self.holdsOnAccountError = holdsOnAccountError
         }
     }
 
@@ -184,8 +199,13 @@ public struct RequestStateMachine: Sendable {
     public private(set) var route: [RouteUpstream] = []
     /// Which of `route` the current (or last) try went to.
     public private(set) var routePosition = 0
-    /// Which of `route` the next try goes to.
+    /// Which of `route` the next try goes to first (the first of the route
+    /// that can take it from there on, see `choose`).
     private var nextRoutePosition = 0
+    /// Route positions that answered an account fault and do not hold: not tried again for this request.
+    private var accountFaulted: UInt64 = 0
+    /// Tries that ended in an account fault: they do not count toward `retry.max_attempts`.
+    private var accountFaultTries = 0
     /// The whole request's deadline and the failure reported when it passes.
     public let deadline: Deadline
     public let deadlineFailure: UpstreamFailure
@@ -221,6 +241,8 @@ public struct RequestStateMachine: Sendable {
             return min(deadline, calling.firstByteDeadline, calling.idleDeadline)
         case .waitingToRetry(let until, _):
             return min(deadline, until)
+        case .waitingForUpstream:
+            return deadline
         case .finalRefused(_, let retryAt):
             return retryAt
         case .received, .finalPublished, .settled:
@@ -242,16 +264,47 @@ public struct RequestStateMachine: Sendable {
 
     /// The request is valid: make the first try, to the first upstream of
     /// `route` (the upstreams its model routes to, in order; empty: the one
-    /// upstream of the creation's policy).
-    public mutating func call(now: Deadline, route: [RouteUpstream] = []) -> Action {
+    /// upstream of the creation's policy) that `availability` says can take it.
+    public mutating func call(
+        now: Deadline, route: [RouteUpstream] = [], availability: RouteAvailability = .allReady(count: 64)
+    ) -> Action {
         switch state {
         case .received:
             self.route = route
             nextRoutePosition = 0
-            return startTry(number: 1, now: now)
-        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return startTry(number: 1, now: now, availability: availability, lastFailure: nil)
+        case .calling, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             return .none
         }
+    }
+
+    /// A breaker or a window of the worker's upstreams changed: a request
+    /// waiting for an upstream tries again with the new `availability`.
+    public mutating func upstreamsChanged(now: Deadline, availability: RouteAvailability) -> Action {
+        switch state {
+        case .waitingForUpstream(let failure):
+            return startTry(number: tries + 1, now: now, availability: availability, lastFailure: failure)
+        case .received, .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// The worker stops taking requests (no upstream of any route is up): a
+    /// request waiting for an upstream goes back to the queue unanswered.
+    public mutating func handBackWaiting() -> Action {
+        switch state {
+        case .waitingForUpstream:
+            state = .settled(.requeue)
+            return .settle(.requeue, reason: .held, stopTransfer: false)
+        case .received, .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// Whether the request waits for an upstream to take its next try.
+    public var isWaitingForUpstream: Bool {
+        if case .waitingForUpstream = state { return true }
+        return false
     }
 
     /// The request is answered without calling the upstream (invalid, poison, past its deadline).
@@ -259,7 +312,7 @@ public struct RequestStateMachine: Sendable {
         switch state {
         case .received:
             return publishError(error, stopTransfer: false)
-        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+        case .calling, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             return .none
         }
     }
@@ -280,7 +333,7 @@ public struct RequestStateMachine: Sendable {
         case .received:
             state = .settled(settlement)
             return .settle(settlement, reason: reason, stopTransfer: false)
-        case .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+        case .calling, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             return .none
         }
     }
@@ -296,7 +349,7 @@ public struct RequestStateMachine: Sendable {
             let seq = nextSeq
             nextSeq += 1
             return .publish(seq: seq)
-        case .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+        case .received, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             return .drop
         }
     }
@@ -310,7 +363,7 @@ public struct RequestStateMachine: Sendable {
             calling.idleDeadline = now + policy.idleTimeout
             calling.sawProgress = true
             state = .calling(calling)
-        case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+        case .calling, .received, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             break
         }
     }
@@ -324,7 +377,7 @@ public struct RequestStateMachine: Sendable {
             calling.firstByteDeadline = .never
             calling.idleDeadline = .never
             state = .calling(calling)
-        case .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+        case .received, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             break
         }
     }
@@ -341,7 +394,7 @@ public struct RequestStateMachine: Sendable {
                 calling.firstByteDeadline = now + policy.firstByteTimeout
             }
             state = .calling(calling)
-        case .calling, .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+        case .calling, .received, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             break
         }
     }
@@ -366,7 +419,7 @@ public struct RequestStateMachine: Sendable {
             case .failure(let failure, let retryAfter):
                 return failed(calling, failure, retryAfter: retryAfter, now: now, random: random, stopTransfer: false)
             }
-        case .received, .waitingToRetry, .finalPublished, .finalRefused, .settled:
+        case .received, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             return .none
         }
     }
@@ -374,7 +427,10 @@ public struct RequestStateMachine: Sendable {
     // MARK: Events: time and the worker
 
     /// Timers are due (call when `now >= nextTimer`; earlier calls do nothing).
-    public mutating func timerFired(now: Deadline, random: Double) -> Action {
+    /// A retry that is due goes to an upstream `availability` says can take it.
+    public mutating func timerFired(
+        now: Deadline, random: Double, availability: RouteAvailability = .allReady(count: 64)
+    ) -> Action {
         switch state {
         case .calling(let calling):
             if now >= deadline {
@@ -388,12 +444,18 @@ public struct RequestStateMachine: Sendable {
                 return publishError(ChatError(upstream: .idleTimeout), stopTransfer: true, stoppedTry: .idleTimeout)
             }
             return .none
-        case .waitingToRetry(let until, _):
+        case .waitingToRetry(let until, let failure):
             if now >= deadline {
                 return publishError(ChatError(upstream: deadlineFailure), stopTransfer: false)
             }
-            if now >= until { return startTry(number: tries + 1, now: now) }
+            if now >= until {
+                return startTry(number: tries + 1, now: now, availability: availability, lastFailure: failure)
+            }
             return .none
+        case .waitingForUpstream:
+            // Held or waiting, the deadline still counts: past it, the deadline's error.
+            guard now >= deadline else { return .none }
+            return publishError(ChatError(upstream: deadlineFailure), stopTransfer: false)
         case .finalRefused(var reply, let retryAt):
             guard now >= retryAt else { return .none }
             reply.publishes += 1
@@ -410,7 +472,13 @@ public struct RequestStateMachine: Sendable {
         draining = true
         switch state {
         case .waitingToRetry(_, let failure):
-            return publishError(ChatError(upstream: failure), stopTransfer: false)
+            return answerOrHandBack(failure, stopTransfer: false)
+        case .waitingForUpstream(let failure?):
+            return answerOrHandBack(failure, stopTransfer: false)
+        case .waitingForUpstream(nil):
+            // Never tried: another worker can serve it.
+            state = .settled(.requeue)
+            return .settle(.requeue, reason: .draining, stopTransfer: false)
         case .received, .calling, .finalPublished, .finalRefused, .settled:
             return .none
         }
@@ -419,7 +487,7 @@ public struct RequestStateMachine: Sendable {
     /// The shutdown grace is over: whatever is not settled goes back to the queue.
     public mutating func shutdownGraceOver() -> Action {
         switch state {
-        case .received, .waitingToRetry, .finalPublished, .finalRefused:
+        case .received, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused:
             state = .settled(.requeue)
             return .settle(.requeue, reason: .shutdown, stopTransfer: false)
         case .calling:
@@ -433,7 +501,7 @@ public struct RequestStateMachine: Sendable {
     /// The broker connection is gone: the broker requeues the delivery by itself.
     public mutating func connectionLost() -> Action {
         switch state {
-        case .received, .waitingToRetry, .finalPublished, .finalRefused:
+        case .received, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused:
             state = .settled(nil)
             return .forget(stopTransfer: false)
         case .calling:
@@ -452,7 +520,7 @@ public struct RequestStateMachine: Sendable {
     /// already sent. A request with its final out is done already: nothing.
     public mutating func cancel() -> Action {
         switch state {
-        case .received, .waitingToRetry:
+        case .received, .waitingToRetry, .waitingForUpstream:
             return publishError(.cancelled(), stopTransfer: false)
         case .calling:
             return publishError(.cancelled(), stopTransfer: true)
@@ -467,7 +535,7 @@ public struct RequestStateMachine: Sendable {
     /// confirm settles the delivery as usual, so nothing changes then.
     public mutating func requesterGone() -> Action {
         switch state {
-        case .received, .waitingToRetry:
+        case .received, .waitingToRetry, .waitingForUpstream:
             state = .settled(.ack)
             return .settle(.ack, reason: .abandoned, stopTransfer: false)
         case .calling:
@@ -486,7 +554,7 @@ public struct RequestStateMachine: Sendable {
         case .finalPublished(let reply):
             state = .settled(reply.settlement)
             return .settle(reply.settlement, reason: .answered, stopTransfer: false)
-        case .received, .calling, .waitingToRetry, .finalRefused, .settled:
+        case .received, .calling, .waitingToRetry, .waitingForUpstream, .finalRefused, .settled:
             return .none
         }
     }
@@ -507,17 +575,61 @@ public struct RequestStateMachine: Sendable {
             let delay = policy.finalRepublishDelay.multipliedReportingOverflow(by: 1 << shift)
             state = .finalRefused(reply, retryAt: now + (delay.overflow ? .max : delay.partialValue))
             return .none
-        case .received, .calling, .waitingToRetry, .finalRefused, .settled:
+        case .received, .calling, .waitingToRetry, .waitingForUpstream, .finalRefused, .settled:
             return .none
         }
     }
 
     // MARK: Transitions
 
-    private mutating func startTry(number: Int, now: Deadline) -> Action {
+    /// Where a due try goes: a route position, nowhere yet, or nowhere at all.
+    private enum Choice {
+        case upstream(Int)
+        case wait
+        case answer(UpstreamFailure)
+    }
+
+    /// The first upstream from `nextRoutePosition` on (in route order,
+    /// wrapping) that can take a try. None ready: wait while one is only
+    /// busy, or is down but may come back (breakers close, a hold ends);
+    /// answer with the last failure when every upstream not excluded is down
+    /// and that failure is an account fault the request is to be answered with.
+    private func choose(_ availability: RouteAvailability, lastFailure: UpstreamFailure?) -> Choice {
+        let everyPosition: UInt64 = route.count >= 64 ? .max : (1 << UInt64(route.count)) &- 1
+        let candidates = everyPosition & ~accountFaulted
+        guard candidates != 0 else {
+            return .answer(lastFailure ?? .badResponse("every upstream of the route refused the account"))
+        }
+        let ready = availability.ready & candidates
+        if ready != 0 {
+            for offset in 0..<route.count {
+                let position = (nextRoutePosition + offset) % route.count
+                if ready & (1 << UInt64(position)) != 0 { return .upstream(position) }
+            }
+        }
+        if availability.busy & candidates != 0 { return .wait }
+        if let lastFailure, lastFailure.accountFault != nil, !route[routePosition].holdsOnAccountError {
+            return .answer(lastFailure)
+        }
+        return .wait
+    }
+
+    private mutating func startTry(
+        number: Int, now: Deadline, availability: RouteAvailability, lastFailure: UpstreamFailure?
+    ) -> Action {
+        if !route.isEmpty {
+            switch choose(availability, lastFailure: lastFailure) {
+            case .upstream(let position):
+                routePosition = position
+                policy = route[position].policy
+            case .wait:
+                state = .waitingForUpstream(failure: lastFailure)
+                return .awaitUpstream
+            case .answer(let failure):
+                return publishError(ChatError(upstream: failure), stopTransfer: false)
+            }
+        }
         tries = number
-        routePosition = nextRoutePosition
-        if !route.isEmpty { policy = route[routePosition].policy }
         state = .calling(
             Calling(
                 chunks: 0, firstByteDeadline: now + policy.firstByteTimeout, idleDeadline: .never, paused: false,
@@ -530,8 +642,12 @@ public struct RequestStateMachine: Sendable {
         _ calling: Calling, _ failure: UpstreamFailure, retryAfter: Double?, now: Deadline, random: Double,
         stopTransfer: Bool
     ) -> Action {
+        if failure.accountFault != nil, !route.isEmpty, calling.chunks == 0 {
+            return accountFaulted(failure, now: now, stopTransfer: stopTransfer)
+        }
         var worthRetrying = failure.isRetryable
         if case .streamInterrupted = failure { worthRetrying = true }
+        let triesCounted = tries - accountFaultTries
         if worthRetrying, calling.chunks == 0, !draining {
             let secondsLeft = deadline.isNever ? Double.infinity : Double(deadline.nanoseconds(after: now)) / 1e9
             // Fallback: the next try goes to the route's next upstream. Moving
@@ -541,8 +657,9 @@ public struct RequestStateMachine: Sendable {
             let next = route.isEmpty ? 0 : (routePosition + 1) % route.count
             let wait: Double? =
                 next != 0
-                ? (tries < policy.retry.maxAttempts && secondsLeft > 0 ? 0 : nil)
-                : policy.retry.delay(triesMade: tries, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
+                ? (triesCounted < policy.retry.maxAttempts && secondsLeft > 0 ? 0 : nil)
+                : policy.retry.delay(
+                    triesMade: triesCounted, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
             if let wait {
                 nextRoutePosition = next
                 state = .waitingToRetry(until: now.adding(seconds: wait), failure: failure)
@@ -555,6 +672,37 @@ public struct RequestStateMachine: Sendable {
             error = ChatError(upstream: .streamInterrupted(String(describing: failure)))
         }
         return publishError(error, stopTransfer: stopTransfer, stoppedTry: stopTransfer ? failure : nil)
+    }
+
+    /// A 401, 402 or 403 (the account, not the request): the next upstream of
+    /// the route gets the request at once, without using up an attempt.
+    /// Answered only when the upstream does not hold and no other upstream
+    /// of the route is left; held (waiting, or handed back) when it holds.
+    private mutating func accountFaulted(_ failure: UpstreamFailure, now: Deadline, stopTransfer: Bool) -> Action {
+        let holds = route[routePosition].holdsOnAccountError
+        accountFaultTries += 1
+        if !holds { accountFaulted |= 1 << UInt64(routePosition) }
+        let everyPosition: UInt64 = route.count >= 64 ? .max : (1 << UInt64(route.count)) &- 1
+        if draining || (!holds && accountFaulted == everyPosition) {
+            return answerOrHandBack(failure, stopTransfer: stopTransfer)
+        }
+        nextRoutePosition = (routePosition + 1) % route.count
+        state = .waitingToRetry(until: now, failure: failure)
+        return .retryLater(after: failure, wait: 0, stopTransfer: stopTransfer)
+    }
+
+    /// Whether `failure` is an account fault of an upstream that holds: never answered.
+    private func holds(_ failure: UpstreamFailure) -> Bool {
+        failure.accountFault != nil && !route.isEmpty && route[routePosition].holdsOnAccountError
+    }
+
+    /// Answers with `failure`, or hands the delivery back unanswered when it holds.
+    private mutating func answerOrHandBack(_ failure: UpstreamFailure, stopTransfer: Bool) -> Action {
+        guard holds(failure) else {
+            return publishError(ChatError(upstream: failure), stopTransfer: stopTransfer, stoppedTry: nil)
+        }
+        state = .settled(.requeue)
+        return .settle(.requeue, reason: .held, stopTransfer: stopTransfer)
     }
 
     private mutating func publishError(

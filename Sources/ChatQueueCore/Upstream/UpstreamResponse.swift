@@ -55,6 +55,9 @@ public struct UpstreamResponse: Sendable {
     /// Raw `Retry-After` and `retry-after-ms` header values of the response.
     public private(set) var retryAfter: String?
     public private(set) var retryAfterMilliseconds: String?
+    /// An `x-ratelimit-remaining-requests` or `-tokens` header said 0: the
+    /// upstream's budget is spent (an overload signal for the concurrency window).
+    public private(set) var rateLimitExhausted = false
 
     private var parser: SSEParser
     private var assembler = CompletionAssembler()
@@ -77,15 +80,37 @@ public struct UpstreamResponse: Sendable {
             if line.starts(with: "HTTP/".utf8) {
                 retryAfter = nil
                 retryAfterMilliseconds = nil
+                rateLimitExhausted = false
             }
             return
         }
         // Compared in place: most responses carry a dozen headers and none of these.
         let name = line[..<colon]
+        if name.count > 22, ASCII.equalsIgnoringCase(name[..<(name.startIndex + 22)], "x-ratelimit-remaining-") {
+            let kind = name[(name.startIndex + 22)...]
+            if ASCII.equalsIgnoringCase(kind, "requests") || ASCII.equalsIgnoringCase(kind, "tokens") {
+                rateLimitExhausted = rateLimitExhausted || Self.isZero(line[(colon + 1)...])
+            }
+            return
+        }
         let isRetryAfter = ASCII.equalsIgnoringCase(name, "retry-after")
         guard isRetryAfter || ASCII.equalsIgnoringCase(name, "retry-after-ms") else { return }
         let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingASCIIWhitespace()
         if isRetryAfter { retryAfter = value } else { retryAfterMilliseconds = value }
+    }
+
+    /// Whether a header value is the integer 0 (spaces and CRLF around it
+    /// allowed); anything else, however hostile, is not.
+    static func isZero(_ value: UnsafeRawBufferPointer.SubSequence) -> Bool {
+        var sawZero = false
+        for byte in value {
+            switch byte {
+            case UInt8(ascii: "0"): sawZero = true
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n"): continue
+            default: return false
+            }
+        }
+        return sawZero
     }
 
     /// Body bytes. `status` and `contentType` are the response's (read by the

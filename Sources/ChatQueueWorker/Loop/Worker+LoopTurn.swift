@@ -105,13 +105,6 @@ extension Worker {
         if now >= timers.requests { try fireTimers(now: now) }
     }
 
-    /// Degraded and idle: take exactly one request, the probe.
-    func probeIfDegradedAndIdle(_ session: BrokerSession) throws {
-        guard health.isDegraded, inFlight.isEmpty, !session.isConsuming else { return }
-        try session.subscribe(queue: settings.queue.name, prefetch: 1)
-        counters.upstreamProbes += 1
-        logger.notice("degraded: probing the upstream with one request")
-    }
 }
 
 extension Worker: CurlSocketWatcher {

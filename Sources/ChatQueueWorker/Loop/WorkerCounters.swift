@@ -26,8 +26,11 @@ public struct WorkerCounters: Sendable, Equatable {
     public var reconnects = 0
     /// Attempts to connect to the broker that failed (each is tried again after a backoff).
     public var brokerConnectFailures = 0
-    /// Times the upstream's failures made the worker degraded.
+    /// Times no route had an upstream up (every breaker open), so the worker degraded.
     public var degradations = 0
+    /// Requests handed back to the queue unanswered because no upstream of
+    /// their route was up (breakers open, an account fault held).
+    public var held = 0
     /// Requests taken one at a time while degraded, to probe the upstream.
     public var upstreamProbes = 0
 

@@ -38,6 +38,11 @@ final class InFlightRequest: CurlTransferDelegate {
     var upstream: UpstreamClient
     /// The request's model, for token accounting (the ledger bounds it into a label).
     var model = ""
+    /// Its route (index into the worker's `routeUpstreams`).
+    var route = 0
+    /// The running try holds a place in `upstream`'s window, taken in this round of it.
+    var holdsWindowPlace = false
+    var windowRound: UInt64 = 0
 
     /// The running HTTP try's transfer and response, while `machine` is calling.
     var transfer: CurlTransfer?

@@ -58,10 +58,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var errorsByCode: [String: Int] = [:]
     /// Token accounting: usage and chunks without usage, per upstream and model.
     public var tokens = TokenLedger()
-    /// Seconds from sending an HTTP request to its first chunk (streams) or body.
-    public var upstreamFirstChunk = LatencyHistogram()
-    /// Seconds from sending an HTTP request to the end of its response.
-    public var upstreamDuration = LatencyHistogram()
+    /// Each upstream's tries, failures, latencies, breaker and window, in configuration order.
+    public var upstreams: [UpstreamFigures] = []
 
     public init(instance: String) {
         self.instance = instance
@@ -120,15 +118,14 @@ public enum PrometheusText {
             family(name, "counter", help)
             sample(name, [], String(value))
         }
-        func histogram(_ name: String, _ help: String, _ histogram: LatencyHistogram) {
-            family(name, "histogram", help)
+        func histogram(_ name: String, _ labels: [(String, String)], _ histogram: LatencyHistogram) {
             let cumulative = histogram.cumulativeCounts
             for (index, bound) in LatencyHistogram.upperBounds.enumerated() {
-                sample(name + "_bucket", [("le", number(bound))], String(cumulative[index]))
+                sample(name + "_bucket", labels + [("le", number(bound))], String(cumulative[index]))
             }
-            sample(name + "_bucket", [("le", "+Inf")], String(histogram.count))
-            sample(name + "_sum", [], number(histogram.sum))
-            sample(name + "_count", [], String(histogram.count))
+            sample(name + "_bucket", labels + [("le", "+Inf")], String(histogram.count))
+            sample(name + "_sum", labels, number(histogram.sum))
+            sample(name + "_count", labels, String(histogram.count))
         }
 
         family("chatqueue_requests_total", "counter", "Requests finished, by outcome.")
@@ -161,8 +158,12 @@ public enum PrometheusText {
             "chatqueue_broker_connect_failures_total", "Attempts to connect to the broker that failed.",
             snapshot.counters.brokerConnectFailures)
         counter(
-            "chatqueue_upstream_degradations_total", "Times the upstream's failures made the worker degraded.",
+            "chatqueue_upstream_degradations_total", "Times no route had an upstream up, so the worker degraded.",
             snapshot.counters.degradations)
+        counter(
+            "chatqueue_requests_held_total",
+            "Requests handed back to the queue unanswered because no upstream of their route was up.",
+            snapshot.counters.held)
         counter(
             "chatqueue_upstream_probes_total", "Requests taken one at a time while degraded, to probe the upstream.",
             snapshot.counters.upstreamProbes)
@@ -190,12 +191,59 @@ public enum PrometheusText {
                     String(account.chunksWithoutUsage[ending] ?? 0))
             }
         }
-        histogram(
-            "chatqueue_upstream_first_chunk_seconds", "Seconds from sending a request upstream to its first chunk.",
-            snapshot.upstreamFirstChunk)
-        histogram(
-            "chatqueue_upstream_duration_seconds", "Seconds from sending a request upstream to its last byte.",
-            snapshot.upstreamDuration)
+        // Per upstream (issue 12): the label's values are the configured names.
+        family(
+            "chatqueue_upstream_first_chunk_seconds", "histogram",
+            "Seconds from sending a try upstream to its first chunk, by upstream.")
+        for upstream in snapshot.upstreams {
+            histogram("chatqueue_upstream_first_chunk_seconds", [("upstream", upstream.name)], upstream.firstChunk)
+        }
+        family(
+            "chatqueue_upstream_duration_seconds", "histogram", "Seconds from sending a try upstream to its last byte, by upstream.")
+        for upstream in snapshot.upstreams {
+            histogram("chatqueue_upstream_duration_seconds", [("upstream", upstream.name)], upstream.duration)
+        }
+        family("chatqueue_upstream_tries_total", "counter", "HTTP tries started, by upstream.")
+        for upstream in snapshot.upstreams {
+            sample("chatqueue_upstream_tries_total", [("upstream", upstream.name)], String(upstream.tries))
+        }
+        family(
+            "chatqueue_upstream_failures_total", "counter",
+            "Failed HTTP tries, by upstream and code (http_<status>, or connection_failed, first_byte_timeout, ...).")
+        for upstream in snapshot.upstreams {
+            for (code, value) in upstream.failures.sorted(by: { $0.key < $1.key }) {
+                sample("chatqueue_upstream_failures_total", [("upstream", upstream.name), ("code", code)], String(value))
+            }
+        }
+        family(
+            "chatqueue_upstream_breaker_state", "gauge", "1 for the state each upstream's circuit breaker is in, else 0.")
+        for upstream in snapshot.upstreams {
+            for state in ["closed", "open", "half_open"] {
+                sample(
+                    "chatqueue_upstream_breaker_state", [("upstream", upstream.name), ("state", state)],
+                    upstream.breakerState == state ? "1" : "0")
+            }
+        }
+        family("chatqueue_upstream_breaker_openings_total", "counter", "Times each upstream's circuit breaker opened.")
+        for upstream in snapshot.upstreams {
+            sample(
+                "chatqueue_upstream_breaker_openings_total", [("upstream", upstream.name)], String(upstream.breakerOpenings))
+        }
+        family("chatqueue_upstream_window", "gauge", "Tries each upstream may take at once (its AIMD window).")
+        for upstream in snapshot.upstreams {
+            sample("chatqueue_upstream_window", [("upstream", upstream.name)], String(upstream.window))
+        }
+        family(
+            "chatqueue_upstream_window_decreases_total", "counter",
+            "Times each upstream's window narrowed on an overload (429, 503, rate-limit headers at zero).")
+        for upstream in snapshot.upstreams {
+            sample(
+                "chatqueue_upstream_window_decreases_total", [("upstream", upstream.name)], String(upstream.windowDecreases))
+        }
+        family("chatqueue_upstream_in_flight", "gauge", "Tries running now, by upstream.")
+        for upstream in snapshot.upstreams {
+            sample("chatqueue_upstream_in_flight", [("upstream", upstream.name)], String(upstream.inFlight))
+        }
         // Cancellation and abandoned requests (issue 11).
         counter(
             "chatqueue_requests_cancelled_total", "Requests answered cancelled because their requester cancelled them.",

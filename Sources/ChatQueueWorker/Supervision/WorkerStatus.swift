@@ -44,7 +44,7 @@ public struct WorkerStatus: Sendable, Equatable {
         public var lastSuccessAtUnixMilliseconds: Int64?
         /// The last failed try's error, if any (redacted when serialized).
         public var lastError: String?
-        /// Retryable failures in a row (5 make the worker degraded).
+        /// Retryable failures in a row, the most of any upstream (`upstream.breaker_failures` open its breaker).
         public var consecutiveFailures: Int
         /// Times the worker became degraded, since the start.
         public var degradations: Int
@@ -77,11 +77,15 @@ public struct WorkerStatus: Sendable, Equatable {
         public var retried: Int
         public var redelivered: Int
         public var unroutableReplies: Int
+        /// Handed back unanswered because no upstream of their route was up.
+        public var held = 0
 
         public init(
             inFlight: Int = 0, paused: Int = 0, received: Int = 0, succeeded: Int = 0, failed: Int = 0,
-            rejected: Int = 0, requeued: Int = 0, retried: Int = 0, redelivered: Int = 0, unroutableReplies: Int = 0
+            rejected: Int = 0, requeued: Int = 0, retried: Int = 0, redelivered: Int = 0, unroutableReplies: Int = 0,
+            held: Int = 0
         ) {
+            self.held = held
             self.inFlight = inFlight
             self.paused = paused
             self.received = received
@@ -100,7 +104,7 @@ public struct WorkerStatus: Sendable, Equatable {
                 inFlight: inFlight, paused: paused, received: counters.received, succeeded: counters.succeeded,
                 failed: counters.failed, rejected: counters.rejected, requeued: counters.requeued,
                 retried: counters.retried, redelivered: counters.redelivered,
-                unroutableReplies: counters.unroutableReplies)
+                unroutableReplies: counters.unroutableReplies, held: counters.held)
         }
     }
 
@@ -147,6 +151,8 @@ public struct WorkerStatus: Sendable, Equatable {
     public var updatedAtUnixMilliseconds: Int64
     public var broker: Broker
     public var upstream: Upstream
+    /// Each upstream: its breaker, window and tries (the `upstreams` array).
+    public var upstreams: [UpstreamFigures]
     /// Token accounting since the start (the `usage` object).
     public var tokens: TokenLedger
     public var requests: Requests
@@ -164,6 +170,7 @@ public struct WorkerStatus: Sendable, Equatable {
         updatedAtUnixMilliseconds: Int64,
         broker: Broker,
         upstream: Upstream = Upstream(),
+        upstreams: [UpstreamFigures] = [],
         tokens: TokenLedger = TokenLedger(),
         requests: Requests = Requests(),
         chunksPublished: Int = 0,
@@ -178,6 +185,7 @@ public struct WorkerStatus: Sendable, Equatable {
         self.updatedAtUnixMilliseconds = updatedAtUnixMilliseconds
         self.broker = broker
         self.upstream = upstream
+        self.upstreams = upstreams
         self.tokens = tokens
         self.requests = requests
         self.chunksPublished = chunksPublished
@@ -230,6 +238,7 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("probes", count(upstream.probes)),
                         ]))
                 ),
+                ("upstreams", .array(upstreams.map(Self.upstreamJSON))),
                 ("usage", usageJSON),
                 (
                     "requests",
@@ -245,6 +254,7 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("retried", count(requests.retried)),
                             ("redelivered", count(requests.redelivered)),
                             ("unroutable_replies", count(requests.unroutableReplies)),
+                            ("held", count(requests.held)),
                         ]))
                 ),
                 ("chunks_published", count(chunksPublished)),
@@ -259,6 +269,25 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("remembered", count(cancels.remembered)),
                         ]))
                 ),
+            ]))
+    }
+
+    /// One upstream: its breaker (state, why, when the probe may go), its window and its tries.
+    private static func upstreamJSON(_ figures: UpstreamFigures) -> JSONValue {
+        let failures = figures.failures.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.integer($0.value)) }
+        return .object(
+            JSONObject([
+                ("name", .string(figures.name)),
+                ("breaker", .string(figures.breakerState)),
+                ("breaker_reason", figures.breakerReason.map { .string($0) } ?? .null),
+                ("probe_at", figures.probeAtUnixMilliseconds.map { .string(RFC3339.string(unixMilliseconds: $0)) } ?? .null),
+                ("breaker_openings", .integer(figures.breakerOpenings)),
+                ("consecutive_failures", .integer(figures.consecutiveFailures)),
+                ("window", .integer(figures.window)),
+                ("window_decreases", .integer(figures.windowDecreases)),
+                ("in_flight", .integer(figures.inFlight)),
+                ("tries", .integer(figures.tries)),
+                ("failures", .object(JSONObject(failures))),
             ]))
     }
 

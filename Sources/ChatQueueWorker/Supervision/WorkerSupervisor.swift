@@ -107,6 +107,7 @@ final class WorkerSupervisor {
             try statusWriter.write(status)
             if let metricsWriter {
                 metrics.update(counters: worker.counters, inFlight: worker.inFlightCount)
+                metrics.upstreams = status.upstreams
                 try metricsWriter.write(metrics)
             }
             reportedWriteError = false
@@ -120,17 +121,25 @@ final class WorkerSupervisor {
     }
 
     func snapshot(_ worker: Worker) -> WorkerStatus {
-        WorkerStatus(
+        let now = Deadline.now()
+        let nowUnix = WallClock.unixMilliseconds()
+        let upstreams = worker.upstreams.map { upstream in
+            var figures = upstream.figures
+            figures.take(upstream.breaker, upstream.window, now: now, nowUnixMilliseconds: nowUnix)
+            return figures
+        }
+        return WorkerStatus(
             pid: getpid(), instance: instance, state: worker.state, startedAtUnixMilliseconds: startedAt,
-            updatedAtUnixMilliseconds: WallClock.unixMilliseconds(),
+            updatedAtUnixMilliseconds: nowUnix,
             broker: WorkerStatus.Broker(
                 connected: worker.isConnected, queue: queue, consumerTag: worker.consumerTag,
                 publishingBlocked: worker.session?.replies.isBlocked ?? false, reconnects: worker.counters.reconnects,
                 connectFailures: worker.counters.brokerConnectFailures, lastError: brokerLastError),
             upstream: WorkerStatus.Upstream(
                 lastSuccessAtUnixMilliseconds: upstreamLastSuccess, lastError: upstreamLastError,
-                consecutiveFailures: worker.health.consecutiveFailures, degradations: worker.counters.degradations,
-                probes: worker.counters.upstreamProbes),
+                consecutiveFailures: upstreams.map(\.consecutiveFailures).max() ?? 0,
+                degradations: worker.counters.degradations, probes: worker.counters.upstreamProbes),
+            upstreams: upstreams,
             tokens: metrics.tokens,
             requests: WorkerStatus.Requests(
                 counters: worker.counters, inFlight: worker.inFlightCount, paused: worker.pausedRequests.count),

@@ -1,0 +1,171 @@
+import ChatQueueCore
+import ChatQueueSystem
+import Logging
+
+/// The upstreams' health as the worker acts on it: each try takes a place in
+/// its upstream's window and tells its breaker how it went; requests that
+/// find no upstream of their route able to take a try wait here (FIFO) and
+/// are offered the upstreams again when a place frees or a breaker's time
+/// is up; when no route has an upstream up, the worker is degraded: it takes
+/// no new requests but, when idle, one at a time (the probe).
+extension Worker {
+    /// What each upstream of `request`'s route can do now.
+    func availability(of request: InFlightRequest, now: Deadline) -> RouteAvailability {
+        var availability = RouteAvailability(ready: 0)
+        let route = routeUpstreams[request.route]
+        for position in route.indices {
+            let upstream = upstreams[route[position].index]
+            let ready = upstream.admits(now: now)
+            availability.set(position, ready: ready, busy: !ready && upstream.isBusy(now: now))
+        }
+        return availability
+    }
+
+    /// A try to `request.upstream` starts: it takes a place in the window (and is the probe of a half-open breaker).
+    func tryStarted(_ request: InFlightRequest, now: Deadline) {
+        request.windowRound = request.upstream.tryStarted(now: now)
+        request.holdsWindowPlace = true
+    }
+
+    /// The request's try ended: its place in the window frees, and its
+    /// breaker hears how it went (`failure` nil: answered; `stopped`: it said
+    /// nothing, e.g. cancelled). Once per try, whichever path ends it.
+    func tryFinished(
+        _ request: InFlightRequest, failure: UpstreamFailure?, retryAfter: Double? = nil, rateLimited: Bool = false,
+        stopped: Bool = false
+    ) {
+        guard request.holdsWindowPlace else { return }
+        request.holdsWindowPlace = false
+        let upstream = request.upstream
+        let outcome: CircuitBreaker.Outcome
+        var signal = ConcurrencyWindow.Signal.none
+        if stopped {
+            outcome = .stopped
+        } else if let failure {
+            upstream.figures.recordFailure(failure)
+            if let reason = failure.accountFault, upstream.holdsOnAccountError {
+                outcome = .accountFault(reason)
+            } else if Self.countsAsUpstreamTrouble(failure) {
+                outcome = .trouble(retryAfter: retryAfter)
+                supervisor.upstreamLastError = named(upstream, "\(failure)")
+            } else {
+                // The request's fault (400, 404, ...) or a reply-mode account fault: the upstream answered.
+                outcome = .answered
+            }
+            if failure.saysOverloaded { signal = .overloaded }
+        } else {
+            outcome = .answered
+            signal = .answered
+            supervisor.upstreamLastSuccess = WallClock.unixMilliseconds()
+        }
+        if rateLimited { signal = .overloaded }
+        let now = Deadline.now()
+        let change = upstream.tryEnded(outcome, signal, round: request.windowRound, now: now)
+        upstreamsChanged = true
+        switch change {
+        case .none:
+            break
+        case .opened(let reason, let until):
+            if reason.isAccountFault { supervisor.upstreamLastError = named(upstream, reason.name) }
+            logger.warning(
+                "upstream breaker open: no tries go to it until its probe",
+                metadata: [
+                    "upstream.name": "\(upstream.name)", "breaker.reason": "\(reason.name)",
+                    "breaker.probe_in_s": "\(Double(until.nanoseconds(after: now)) / 1e9)",
+                ])
+            timers.breakers = min(timers.breakers, until)
+            upstreamModeMayChange = true
+        case .closed:
+            logger.notice("upstream breaker closed: the probe succeeded", metadata: ["upstream.name": "\(upstream.name)"])
+            upstreamModeMayChange = true
+        }
+    }
+
+    /// `<upstream>: <text>`, or the text alone with one unnamed upstream.
+    private func named(_ upstream: UpstreamClient, _ text: String) -> String {
+        upstreams.count == 1 && upstream.name == "default" ? text : upstream.name + ": " + text
+    }
+
+    /// Failures that say the upstream is unwell (not that the request was wrong).
+    static func countsAsUpstreamTrouble(_ failure: UpstreamFailure) -> Bool {
+        switch failure {
+        case .streamInterrupted, .idleTimeout, .emptyStream: return true
+        default: return failure.isRetryable
+        }
+    }
+
+    /// Whether some route has an upstream whose breaker is closed.
+    var someRouteIsUp: Bool {
+        routeUpstreams.contains { route in route.contains { upstreams[$0.index].isUp } }
+    }
+
+    /// Loop phase: a breaker's time is up (its probe may go), or tries freed
+    /// places or changed breakers this turn: requests waiting for an upstream
+    /// are offered them, oldest first, and the worker's mode follows the breakers.
+    func offerUpstreams(now: Deadline) throws {
+        if now >= timers.breakers {
+            timers.breakers = upstreams.reduce(Deadline.never) { earliest, upstream in
+                let reopens = upstream.breaker.reopensAt
+                return reopens > now ? min(earliest, reopens) : earliest
+            }
+            upstreamsChanged = true
+        }
+        if upstreamModeMayChange {
+            upstreamModeMayChange = false
+            try followUpstreamMode()
+        }
+        guard upstreamsChanged else { return }
+        upstreamsChanged = false
+        guard !waitingForUpstream.isEmpty else { return }
+        let waiting = waitingForUpstream
+        waitingForUpstream.removeAll(keepingCapacity: true)
+        for request in waiting where !request.machine.isSettled {
+            try perform(request.machine.upstreamsChanged(now: now, availability: availability(of: request, now: now)), for: request)
+        }
+    }
+
+    /// The machine found no upstream for the request's try: it waits, unless
+    /// the worker is degraded and another already waits (that one is the
+    /// probe; this one goes back to the queue for later or another worker).
+    func awaitUpstream(_ request: InFlightRequest) throws {
+        if state == .degraded, !waitingForUpstream.isEmpty {
+            try perform(request.machine.handBackWaiting(), for: request)
+            return
+        }
+        waitingForUpstream.append(request)
+    }
+
+    /// Degraded while no route has an upstream up: no new deliveries (they
+    /// stay queued for healthier workers or later) and waiting requests but
+    /// the oldest go back to the queue; running again once a breaker closed.
+    func followUpstreamMode() throws {
+        guard let session, !draining else { return }
+        let up = someRouteIsUp
+        if !up, state == .running {
+            logger.warning("no route has an upstream up: degraded, taking no new requests")
+            counters.degradations += 1
+            state = .degraded
+            try session.unsubscribe()
+            guard waitingForUpstream.count > 1 else { return }
+            let handedBack = waitingForUpstream[1...]
+            waitingForUpstream.removeSubrange(1...)
+            for request in handedBack { try perform(request.machine.handBackWaiting(), for: request) }
+        } else if up, state == .degraded {
+            logger.notice("an upstream is up again: taking requests again")
+            state = .running
+            try session.unsubscribe()
+            try session.subscribe(queue: settings.queue.name, prefetch: settings.worker.concurrency)
+        }
+    }
+
+    /// Loop phase, degraded and idle: once a breaker lets its probe go, take
+    /// exactly one request (it unsubscribes again on arrival, see `handleDelivery`).
+    func probeIfDegradedAndIdle(_ session: BrokerSession, now: Deadline) throws {
+        guard state == .degraded, inFlight.isEmpty, !session.isConsuming,
+            upstreams.contains(where: { !$0.isUp && $0.breaker.admits(now: now) })
+        else { return }
+        try session.subscribe(queue: settings.queue.name, prefetch: 1)
+        counters.upstreamProbes += 1
+        logger.notice("degraded: probing the upstreams with one request")
+    }
+}
