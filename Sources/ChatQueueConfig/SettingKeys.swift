@@ -380,6 +380,24 @@ enum SettingKeys {
             the worker. false: the window stays at max_concurrency.
             """
     )
+    static let upstreamRequestsPerMinute = IntKey(
+        name: "upstream.rpm",
+        defaultValue: 0,
+        range: 0...100_000_000,
+        summary: """
+            Most tries a minute to the upstream (spread evenly: at most a second's worth at once); tries \
+            beyond it wait in the worker. 0: no limit. Each named upstream's default.
+            """
+    )
+    static let upstreamTokensPerMinute = IntKey(
+        name: "upstream.tpm",
+        defaultValue: 0,
+        range: 0...1_000_000_000_000,
+        summary: """
+            Most tokens a minute (prompt plus completion, as the upstream reports them in usage): tries wait \
+            while the tokens already used exceed it. 0: no limit. Each named upstream's default.
+            """
+    )
     static let upstreamOnAccountError = ChoiceKey<AccountErrorMode>(
         name: "upstream.on_account_error",
         defaultValue: .reply,
@@ -472,6 +490,8 @@ enum SettingKeys {
         UpstreamField(
             field: "adaptive_concurrency", summary: "true or false; default upstream.adaptive_concurrency."),
         UpstreamField(field: "on_account_error", summary: "reply or hold; default upstream.on_account_error."),
+        UpstreamField(field: "rpm", summary: "Tries a minute (0: none); default upstream.rpm."),
+        UpstreamField(field: "tpm", summary: "Tokens a minute (0: none); default upstream.tpm."),
         UpstreamField(
             field: "headers",
             summary: """
@@ -572,7 +592,8 @@ enum SettingKeys {
         retryMaxAttempts, retryBaseDelay, retryMaxDelay, retryMaxRetryAfter,
         upstreamURL, upstreamAPIKey, upstreamAPIKeyFile, upstreamCAFile, upstreamProxy, upstreamModels,
         upstreamConnectTimeout, upstreamFirstByteTimeout, upstreamIdleTimeout, upstreamMaxResponseBytes,
-        upstreamMaxConcurrency, upstreamAdaptiveConcurrency, upstreamOnAccountError,
+        upstreamMaxConcurrency, upstreamAdaptiveConcurrency, upstreamRequestsPerMinute, upstreamTokensPerMinute,
+        upstreamOnAccountError,
         upstreamBreakerFailures, upstreamBreakerCooldown, upstreamBreakerMaxCooldown, upstreamHoldProbeInterval,
         upstreamsNames, routes,
         logLevel, logFormat,

@@ -161,6 +161,9 @@ public struct Settings: Sendable, Equatable {
         public var maxConcurrency: Int? = nil
         /// `upstream.adaptive_concurrency`: the window adapts (AIMD) between 1 and the maximum.
         public var adaptiveConcurrency = true
+        /// `upstream.rpm`, `upstream.tpm` (or per upstream): requests and tokens a minute; nil: no limit.
+        public var requestsPerMinute: Int? = nil
+        public var tokensPerMinute: Int? = nil
         /// `upstream.on_account_error`: what 401/402/403 do.
         public var onAccountError: AccountErrorMode = .reply
         /// `upstream.breaker_*` and `upstream.hold_probe_interval` (the same for every upstream).

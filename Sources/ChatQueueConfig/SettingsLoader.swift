@@ -173,6 +173,8 @@ public enum SettingsLoader {
         let concurrency = try layers.int(SettingKeys.upstreamMaxConcurrency)
         upstream.maxConcurrency = concurrency == 0 ? nil : concurrency
         upstream.adaptiveConcurrency = try layers.bool(SettingKeys.upstreamAdaptiveConcurrency)
+        upstream.requestsPerMinute = nonZero(try layers.int(SettingKeys.upstreamRequestsPerMinute))
+        upstream.tokensPerMinute = nonZero(try layers.int(SettingKeys.upstreamTokensPerMinute))
         upstream.onAccountError = try layers.choice(SettingKeys.upstreamOnAccountError)
         upstream.breakerFailures = try layers.int(SettingKeys.upstreamBreakerFailures)
         upstream.breakerCooldown = try layers.seconds(SettingKeys.upstreamBreakerCooldown)
@@ -250,6 +252,16 @@ public enum SettingsLoader {
             BoolKey(name: key("adaptive_concurrency"), defaultValue: shared.adaptiveConcurrency, summary: ""))
         upstream.onAccountError = try layers.choice(
             ChoiceKey(name: key("on_account_error"), defaultValue: shared.onAccountError, summary: ""))
+        upstream.requestsPerMinute = nonZero(
+            try layers.int(
+                IntKey(
+                    name: key("rpm"), defaultValue: shared.requestsPerMinute ?? 0,
+                    range: SettingKeys.upstreamRequestsPerMinute.range, summary: "")))
+        upstream.tokensPerMinute = nonZero(
+            try layers.int(
+                IntKey(
+                    name: key("tpm"), defaultValue: shared.tokensPerMinute ?? 0,
+                    range: SettingKeys.upstreamTokensPerMinute.range, summary: "")))
         let headersKey = ListKey(name: key("headers"), defaultValue: [], summary: "", isSecret: false)
         let lines = try layers.list(headersKey) ?? []
         guard lines.count <= StaticHeader.maximumCount else {
@@ -319,6 +331,10 @@ public enum SettingsLoader {
         let authority = url.dropFirst(scheme.count).prefix { $0 != "/" }
         return !authority.isEmpty && !authority.hasPrefix(":") && !authority.contains("@")
             && !url.contains { $0.isWhitespace || $0 == "?" || $0 == "#" }
+    }
+
+    private static func nonZero(_ value: Int) -> Int? {
+        value == 0 ? nil : value
     }
 
     private static func nonEmpty(_ text: String) -> String? {

@@ -183,6 +183,8 @@ extension Settings {
                 (key("idle_timeout"), .number(upstream.idleTimeout)),
                 (key("max_concurrency"), .int(upstream.maxConcurrency ?? 0)),
                 (key("adaptive_concurrency"), .bool(upstream.adaptiveConcurrency)),
+                (key("rpm"), .int(upstream.requestsPerMinute ?? 0)),
+                (key("tpm"), .int(upstream.tokensPerMinute ?? 0)),
                 (key("on_account_error"), .string(upstream.onAccountError.rawValue)),
                 (key("headers"), .list(headers)),
             ]
@@ -233,6 +235,8 @@ extension Settings {
             SettingKeys.upstreamMaxResponseBytes.name: .int(upstream.maxResponseBytes),
             SettingKeys.upstreamMaxConcurrency.name: .int(upstream.maxConcurrency ?? 0),
             SettingKeys.upstreamAdaptiveConcurrency.name: .bool(upstream.adaptiveConcurrency),
+            SettingKeys.upstreamRequestsPerMinute.name: .int(upstream.requestsPerMinute ?? 0),
+            SettingKeys.upstreamTokensPerMinute.name: .int(upstream.tokensPerMinute ?? 0),
             SettingKeys.upstreamOnAccountError.name: .string(upstream.onAccountError.rawValue),
             SettingKeys.upstreamBreakerFailures.name: .int(upstream.breakerFailures),
             SettingKeys.upstreamBreakerCooldown.name: .number(upstream.breakerCooldown),

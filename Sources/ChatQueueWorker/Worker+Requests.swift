@@ -281,7 +281,7 @@ extension Worker {
         let result: RequestStateMachine.TryResult
         switch outcome {
         case .completion(let body):
-            tryFinished(request, failure: nil, rateLimited: response.rateLimitExhausted)
+            tryFinished(request, failure: nil, rateLimited: response.rateLimitExhausted, usage: usage)
             result = .completion(body)
         case .failure(let failure):
             var retryAfter: Double?
@@ -299,7 +299,8 @@ extension Worker {
                         metadata: ["upstream.retry_after": "\(value)"])
                 }
             }
-            tryFinished(request, failure: failure, retryAfter: retryAfter, rateLimited: response.rateLimitExhausted)
+            tryFinished(
+                request, failure: failure, retryAfter: retryAfter, rateLimited: response.rateLimitExhausted, usage: usage)
             result = .failure(failure, retryAfter: retryAfter)
         }
         try perform(

@@ -127,11 +127,58 @@ struct ConfigUpstreamsTests {
         (["upstreams.names": "a", "upstreams.a.url": "http://h", "upstreams.a.headers": "X Y: x", "upstreams.routes": "* -> a"], "upstreams.a.headers", "token"),
         (["upstreams.names": "a", "upstreams.a.url": "http://h", "upstreams.b.url": "http://h", "upstreams.routes": "* -> a"], "upstreams.b.url", "not in upstreams.names"),
         (["upstreams.routes": "* -> default"], "upstreams.routes", "unless upstreams.names"),
+        (["upstream.on_account_error": "wait"], "upstream.on_account_error", "reply, hold"),
+        (["upstreams.names": "a", "upstreams.a.url": "http://h", "upstreams.a.on_account_error": "hold it", "upstreams.routes": "* -> a"], "upstreams.a.on_account_error", "reply, hold"),
+        (["upstreams.names": "a", "upstreams.a.url": "http://h", "upstreams.a.adaptive_concurrency": "maybe", "upstreams.routes": "* -> a"], "upstreams.a.adaptive_concurrency", "true"),
+        (["upstreams.names": "a", "upstreams.a.url": "http://h", "upstreams.a.rpm": "-1", "upstreams.routes": "* -> a"], "upstreams.a.rpm", "0...100000000"),
+        (["upstream.tpm": "99999999999999999999"], "upstream.tpm", "0...1000000000000"),
+        (["upstream.breaker_failures": "0"], "upstream.breaker_failures", "1...1000"),
+        (["upstream.breaker_cooldown": "0"], "upstream.breaker_cooldown", "> 0"),
+        (["upstream.breaker_cooldown": "60", "upstream.breaker_max_cooldown": "30"], "upstream.breaker_max_cooldown", "at least upstream.breaker_cooldown"),
+        (["upstream.hold_probe_interval": "nan"], "upstream.hold_probe_interval", "seconds"),
+        (["upstream.max_concurrency": "65536"], "upstream.max_concurrency", "0...65535"),
     ])
     func mistakes(overrides: [String: String], key: String, words: String) throws {
         let error = try #require(try ConfigFixture.loadError(overrides: overrides))
         #expect(error.key == key)
         #expect(error.message.contains(words), "\(error.message)")
+    }
+
+    @Test("breaker, window, budget and account settings: upstream.* are the defaults, each upstream may override")
+    func upstreamControls() throws {
+        let settings = try ConfigFixture.load(
+            yaml: """
+                upstream:
+                  on_account_error: hold
+                  rpm: 600
+                  max_concurrency: 16
+                  breaker_failures: 3
+                  breaker_cooldown: 5
+                upstreams:
+                  names: [a, b]
+                  a:
+                    url: "http://h"
+                  b:
+                    url: "http://h"
+                    on_account_error: reply
+                    adaptive_concurrency: false
+                    max_concurrency: 4
+                    rpm: 0
+                    tpm: 90000
+                  routes: ["* -> a b"]
+                """)
+        let (a, b) = (settings.upstreams[0], settings.upstreams[1])
+        #expect(a.onAccountError == .hold && a.requestsPerMinute == 600 && a.maxConcurrency == 16 && a.adaptiveConcurrency)
+        #expect(a.tokensPerMinute == nil)
+        #expect(b.onAccountError == .reply && b.requestsPerMinute == nil && b.tokensPerMinute == 90000)
+        #expect(b.maxConcurrency == 4 && !b.adaptiveConcurrency)
+        #expect(settings.upstream.breakerFailures == 3 && settings.upstream.breakerCooldown == 5)
+        #expect(settings.upstream.breakerMaxCooldown == 300 && settings.upstream.holdProbeInterval == 30)
+        let environment = try ConfigFixture.load(environment: ["CHATQUEUE_UPSTREAM_ON_ACCOUNT_ERROR": "hold"])
+        #expect(environment.upstreams[0].onAccountError == .hold)
+        let yaml = settings.redactedYAML()
+        #expect(yaml.contains("on_account_error: \"reply\""))
+        #expect(yaml.contains("tpm: 90000"))
     }
 
     @Test("a header value with CR or LF is refused without echoing the value")

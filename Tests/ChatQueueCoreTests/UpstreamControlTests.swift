@@ -167,3 +167,53 @@ struct UpstreamControlTests {
         #expect(!exhausted(["x-ratelimit-remaining-requests: 0\r\n", "HTTP/1.1 200 OK\r\n"]))
     }
 }
+
+@Suite("Upstream control: rpm and tpm budgets")
+struct RateBudgetTests {
+    static let second: UInt64 = 1_000_000_000
+    static func at(_ milliseconds: UInt64) -> Deadline { Deadline(nanoseconds: milliseconds * 1_000_000) }
+
+    @Test("rpm: a second's worth at once, then one try per 60/rpm seconds")
+    func requests() {
+        var budget = RateBudget.requests(perMinute: 120, now: Self.at(0))
+        #expect(budget.capacity == 2)
+        #expect(budget.admits(now: Self.at(0)))
+        budget.spend(1, now: Self.at(0))
+        budget.spend(1, now: Self.at(0))
+        #expect(!budget.admits(now: Self.at(0)))
+        // Two a second come back: one after 500 ms.
+        #expect(!budget.admits(now: Self.at(499)))
+        #expect(budget.admits(now: Self.at(500)))
+        let again = budget.admitsAgain(after: Self.at(100))
+        #expect(again > Self.at(499) && again <= Self.at(501))
+        // Never more than the capacity saved up, however long it rests.
+        #expect(budget.balance(at: Self.at(3_600_000)) == 2)
+    }
+
+    @Test("rpm below 60: at least one try at once, then one per 60/rpm seconds")
+    func slowRequests() {
+        var budget = RateBudget.requests(perMinute: 6, now: Self.at(0))
+        #expect(budget.capacity == 1)
+        budget.spend(1, now: Self.at(0))
+        #expect(!budget.admits(now: Self.at(9_999)))
+        #expect(budget.admits(now: Self.at(10_000)))
+    }
+
+    @Test("tpm: usage spent after the try may leave a debt; tries wait until it is paid back")
+    func tokens() {
+        var budget = RateBudget.tokens(perMinute: 6000, now: Self.at(0))
+        #expect(budget.capacity == 100)
+        budget.spend(400, now: Self.at(0))
+        #expect(budget.balance == -300)
+        #expect(!budget.admits(now: Self.at(2_999)))
+        #expect(budget.admits(now: Self.at(3_001)))
+        // Hostile usage: huge, negative or NaN spends are bounded or ignored.
+        budget.spend(.infinity, now: Self.at(4_000))
+        #expect(budget.balance == -6000 * 24 * 60)
+        let far = budget.admitsAgain(after: Self.at(4_000))
+        #expect(far > Self.at(4_000) && !far.isNever)
+        budget.spend(-5, now: Self.at(4_000))
+        budget.spend(.nan, now: Self.at(4_000))
+        #expect(budget.balance == -6000 * 24 * 60)
+    }
+}

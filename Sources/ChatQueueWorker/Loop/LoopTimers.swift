@@ -17,8 +17,9 @@ struct LoopTimers {
     var requests: Deadline = .never
     /// The end of the shutdown grace (armed by the first signal; the second makes it now).
     var drain: Deadline = .never
-    /// The earliest time an open circuit breaker lets its probe go.
-    var breakers: Deadline = .never
+    /// The earliest time what an upstream admits changes by itself (a
+    /// breaker's probe, a budget's refill), while requests wait or the worker is degraded.
+    var upstreams: Deadline = .never
     /// When both broker sockets are read even if idle, so that rabbitmq-c
     /// sends our heartbeats and notices a silent broker.
     private(set) var heartbeats: Deadline = .never
@@ -46,7 +47,7 @@ struct LoopTimers {
     /// timer (`others`: the supervisor's), at most `longestWait`, rounded up
     /// so that a timer is due when the wait ends.
     func waitTimeout(now: Deadline, others: Deadline) -> Int32 {
-        let nearest = min(upstream, requests, drain, breakers, heartbeats, others)
+        let nearest = min(upstream, requests, drain, self.upstreams, heartbeats, others)
         let nanoseconds = min(Self.longestWait, nearest.nanoseconds(after: now))
         return Int32((nanoseconds + 999_999) / 1_000_000)
     }

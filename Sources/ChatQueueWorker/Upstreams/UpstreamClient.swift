@@ -1,6 +1,7 @@
 import ChatQueueConfig
 import ChatQueueCore
 import ChatQueueHTTP
+import ChatQueueSystem
 
 /// One configured upstream as the worker calls it: its libcurl options and
 /// header list (built once at start), the timeouts its tries follow, and
@@ -21,6 +22,9 @@ final class UpstreamClient {
     var breaker: CircuitBreaker
     /// How many tries may run at once (see `ConcurrencyWindow`).
     var window: ConcurrencyWindow
+    /// `rpm` and `tpm`: tries and tokens a minute; nil: no limit.
+    var requestBudget: RateBudget?
+    var tokenBudget: RateBudget?
     /// Its figures for the metrics and the status file.
     var figures = UpstreamFigures()
     /// Idle easy handles, at most `maxIdle`.
@@ -34,6 +38,9 @@ final class UpstreamClient {
         window = ConcurrencyWindow(
             maximum: min(upstream.maxConcurrency ?? maxIdle, maxIdle), adaptive: upstream.adaptiveConcurrency)
         figures.name = upstream.name
+        let now = Deadline(nanoseconds: MonotonicClock.now())
+        requestBudget = upstream.requestsPerMinute.map { RateBudget.requests(perMinute: $0, now: now) }
+        tokenBudget = upstream.tokensPerMinute.map { RateBudget.tokens(perMinute: $0, now: now) }
         options = CurlRequestOptions(
             url: upstream.completionsURL, connectTimeout: upstream.connectTimeout, caFile: upstream.caFile,
             proxy: upstream.proxy)
@@ -51,7 +58,17 @@ final class UpstreamClient {
 
     /// Whether a try may start now: the breaker admits it and the window has room.
     func admits(now: Deadline) -> Bool {
-        window.hasRoom && breaker.admits(now: now)
+        window.hasRoom && breaker.admits(now: now) && (requestBudget?.admits(now: now) ?? true)
+            && (tokenBudget?.admits(now: now) ?? true)
+    }
+
+    /// The earliest time after `now` when what it admits may change by
+    /// itself: its breaker's probe, or a spent budget's refill (`never`: none).
+    func nextChange(after now: Deadline) -> Deadline {
+        var next = breaker.reopensAt > now ? breaker.reopensAt : .never
+        if let budget = requestBudget, !budget.admits(now: now) { next = min(next, budget.admitsAgain(after: now)) }
+        if let budget = tokenBudget, !budget.admits(now: now) { next = min(next, budget.admitsAgain(after: now)) }
+        return next
     }
 
     /// Healthy but full: a try waits for it (its window, or its probe, is taken).
@@ -68,15 +85,18 @@ final class UpstreamClient {
     /// A try to it starts; returns the window's round for `tryEnded`.
     func tryStarted(now: Deadline) -> UInt64 {
         breaker.tryStarted(now: now)
+        requestBudget?.spend(1, now: now)
         figures.tries += 1
         return window.started()
     }
 
     /// A try that started in `round` ended; says whether the breaker changed.
     func tryEnded(
-        _ outcome: CircuitBreaker.Outcome, _ signal: ConcurrencyWindow.Signal, round: UInt64, now: Deadline
+        _ outcome: CircuitBreaker.Outcome, _ signal: ConcurrencyWindow.Signal, round: UInt64, tokens: Int?,
+        now: Deadline
     ) -> CircuitBreaker.Change {
         window.ended(signal, startedRound: round)
+        if let tokens { tokenBudget?.spend(Double(tokens), now: now) }
         return breaker.record(outcome, now: now)
     }
 

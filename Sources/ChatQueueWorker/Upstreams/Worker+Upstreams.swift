@@ -32,7 +32,7 @@ extension Worker {
     /// nothing, e.g. cancelled). Once per try, whichever path ends it.
     func tryFinished(
         _ request: InFlightRequest, failure: UpstreamFailure?, retryAfter: Double? = nil, rateLimited: Bool = false,
-        stopped: Bool = false
+        usage: TokenUsage? = nil, stopped: Bool = false
     ) {
         guard request.holdsWindowPlace else { return }
         request.holdsWindowPlace = false
@@ -60,7 +60,8 @@ extension Worker {
         }
         if rateLimited { signal = .overloaded }
         let now = Deadline.now()
-        let change = upstream.tryEnded(outcome, signal, round: request.windowRound, now: now)
+        let tokens = usage.map { $0.prompt.addingReportingOverflow($0.completion) }.map { $0.overflow ? Int.max : $0.partialValue }
+        let change = upstream.tryEnded(outcome, signal, round: request.windowRound, tokens: tokens, now: now)
         upstreamsChanged = true
         switch change {
         case .none:
@@ -73,7 +74,7 @@ extension Worker {
                     "upstream.name": "\(upstream.name)", "breaker.reason": "\(reason.name)",
                     "breaker.probe_in_s": "\(Double(until.nanoseconds(after: now)) / 1e9)",
                 ])
-            timers.breakers = min(timers.breakers, until)
+            timers.upstreams = min(timers.upstreams, until)
             upstreamModeMayChange = true
         case .closed:
             logger.notice("upstream breaker closed: the probe succeeded", metadata: ["upstream.name": "\(upstream.name)"])
@@ -99,28 +100,33 @@ extension Worker {
         routeUpstreams.contains { route in route.contains { upstreams[$0.index].isUp } }
     }
 
-    /// Loop phase: a breaker's time is up (its probe may go), or tries freed
-    /// places or changed breakers this turn: requests waiting for an upstream
-    /// are offered them, oldest first, and the worker's mode follows the breakers.
+    /// Loop phase: an upstream's admission changed by itself (a breaker's
+    /// time is up, a budget refilled), or tries freed places or changed
+    /// breakers this turn: requests waiting for an upstream are offered them,
+    /// oldest first, and the worker's mode follows the breakers. Costs nothing
+    /// while no request waits and the worker is not degraded.
     func offerUpstreams(now: Deadline) throws {
-        if now >= timers.breakers {
-            timers.breakers = upstreams.reduce(Deadline.never) { earliest, upstream in
-                let reopens = upstream.breaker.reopensAt
-                return reopens > now ? min(earliest, reopens) : earliest
-            }
+        if now >= timers.upstreams {
+            timers.upstreams = .never
             upstreamsChanged = true
         }
         if upstreamModeMayChange {
             upstreamModeMayChange = false
             try followUpstreamMode()
         }
-        guard upstreamsChanged else { return }
+        if upstreamsChanged, !waitingForUpstream.isEmpty {
+            let waiting = waitingForUpstream
+            waitingForUpstream.removeAll(keepingCapacity: true)
+            for request in waiting where !request.machine.isSettled {
+                try perform(
+                    request.machine.upstreamsChanged(now: now, availability: availability(of: request, now: now)),
+                    for: request)
+            }
+        }
         upstreamsChanged = false
-        guard !waitingForUpstream.isEmpty else { return }
-        let waiting = waitingForUpstream
-        waitingForUpstream.removeAll(keepingCapacity: true)
-        for request in waiting where !request.machine.isSettled {
-            try perform(request.machine.upstreamsChanged(now: now, availability: availability(of: request, now: now)), for: request)
+        // Wake when what an upstream admits changes by itself, if anyone cares.
+        if !waitingForUpstream.isEmpty || state == .degraded {
+            for upstream in upstreams { timers.upstreams = min(timers.upstreams, upstream.nextChange(after: now)) }
         }
     }
 
