@@ -21,7 +21,7 @@ extension Worker {
             properties: message.properties, redelivered: redelivered,
             defaultReplyQueue: settings.replies.defaultQueue, makeID: { RequestID.generate() })
         if metadata.attempt > 1 { counters.redelivered += 1 }
-        // Degraded: this is the probe; no more until it is done.
+        // Degraded: one delivery per probe subscription.
         if state == .degraded, session.isConsuming { try session.unsubscribe() }
         let now = Deadline.now()
         let deadline = requestDeadline(metadata, now: now)
@@ -191,7 +191,8 @@ extension Worker {
             request.transfer = nil
             request.response = nil
             let failure = UpstreamFailure.connectionFailed("\(error)")
-            tryFinished(request, failure: failure)
+            // libcurl refused it locally: nothing about the upstream's health.
+            tryFinished(request, failure: nil, stopped: true)
             let ended = request.machine.tryEnded(
                 .failure(failure, retryAfter: nil), now: now, random: Double.random(in: 0..<1))
             try perform(ended, for: request)

@@ -76,6 +76,8 @@ public final class Worker: ChunkSink {
     var upstreamsChanged = false
     /// A breaker opened or closed: the worker may become degraded or running.
     var upstreamModeMayChange = false
+    /// Degraded: the earliest time of the next probe subscription (at most one a second).
+    var nextProbeSubscription = Deadline(nanoseconds: 0)
     /// What the worker is doing; the supervisor hears every change.
     public internal(set) var state: WorkerState = .starting {
         didSet {
@@ -160,9 +162,14 @@ public final class Worker: ChunkSink {
                 if connectedBefore { counters.reconnects += 1 }
                 connectedBefore = true
                 backoff = 0.5
-                state = .running
-                // Breakers outlive sessions: if none is up, the new session degrades at once.
-                upstreamModeMayChange = true
+                if someRouteIsUp {
+                    state = .running
+                } else {
+                    // Breakers outlive sessions: with no route up the new session
+                    // starts degraded (deliveries already sent wait, none are handed back).
+                    try session?.unsubscribe()
+                    state = .degraded
+                }
                 logger.info(
                     "consuming",
                     metadata: [

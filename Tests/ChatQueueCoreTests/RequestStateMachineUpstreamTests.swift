@@ -51,10 +51,10 @@ struct RequestStateMachineUpstreamTests {
         #expect(machine.isWaitingForUpstream)
         #expect(machine.tries == 0)
         #expect(machine.nextTimer == machine.deadline)
-        #expect(machine.upstreamsChanged(now: Self.now, availability: busy) == .awaitUpstream)
-        #expect(machine.upstreamsChanged(now: Self.now, availability: Self.ready(1)) == .startTransfer(try: 1))
+        #expect(machine.upstreamsChanged(now: Self.now, availability: busy, random: 0.5) == .awaitUpstream)
+        #expect(machine.upstreamsChanged(now: Self.now, availability: Self.ready(1), random: 0.5) == .startTransfer(try: 1))
         #expect(machine.upstream?.name == "u1")
-        #expect(machine.upstreamsChanged(now: Self.now, availability: Self.ready(1)) == .none, "only while waiting")
+        #expect(machine.upstreamsChanged(now: Self.now, availability: Self.ready(1), random: 0.5) == .none, "only while waiting")
     }
 
     @Test("waiting: the deadline answers with its error; a cancel answers cancelled; draining hands an untried one back")
@@ -133,7 +133,7 @@ struct RequestStateMachineUpstreamTests {
         #expect(machine.timerFired(now: Self.now, random: 0.5, availability: .allDown) == .awaitUpstream)
         #expect(machine.state == .waitingForUpstream(failure: Self.payment))
         // The probe goes when the breaker lets it; a 402 again waits again.
-        #expect(machine.upstreamsChanged(now: Self.now, availability: Self.ready(0)) == .startTransfer(try: 2))
+        #expect(machine.upstreamsChanged(now: Self.now, availability: Self.ready(0), random: 0.5) == .startTransfer(try: 2))
         _ = machine.tryEnded(.failure(Self.payment, retryAfter: nil), now: Self.now, random: 0.5)
         #expect(machine.timerFired(now: Self.now, random: 0.5, availability: .allDown) == .awaitUpstream)
         // Draining hands it back rather than answering 402.
@@ -161,6 +161,39 @@ struct RequestStateMachineUpstreamTests {
         #expect(machine.timerFired(now: Self.now, random: 0.5, availability: Self.ready(1)) == .startTransfer(try: 2))
         #expect(machine.upstream?.name == "u1")
         #expect(machine.tryEnded(.completion(Array("{}".utf8)), now: Self.now, random: 0.5) != .none)
+    }
+
+    @Test("a fallback that can only go back to the upstream that just failed waits the backoff and its Retry-After first")
+    func fallbackBackToTried() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now, route: Self.route([false, false]), availability: Self.ready(0, 1))
+        let limited = UpstreamFailure.httpStatus(429, body: [])
+        #expect(
+            machine.tryEnded(.failure(limited, retryAfter: 20), now: Self.now, random: 0.5)
+                == .retryLater(after: limited, wait: 0, stopTransfer: false))
+        // u1 is busy, u0 ready: not u0 again at once.
+        let onlyFirst = RouteAvailability(ready: 0b01, busy: 0b10)
+        #expect(
+            machine.timerFired(now: Self.now, random: 0.5, availability: onlyFirst)
+                == .retryLater(after: limited, wait: 20, stopTransfer: false))
+        #expect(machine.timerFired(now: Self.now + 19 * Self.second, random: 0.5, availability: onlyFirst) == .none)
+        #expect(machine.timerFired(now: Self.now + 20 * Self.second, random: 0.5, availability: onlyFirst) == .startTransfer(try: 2))
+        #expect(machine.upstream?.name == "u0")
+    }
+
+    @Test("reply mode: a 402 while draining goes back to the queue when another upstream of the route may answer it")
+    func accountFaultWhileDraining() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now, route: Self.route([false, false]), availability: Self.ready(0, 1))
+        _ = machine.drainStarted()
+        #expect(
+            machine.tryEnded(.failure(Self.payment, retryAfter: nil), now: Self.now, random: 0.5)
+                == .settle(.requeue, reason: .draining, stopTransfer: false))
+        // Alone on its route it is answered, as before.
+        machine = Self.machine()
+        _ = machine.call(now: Self.now, route: Self.route([false]), availability: Self.ready(0))
+        _ = machine.drainStarted()
+        #expect(Self.errorCode(machine.tryEnded(.failure(Self.payment, retryAfter: nil), now: Self.now, random: 0.5)) == "payment_required")
     }
 
     @Test("400 is the request's fault: answered at once, no fallover")

@@ -152,7 +152,7 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
             apply(machine.requesterGone(), wasCalling: wasCalling)
         case 17:
             let wasWaiting = machine.isWaitingForUpstream
-            apply(machine.upstreamsChanged(now: now, availability: nextAvailability()), wasCalling: wasCalling)
+            apply(machine.upstreamsChanged(now: now, availability: nextAvailability(), random: 0.5), wasCalling: wasCalling)
             fuzzCheck(wasWaiting || !machine.isCalling || wasCalling, "upstreamsChanged started a try of a request not waiting")
         case 18:
             let wasWaiting = machine.isWaitingForUpstream

@@ -206,6 +206,11 @@ public struct RequestStateMachine: Sendable {
     private var accountFaulted: UInt64 = 0
     /// Tries that ended in an account fault: they do not count toward `retry.max_attempts`.
     private var accountFaultTries = 0
+    /// Route positions tried since the last backoff wait: a fallback that
+    /// comes back to one of them waits the backoff first (with `fallbackRetryAfter`).
+    private var roundTried: UInt64 = 0
+    /// The Retry-After of the failure that moved the request on without waiting.
+    private var fallbackRetryAfter: Double?
     /// The whole request's deadline and the failure reported when it passes.
     public let deadline: Deadline
     public let deadlineFailure: UpstreamFailure
@@ -272,7 +277,8 @@ public struct RequestStateMachine: Sendable {
         case .received:
             self.route = route
             nextRoutePosition = 0
-            return startTry(number: 1, now: now, availability: availability, lastFailure: nil)
+            return startTry(
+                number: 1, now: now, availability: availability, lastFailure: nil, random: 0, backsOffOnReturn: false)
         case .calling, .waitingToRetry, .waitingForUpstream, .finalPublished, .finalRefused, .settled:
             return .none
         }
@@ -280,10 +286,13 @@ public struct RequestStateMachine: Sendable {
 
     /// A breaker or a window of the worker's upstreams changed: a request
     /// waiting for an upstream tries again with the new `availability`.
-    public mutating func upstreamsChanged(now: Deadline, availability: RouteAvailability) -> Action {
+    public mutating func upstreamsChanged(now: Deadline, availability: RouteAvailability, random: Double) -> Action {
         switch state {
         case .waitingForUpstream(let failure):
-            return startTry(number: tries + 1, now: now, availability: availability, lastFailure: failure)
+            // It waited for an upstream already: no backoff on top.
+            return startTry(
+                number: tries + 1, now: now, availability: availability, lastFailure: failure, random: random,
+                backsOffOnReturn: false)
         case .received, .calling, .waitingToRetry, .finalPublished, .finalRefused, .settled:
             return .none
         }
@@ -449,7 +458,9 @@ public struct RequestStateMachine: Sendable {
                 return publishError(ChatError(upstream: deadlineFailure), stopTransfer: false)
             }
             if now >= until {
-                return startTry(number: tries + 1, now: now, availability: availability, lastFailure: failure)
+                return startTry(
+                    number: tries + 1, now: now, availability: availability, lastFailure: failure, random: random,
+                    backsOffOnReturn: true)
             }
             return .none
         case .waitingForUpstream:
@@ -615,11 +626,30 @@ public struct RequestStateMachine: Sendable {
     }
 
     private mutating func startTry(
-        number: Int, now: Deadline, availability: RouteAvailability, lastFailure: UpstreamFailure?
+        number: Int, now: Deadline, availability: RouteAvailability, lastFailure: UpstreamFailure?, random: Double,
+        backsOffOnReturn: Bool
     ) -> Action {
         if !route.isEmpty {
             switch choose(availability, lastFailure: lastFailure) {
             case .upstream(let position):
+                let bit: UInt64 = 1 << UInt64(position)
+                if backsOffOnReturn, roundTried & bit != 0, let lastFailure {
+                    // Back to an upstream this round already tried (the others
+                    // are busy or down): the backoff and its Retry-After first.
+                    roundTried = 0
+                    let secondsLeft = deadline.isNever ? Double.infinity : Double(deadline.nanoseconds(after: now)) / 1e9
+                    guard
+                        let wait = policy.retry.delay(
+                            triesMade: tries - accountFaultTries, retryAfter: fallbackRetryAfter,
+                            secondsLeft: secondsLeft, random: random)
+                    else { return publishError(ChatError(upstream: lastFailure), stopTransfer: false) }
+                    if wait > 0 {
+                        nextRoutePosition = position
+                        state = .waitingToRetry(until: now.adding(seconds: wait), failure: lastFailure)
+                        return .retryLater(after: lastFailure, wait: wait, stopTransfer: false)
+                    }
+                }
+                roundTried |= bit
                 routePosition = position
                 policy = route[position].policy
             case .wait:
@@ -651,17 +681,22 @@ public struct RequestStateMachine: Sendable {
         if worthRetrying, calling.chunks == 0, !draining {
             let secondsLeft = deadline.isNever ? Double.infinity : Double(deadline.nanoseconds(after: now)) / 1e9
             // Fallback: the next try goes to the route's next upstream. Moving
-            // on to one not tried yet in this round does not wait (the failure
-            // and its Retry-After are the last upstream's); wrapping around to
-            // the first waits the backoff as a retry of one upstream does.
+            // on while an upstream of the route is not tried yet in this round
+            // does not wait (the failure and its Retry-After are the last
+            // upstream's); once all were tried, the next waits the backoff as a
+            // retry of one upstream does (and so does a fallback that can only
+            // go back to a tried one, see `startTry`).
             let next = route.isEmpty ? 0 : (routePosition + 1) % route.count
+            let everyPosition: UInt64 = route.count >= 64 ? .max : (1 << UInt64(route.count)) &- 1
+            let fallsOver = !route.isEmpty && roundTried & everyPosition != everyPosition
             let wait: Double? =
-                next != 0
+                fallsOver
                 ? (triesCounted < policy.retry.maxAttempts && secondsLeft > 0 ? 0 : nil)
                 : policy.retry.delay(
                     triesMade: triesCounted, retryAfter: retryAfter, secondsLeft: secondsLeft, random: random)
             if let wait {
                 nextRoutePosition = next
+                if fallsOver { fallbackRetryAfter = retryAfter } else { roundTried = 0 }
                 state = .waitingToRetry(until: now.adding(seconds: wait), failure: failure)
                 return .retryLater(after: failure, wait: wait, stopTransfer: stopTransfer)
             }
@@ -696,13 +731,21 @@ public struct RequestStateMachine: Sendable {
         failure.accountFault != nil && !route.isEmpty && route[routePosition].holdsOnAccountError
     }
 
-    /// Answers with `failure`, or hands the delivery back unanswered when it holds.
+    /// Answers with `failure`, or hands the delivery back unanswered: an
+    /// account fault of an upstream that holds (reason `held`), or one while
+    /// draining that another upstream of the route may still answer, on
+    /// another worker (reason `draining`).
     private mutating func answerOrHandBack(_ failure: UpstreamFailure, stopTransfer: Bool) -> Action {
-        guard holds(failure) else {
-            return publishError(ChatError(upstream: failure), stopTransfer: stopTransfer, stoppedTry: nil)
+        if holds(failure) {
+            state = .settled(.requeue)
+            return .settle(.requeue, reason: .held, stopTransfer: stopTransfer)
         }
-        state = .settled(.requeue)
-        return .settle(.requeue, reason: .held, stopTransfer: stopTransfer)
+        let everyPosition: UInt64 = route.count >= 64 ? .max : (1 << UInt64(route.count)) &- 1
+        if failure.accountFault != nil, draining, !route.isEmpty, everyPosition & ~accountFaulted != 0 {
+            state = .settled(.requeue)
+            return .settle(.requeue, reason: .draining, stopTransfer: stopTransfer)
+        }
+        return publishError(ChatError(upstream: failure), stopTransfer: stopTransfer, stoppedTry: nil)
     }
 
     private mutating func publishError(

@@ -42,6 +42,8 @@ final class InFlightRequest: CurlTransferDelegate {
     var route = 0
     /// The running try holds a place in `upstream`'s window, taken in this round of it.
     var holdsWindowPlace = false
+    /// The running try is its upstream's probe (its breaker was not closed when it started).
+    var isProbe = false
     var windowRound: UInt64 = 0
 
     /// The running HTTP try's transfer and response, while `machine` is calling.

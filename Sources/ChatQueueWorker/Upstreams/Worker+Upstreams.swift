@@ -23,6 +23,7 @@ extension Worker {
 
     /// A try to `request.upstream` starts: it takes a place in the window (and is the probe of a half-open breaker).
     func tryStarted(_ request: InFlightRequest, now: Deadline) {
+        request.isProbe = !request.upstream.isUp
         request.windowRound = request.upstream.tryStarted(now: now)
         request.holdsWindowPlace = true
     }
@@ -40,11 +41,20 @@ extension Worker {
         let outcome: CircuitBreaker.Outcome
         var signal = ConcurrencyWindow.Signal.none
         if stopped {
-            outcome = .stopped
+            // Only the probe's stop frees the probe's slot; other tries say nothing.
+            outcome = request.isProbe ? .stopped : .answered
+            if !request.isProbe {
+                upstream.window.ended(.none, startedRound: request.windowRound)
+                upstreamsChanged = true
+                return
+            }
         } else if let failure {
             upstream.figures.recordFailure(failure)
             if let reason = failure.accountFault, upstream.holdsOnAccountError {
                 outcome = .accountFault(reason)
+            } else if case .httpStatus(429, _) = failure {
+                // Alive but over its limit: the window narrows, the breaker is no place for it.
+                outcome = .answered
             } else if Self.countsAsUpstreamTrouble(failure) {
                 outcome = .trouble(retryAfter: retryAfter)
                 supervisor.upstreamLastError = named(upstream, "\(failure)")
@@ -119,7 +129,8 @@ extension Worker {
             waitingForUpstream.removeAll(keepingCapacity: true)
             for request in waiting where !request.machine.isSettled {
                 try perform(
-                    request.machine.upstreamsChanged(now: now, availability: availability(of: request, now: now)),
+                    request.machine.upstreamsChanged(
+                        now: now, availability: availability(of: request, now: now), random: Double.random(in: 0..<1)),
                     for: request)
             }
         }
@@ -130,20 +141,17 @@ extension Worker {
         }
     }
 
-    /// The machine found no upstream for the request's try: it waits, unless
-    /// the worker is degraded and another already waits (that one is the
-    /// probe; this one goes back to the queue for later or another worker).
+    /// The machine found no upstream for the request's try: it waits (the
+    /// oldest first when upstreams free up).
     func awaitUpstream(_ request: InFlightRequest) throws {
-        if state == .degraded, !waitingForUpstream.isEmpty {
-            try perform(request.machine.handBackWaiting(), for: request)
-            return
-        }
         waitingForUpstream.append(request)
     }
 
     /// Degraded while no route has an upstream up: no new deliveries (they
-    /// stay queued for healthier workers or later) and waiting requests but
-    /// the oldest go back to the queue; running again once a breaker closed.
+    /// stay queued for healthier workers or later), and of the requests
+    /// waiting for an upstream the oldest of each route stays (it probes its
+    /// route's upstreams when they let it) while the others go back to the
+    /// queue, once, as the worker degrades; running again once a breaker closed.
     func followUpstreamMode() throws {
         guard let session, !draining else { return }
         let up = someRouteIsUp
@@ -152,9 +160,14 @@ extension Worker {
             counters.degradations += 1
             state = .degraded
             try session.unsubscribe()
-            guard waitingForUpstream.count > 1 else { return }
-            let handedBack = waitingForUpstream[1...]
-            waitingForUpstream.removeSubrange(1...)
+            var keptRoutes = Set<Int>()
+            var handedBack: [InFlightRequest] = []
+            waitingForUpstream.removeAll { request in
+                guard request.machine.isWaitingForUpstream else { return true }
+                if keptRoutes.insert(request.route).inserted { return false }
+                handedBack.append(request)
+                return true
+            }
             for request in handedBack { try perform(request.machine.handBackWaiting(), for: request) }
         } else if up, state == .degraded {
             logger.notice("an upstream is up again: taking requests again")
@@ -164,13 +177,19 @@ extension Worker {
         }
     }
 
-    /// Loop phase, degraded and idle: once a breaker lets its probe go, take
-    /// exactly one request (it unsubscribes again on arrival, see `handleDelivery`).
+    /// Loop phase, degraded: once a breaker lets its probe go and no try
+    /// runs (the requests kept waiting could not use it), take one more
+    /// request, at most one a second and within `worker.concurrency` (it
+    /// unsubscribes again on arrival, see `handleDelivery`). Nothing is handed
+    /// back meanwhile, so no delivery goes round between broker and worker.
     func probeIfDegradedAndIdle(_ session: BrokerSession, now: Deadline) throws {
-        guard state == .degraded, inFlight.isEmpty, !session.isConsuming,
+        guard state == .degraded, !session.isConsuming, now >= nextProbeSubscription,
+            inFlight.count < settings.worker.concurrency,
+            upstreams.allSatisfy({ $0.window.inFlight == 0 }),
             upstreams.contains(where: { !$0.isUp && $0.breaker.admits(now: now) })
         else { return }
         try session.subscribe(queue: settings.queue.name, prefetch: 1)
+        nextProbeSubscription = now + 1_000_000_000
         counters.upstreamProbes += 1
         logger.notice("degraded: probing the upstreams with one request")
     }
