@@ -138,6 +138,21 @@ struct MockUpstreamLimitsTests {
         }
     }
 
+    @Test("the latency option delays every answer; first_byte_delay_ms overrides it", arguments: [false, true])
+    func latencyDelaysAnswers(fixedResponses: Bool) async throws {
+        var options = MockUpstreamOptions()
+        options.latency = .seconds(3600)
+        options.fixedResponses = fixedResponses
+        try await withMock(options) { mock in
+            let waiting = try HeldRequest(port: mock.port, body: Self.plainRequest)
+            try await eventually { mock.statistics().inProgress == 1 }
+            let immediate = try MockRawHTTP.post(mock, json: #"{"model":"m","messages":[],"mock":{"first_byte_delay_ms":0}}"#)
+            #expect(immediate.status == 200)
+            #expect(mock.statistics().answersByStatus == [200: 1])  // the plain request is still waiting
+            waiting.close()
+        }
+    }
+
     @Test("statistics count answers by status and per second, and requests in progress")
     func statisticsCountAnswers() async throws {
         try await withMock { mock in
@@ -202,8 +217,9 @@ struct MockUpstreamLimitsTests {
 final class HeldRequest: @unchecked Sendable {
     private var descriptor: Int32
 
-    init(port: Int) throws {
-        let body = #"{"model":"m","messages":[],"mock":{"first_byte_delay_ms":3600000}}"#
+    static let neverAnswered = #"{"model":"m","messages":[],"mock":{"first_byte_delay_ms":3600000}}"#
+
+    init(port: Int, body: String = HeldRequest.neverAnswered) throws {
         let request = MockRawHTTP.request(method: "POST", path: "/chat/completions", body: body, keepAlive: true)
         #if canImport(Glibc)
         self.descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
