@@ -22,7 +22,8 @@ struct MockDirectives {
     var failStatus: Int = 503
 
     var intervalMilliseconds: Int?
-    var firstByteDelayMilliseconds: Int = 0
+    /// nil: the mock's default latency (``MockUpstreamOptions/latency``).
+    var firstByteDelayMilliseconds: Int?
     var keepaliveMilliseconds: Int?
     var keepaliveOnly = false
     var dropAfter: Int?
@@ -49,7 +50,7 @@ struct MockDirectives {
         self.key = object["key"]?.stringValue
         self.failStatus = object["fail_status"]?.wholeNumber.flatMap(Self.errorStatus) ?? 503
         self.intervalMilliseconds = Self.milliseconds(object["interval_ms"])
-        self.firstByteDelayMilliseconds = Self.milliseconds(object["first_byte_delay_ms"]) ?? 0
+        self.firstByteDelayMilliseconds = Self.milliseconds(object["first_byte_delay_ms"])
         self.keepaliveMilliseconds = Self.milliseconds(object["keepalive_ms"]).flatMap { $0 > 0 ? $0 : nil }
         self.keepaliveOnly = object["keepalive_only"]?.boolValue ?? false
         self.dropAfter = object["drop_after"]?.wholeNumber.map { max(0, $0) }

@@ -56,11 +56,16 @@ extension MockUpstreamState {
     static let defaultKeepaliveInterval = TimeAmount.seconds(1)
 
     func reply(to request: RecordedRequest) -> MockReply {
-        if let fixed = self.fixedResponses?.reply(to: request, requireAPIKey: self.options.requireAPIKey) {
+        let failStatus = self.traffic.failEveryRequest
+        if failStatus == nil, var fixed = self.fixedResponses?.reply(to: request, requireAPIKey: self.options.requireAPIKey) {
+            fixed.delay = TimeAmount(self.options.latency)
             return .fixed(fixed)
         }
         let path = String(request.path.prefix { $0 != "?" })
         guard Self.completionPaths.contains(path) else {
+            if path == Self.statisticsPath {
+                return self.statisticsReply(method: request.method)
+            }
             return .error(404, message: "Invalid URL (\(request.method) \(path))")
         }
         guard request.method == "POST" else {
@@ -69,8 +74,8 @@ extension MockUpstreamState {
         if let expectedKey = self.options.requireAPIKey, Self.bearerToken(request.header("authorization")) != expectedKey {
             return .error(401)
         }
-        if let status = self.options.failEveryRequest {
-            return .error(status)
+        if let failStatus {
+            return .error(failStatus)
         }
 
         let object: JSONObject
@@ -94,7 +99,8 @@ extension MockUpstreamState {
 
     private func reply(to chat: ChatRequest) -> MockReply {
         let directives = chat.directives
-        let delay = TimeAmount.milliseconds(Int64(directives.firstByteDelayMilliseconds))
+        let delay = directives.firstByteDelayMilliseconds.map { TimeAmount.milliseconds(Int64($0)) }
+            ?? TimeAmount(self.options.latency)
 
         // Count every call with a key, so tests can assert retries even without fail_first.
         let callNumber = directives.key.map { self.countCall(key: $0) }
@@ -135,6 +141,18 @@ extension MockUpstreamState {
         }
         let steps = directives.emptyStream ? [] : completion.streamSteps.shaped(by: directives)
         return .stream(StreamReply(reply: completion, steps: steps, pacing: pacing, stamp: directives.stamp))
+    }
+
+    /// `GET /_mock/statistics`: what the mock answered so far, as JSON, for scripts
+    /// that measure against a mock in another process.
+    static let statisticsPath = "/_mock/statistics"
+
+    private func statisticsReply(method: String) -> MockReply {
+        guard method == "GET" else {
+            return .error(405, extraHeaders: [("Allow", "GET")])
+        }
+        let body = self.statistics.json.serializedString()
+        return .fixed(FixedReply(status: .ok, contentType: "application/json", body: body + "\n"))
     }
 
     /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).

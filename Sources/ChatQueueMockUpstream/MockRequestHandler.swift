@@ -6,6 +6,10 @@
 // long stream until the next write fails. Here the socket keeps being read, so
 // EOF closes the channel at once and the pending timer finds it disconnected.
 // The rare pipelined request is queued instead.
+//
+// A completion request is "in progress" (MockTraffic) from its last byte until
+// its response is written or its connection closes; with a concurrency limit,
+// one beyond it is answered 429 here, before any parsing.
 
 import Foundation
 import NIOCore
@@ -43,6 +47,10 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private struct ResponseContext {
         var version: HTTPVersion
         var keepAlive: Bool
+        /// Added to the response head (the rate-limit headers).
+        var extraHeaders: [(String, String)] = []
+        /// Whether the answer counts in the statistics (all but the statistics route's own).
+        var isCounted = true
     }
 
     /// A stream being written, one step per timer tick.
@@ -59,6 +67,7 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let state: MockUpstreamState
     private let timer: CoalescingTimer
+    private let tally: MockAnswerTally
     private var incoming: PendingRequest?
     private var queued: [PendingRequest] = []
     private var isResponding = false
@@ -66,10 +75,13 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var isConnected = true
     /// We close the connection ourselves (a scripted drop, or the end of a non-keep-alive response).
     private var isClosingOnPurpose = false
+    /// The response being written belongs to an admitted completion request, counted in progress.
+    private var holdsSlot = false
 
-    init(state: MockUpstreamState, timer: CoalescingTimer) {
+    init(state: MockUpstreamState, timer: CoalescingTimer, tally: MockAnswerTally) {
         self.state = state
         self.timer = timer
+        self.tally = tally
     }
 
     // MARK: Reading
@@ -118,11 +130,13 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         self.isConnected = false
         self.queued.removeAll()
+        self.releaseSlot()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.isConnected = false
+        self.releaseSlot()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -137,8 +151,26 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let request = self.queued.removeFirst()
         self.isResponding = true
 
-        let reply = request.bodyTooLarge ? MockReply.error(413) : self.state.reply(to: request.recorded)
-        let response = ResponseContext(version: request.version, keepAlive: request.keepAlive)
+        var response = ResponseContext(version: request.version, keepAlive: request.keepAlive)
+        let reply: MockReply
+        switch Self.kind(of: request.recorded) {
+        case .completion:
+            let admission = self.state.traffic.admit()
+            response.extraHeaders = admission.rateLimitHeaders
+            switch admission {
+            case .admitted(let inProgress, _):
+                self.holdsSlot = true
+                self.tally.noteInProgress(inProgress, second: self.state.clock.secondOffset)
+                reply = request.bodyTooLarge ? MockReply.error(413) : self.state.reply(to: request.recorded)
+            case .rejected:
+                reply = .error(429, message: "Rate limit reached for requests", extraHeaders: [("Retry-After", "1")])
+            }
+        case .statistics:
+            response.isCounted = false
+            reply = self.state.reply(to: request.recorded)
+        case .other:
+            reply = request.bodyTooLarge ? MockReply.error(413) : self.state.reply(to: request.recorded)
+        }
         switch reply {
         case .fixed(let fixed):
             self.wait(fixed.delay, keepalive: nil, context: context) {
@@ -149,6 +181,27 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .stream(let stream):
             self.send(stream, response: response, context: context)
         }
+    }
+
+    private func releaseSlot() {
+        guard self.holdsSlot else { return }
+        self.holdsSlot = false
+        self.state.traffic.release()
+    }
+
+    /// What a request is, judged by its path alone (cheap: no allocation).
+    private enum RequestKind {
+        case completion
+        case statistics
+        case other
+    }
+
+    private static func kind(of request: RecordedRequest) -> RequestKind {
+        let path = request.path.utf8.prefix { $0 != UInt8(ascii: "?") }
+        if path.elementsEqual("/chat/completions".utf8) || path.elementsEqual("/v1/chat/completions".utf8) {
+            return request.method == "POST" ? .completion : .other
+        }
+        return path.elementsEqual(MockUpstreamState.statisticsPath.utf8) ? .statistics : .other
     }
 
     // MARK: Replies
@@ -295,7 +348,13 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         response: ResponseContext,
         context: ChannelHandlerContext
     ) {
+        if response.isCounted {
+            self.tally.countAnswer(Int(status.code), second: self.state.clock.secondOffset)
+        }
         var head = HTTPResponseHead(version: response.version, status: status, headers: HTTPHeaders(headers))
+        for (name, value) in response.extraHeaders {
+            head.headers.add(name: name, value: value)
+        }
         if !response.keepAlive {
             head.headers.replaceOrAdd(name: "Connection", value: "close")
         }
@@ -309,6 +368,12 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func endResponse(response: ResponseContext, context: ChannelHandlerContext) {
         let promise = context.eventLoop.makePromise(of: Void.self)
+        if self.holdsSlot {
+            // In progress until written: the slot goes with this write, whatever comes next.
+            self.holdsSlot = false
+            let traffic = self.state.traffic
+            promise.futureResult.whenComplete { _ in traffic.release() }
+        }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: promise)
         guard response.keepAlive else {
             self.isClosingOnPurpose = true

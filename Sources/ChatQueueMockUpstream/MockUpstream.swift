@@ -26,7 +26,7 @@ public final class MockUpstream: Sendable {
 
     public static func start(_ options: MockUpstreamOptions) async throws -> MockUpstream {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.eventLoopThreads))
-        let state = MockUpstreamState(options: options)
+        let state = MockUpstreamState(options: options, group: group)
         let timers = CoalescingTimers(group: group)
         let bootstrap = ServerBootstrap(group: group)
             // Benchmarks open thousands of connections at once.
@@ -36,7 +36,13 @@ public final class MockUpstream: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
-                    try pipeline.addHandler(MockRequestHandler(state: state, timer: timers.timer(for: channel.eventLoop)))
+                    try pipeline.addHandler(
+                        MockRequestHandler(
+                            state: state,
+                            timer: timers.timer(for: channel.eventLoop),
+                            tally: state.tally(for: channel.eventLoop)
+                        )
+                    )
                 }
             }
             // Each chunk must leave when written, or forwarding-delay benchmarks measure Nagle.
@@ -72,6 +78,25 @@ public final class MockUpstream: Sendable {
     /// a worker stopped (and any open at `shutdown()`).
     public func clientAborts() -> [UInt64] {
         self.state.clientAborts
+    }
+
+    /// Answers every completion request with `status` (400...599) and its OpenAI-shaped
+    /// error from now on (402: DeepSeek's "Insufficient Balance"), or answers normally
+    /// again with nil: an account that runs out of balance, then is topped up.
+    public func setFailEveryRequest(_ status: Int?) {
+        if let status { precondition((400...599).contains(status), "failEveryRequest must be 400...599") }
+        self.state.traffic.setFailEveryRequest(status)
+    }
+
+    /// Changes the concurrency limit (at least 1; nil: none) from now on. Requests in
+    /// progress are not affected; above a lowered limit, new ones get 429 until enough end.
+    public func setMaxConcurrentRequests(_ limit: Int?) {
+        self.state.traffic.setMaxConcurrentRequests(limit)
+    }
+
+    /// What the mock has answered so far; the same figures `GET /_mock/statistics` serves.
+    public func statistics() -> MockUpstreamStatistics {
+        self.state.statistics
     }
 
     /// Stops listening and closes every connection, ending open streams abruptly.

@@ -8,8 +8,17 @@ public struct MockUpstreamOptions: Sendable {
     /// When set, a request without `Authorization: Bearer <key>` gets DeepSeek's 401.
     public var requireAPIKey: String? = nil
     /// When set, every completion request gets this status (400...599) and
-    /// its OpenAI-shaped error, whatever it asks: an upstream that is down.
+    /// its OpenAI-shaped error, whatever it asks: an upstream that is down, or
+    /// an account out of balance (402). ``MockUpstream/setFailEveryRequest(_:)`` changes it.
     public var failEveryRequest: Int? = nil
+    /// A provider's concurrency limit K: a completion request arriving while K are in
+    /// progress (received, response not yet fully written) gets 429 `rate_limit_exceeded`
+    /// with `Retry-After: 1` at once. While set, every completion answer carries
+    /// `x-ratelimit-limit-requests` and `x-ratelimit-remaining-requests`. At least 1.
+    public var maxConcurrentRequests: Int? = nil
+    /// How long each completion takes before its first byte; a request's
+    /// `first_byte_delay_ms` directive overrides it. With `fixedResponses` it delays those too.
+    public var latency: Duration = .zero
     /// Delay between stream chunks; a request's `interval_ms` directive overrides it.
     public var chunkInterval: Duration = .zero
     /// Reply length in words ("w1 w2 …"); `nil` echoes the last user message instead.

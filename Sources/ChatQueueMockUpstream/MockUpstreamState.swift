@@ -1,13 +1,20 @@
-// State shared by every connection of one mock server: what was asked, and
-// the counters that make replies unique (ids) or scripted (fail_first keys).
+// State shared by every connection of one mock server: what was asked, the
+// counters that make replies unique (ids) or scripted (fail_first keys), the
+// provider-like limits (MockTraffic) and what was answered (MockAnswerTally).
 
 import Foundation
+import NIOCore
 
 final class MockUpstreamState: Sendable {
     let options: MockUpstreamOptions
     /// Set in the fixed-response mode.
     let fixedResponses: FixedResponses?
     private let ledger = Locked(Ledger())
+    /// The concurrency limit, the runtime switches and requests in progress.
+    let traffic: MockTraffic
+    let clock = MockClock()
+    /// Answers counted per event loop, keyed by the loop's identity.
+    private let tallies: [ObjectIdentifier: MockAnswerTally]
 
     private struct Ledger {
         var recorded: [RecordedRequest] = []
@@ -16,9 +23,36 @@ final class MockUpstreamState: Sendable {
         var clientAborts: [UInt64] = []
     }
 
-    init(options: MockUpstreamOptions) {
+    init(options: MockUpstreamOptions, group: any EventLoopGroup) {
         self.options = options
         self.fixedResponses = options.fixedResponses ? FixedResponses(words: options.words) : nil
+        self.traffic = MockTraffic(
+            maxConcurrentRequests: options.maxConcurrentRequests, failEveryRequest: options.failEveryRequest)
+        var tallies: [ObjectIdentifier: MockAnswerTally] = [:]
+        for eventLoop in group.makeIterator() {
+            tallies[ObjectIdentifier(eventLoop)] = MockAnswerTally()
+        }
+        self.tallies = tallies
+    }
+
+    /// The tally of `eventLoop`, which must belong to the server's group.
+    func tally(for eventLoop: any EventLoop) -> MockAnswerTally {
+        guard let tally = self.tallies[ObjectIdentifier(eventLoop)] else {
+            preconditionFailure("\(eventLoop) is not part of the mock upstream's event loop group")
+        }
+        return tally
+    }
+
+    var statistics: MockUpstreamStatistics {
+        let merged = MockAnswerTally.merged(Array(self.tallies.values))
+        return MockUpstreamStatistics(
+            answersByStatus: merged.byStatus,
+            inProgress: self.traffic.inProgress,
+            peakInProgress: self.traffic.peakInProgress,
+            maxConcurrentRequests: self.traffic.maxConcurrentRequests,
+            failEveryRequest: self.traffic.failEveryRequest,
+            seconds: merged.seconds
+        )
     }
 
     func record(_ request: RecordedRequest) {

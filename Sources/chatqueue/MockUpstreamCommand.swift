@@ -13,6 +13,15 @@ struct MockUpstreamCommand: AsyncParsableCommand {
             Replies echo the last user message (or are N words with --words). A request can script \
             its reply with a top-level "mock" object, e.g. {"mock":{"status":429,"retry_after":2}} \
             or {"mock":{"interval_ms":100,"words":50}}. Runs until SIGINT or SIGTERM.
+
+            A rate-limited provider: with --max-concurrent K, a completion request arriving while K are \
+            in progress gets 429 rate_limit_exceeded with Retry-After: 1 at once, and every completion \
+            answer carries x-ratelimit-limit-requests and x-ratelimit-remaining-requests. An account out \
+            of balance: --fail-every-request 402.
+
+            GET /_mock/statistics answers JSON: answers_by_status, in_progress, peak_in_progress, \
+            max_concurrent_requests, fail_every_request, and seconds: one entry per second since the \
+            first answer (second, ok, rate_limited, other, peak_in_progress; the last hour).
             """
     )
 
@@ -27,6 +36,21 @@ struct MockUpstreamCommand: AsyncParsableCommand {
 
     @Option(help: "Default reply length in words (default: echo the prompt).")
     var words: Int?
+
+    @Option(
+        name: .customLong("latency-ms"),
+        help: "Milliseconds each completion waits before its first byte (a request's first_byte_delay_ms overrides it).")
+    var latencyMilliseconds: Int = 0
+
+    @Option(
+        name: .customLong("max-concurrent"),
+        help: "Concurrency limit K: requests beyond K in progress get 429 with Retry-After: 1.")
+    var maxConcurrent: Int?
+
+    @Option(
+        name: .customLong("fail-every-request"),
+        help: "Answer every completion request with this status (400...599) and its error body, e.g. 402.")
+    var failEveryRequest: Int?
 
     @Option(name: .customLong("require-api-key"), help: "Answer 401 unless requests carry 'Authorization: Bearer <key>'.")
     var requireAPIKey: String?
@@ -45,6 +69,11 @@ struct MockUpstreamCommand: AsyncParsableCommand {
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0...65535") }
         guard self.chunkIntervalMilliseconds >= 0 else { throw ValidationError("--chunk-interval-ms must be >= 0") }
+        guard self.latencyMilliseconds >= 0 else { throw ValidationError("--latency-ms must be >= 0") }
+        if let maxConcurrent, maxConcurrent < 1 { throw ValidationError("--max-concurrent must be >= 1") }
+        if let failEveryRequest, !(400...599).contains(failEveryRequest) {
+            throw ValidationError("--fail-every-request must be 400...599")
+        }
         guard self.threads >= 1 else { throw ValidationError("--threads must be >= 1") }
         if let words, words < 0 { throw ValidationError("--words must be >= 0") }
     }
@@ -55,6 +84,9 @@ struct MockUpstreamCommand: AsyncParsableCommand {
         options.port = self.port
         options.chunkInterval = .milliseconds(self.chunkIntervalMilliseconds)
         options.words = self.words
+        options.latency = .milliseconds(self.latencyMilliseconds)
+        options.maxConcurrentRequests = self.maxConcurrent
+        options.failEveryRequest = self.failEveryRequest
         options.requireAPIKey = self.requireAPIKey
         options.eventLoopThreads = self.threads
         options.fixedResponses = self.fixedResponse

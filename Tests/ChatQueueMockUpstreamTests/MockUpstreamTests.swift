@@ -502,7 +502,7 @@ private func post(_ json: String) async throws -> MockRawResponse {
     return try #require(response)
 }
 
-private func withMock(
+func withMock(
     _ options: MockUpstreamOptions = MockUpstreamOptions(),
     _ body: (MockUpstream) async throws -> Void
 ) async throws {
@@ -516,7 +516,7 @@ private func withMock(
     try await mock.shutdown()
 }
 
-private struct MockRawResponse {
+struct MockRawResponse {
     var status: Int
     var headers: [(String, String)]
     /// The body with chunked framing removed.
@@ -556,7 +556,7 @@ private struct MockRawResponse {
 }
 
 /// A blocking HTTP/1.1 client over a plain socket: enough to see framing exactly.
-private enum MockRawHTTP {
+enum MockRawHTTP {
     struct Exchange {
         var bytes: [UInt8]
         var timedOut: Bool
@@ -697,7 +697,7 @@ private enum MockRawHTTP {
     }
 }
 
-private struct MockRawHTTPError: Error, CustomStringConvertible {
+struct MockRawHTTPError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
