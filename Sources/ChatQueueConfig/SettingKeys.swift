@@ -427,7 +427,7 @@ enum SettingKeys {
     static let upstreamBreakerMaxCooldown = SecondsKey(
         name: "upstream.breaker_max_cooldown",
         defaultValue: 300,
-        summary: "Longest a Retry-After may keep a breaker open (at least upstream.breaker_cooldown)."
+        summary: "Longest a Retry-After may keep a breaker open (less than upstream.breaker_cooldown reads as it)."
     )
     static let upstreamHoldProbeInterval = SecondsKey(
         name: "upstream.hold_probe_interval",

@@ -178,13 +178,9 @@ public enum SettingsLoader {
         upstream.onAccountError = try layers.choice(SettingKeys.upstreamOnAccountError)
         upstream.breakerFailures = try layers.int(SettingKeys.upstreamBreakerFailures)
         upstream.breakerCooldown = try layers.seconds(SettingKeys.upstreamBreakerCooldown)
-        upstream.breakerMaxCooldown = try layers.seconds(SettingKeys.upstreamBreakerMaxCooldown)
-        guard upstream.breakerMaxCooldown >= upstream.breakerCooldown else {
-            throw layers.invalid(
-                SettingKeys.upstreamBreakerMaxCooldown.name,
-                expected: "at least upstream.breaker_cooldown (\(upstream.breakerCooldown))",
-                got: "\(upstream.breakerMaxCooldown)")
-        }
+        // A max below the cooldown is read as the cooldown (raising one alone must not fail).
+        upstream.breakerMaxCooldown = max(
+            upstream.breakerCooldown, try layers.seconds(SettingKeys.upstreamBreakerMaxCooldown))
         upstream.holdProbeInterval = try layers.seconds(SettingKeys.upstreamHoldProbeInterval)
         return upstream
     }
