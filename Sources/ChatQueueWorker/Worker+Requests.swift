@@ -282,7 +282,9 @@ extension Worker {
         let result: RequestStateMachine.TryResult
         switch outcome {
         case .completion(let body):
-            tryFinished(request, failure: nil, rateLimited: response.rateLimitExhausted, usage: usage)
+            tryFinished(
+                request, failure: nil, rateLimited: response.rateLimitExhausted, usage: usage,
+                at: Deadline(nanoseconds: now))
             result = .completion(body)
         case .failure(let failure):
             var retryAfter: Double?
@@ -301,7 +303,8 @@ extension Worker {
                 }
             }
             tryFinished(
-                request, failure: failure, retryAfter: retryAfter, rateLimited: response.rateLimitExhausted, usage: usage)
+                request, failure: failure, retryAfter: retryAfter, rateLimited: response.rateLimitExhausted, usage: usage,
+                at: Deadline(nanoseconds: now))
             result = .failure(failure, retryAfter: retryAfter)
         }
         try perform(

@@ -33,7 +33,7 @@ extension Worker {
     /// nothing, e.g. cancelled). Once per try, whichever path ends it.
     func tryFinished(
         _ request: InFlightRequest, failure: UpstreamFailure?, retryAfter: Double? = nil, rateLimited: Bool = false,
-        usage: TokenUsage? = nil, stopped: Bool = false
+        usage: TokenUsage? = nil, stopped: Bool = false, at time: Deadline? = nil
     ) {
         guard request.holdsWindowPlace else { return }
         request.holdsWindowPlace = false
@@ -69,7 +69,7 @@ extension Worker {
             supervisor.upstreamLastSuccess = WallClock.unixMilliseconds()
         }
         if rateLimited { signal = .overloaded }
-        let now = Deadline.now()
+        let now = time ?? Deadline.now()
         let tokens = usage.map { $0.prompt.addingReportingOverflow($0.completion) }.map { $0.overflow ? Int.max : $0.partialValue }
         let change = upstream.tryEnded(outcome, signal, round: request.windowRound, tokens: tokens, now: now)
         upstreamsChanged = true
