@@ -31,9 +31,9 @@ public struct UpstreamFigures: Sendable, Equatable {
     public init() {}
 
     /// Takes the breaker's and the window's state (`now` and `nowUnixMilliseconds`: the same moment).
-    public mutating func take(
-        _ breaker: CircuitBreaker, _ window: ConcurrencyWindow, now: Deadline, nowUnixMilliseconds: Int64
-    ) {
+    public mutating func take(_ control: UpstreamControl, now: Deadline, nowUnixMilliseconds: Int64) {
+        let (breaker, window) = (control.breaker, control.window)
+        tries = control.tries
         breakerState = breaker.state.name
         let reopens = breaker.reopensAt
         probeAtUnixMilliseconds =

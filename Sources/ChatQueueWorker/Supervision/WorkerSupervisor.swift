@@ -125,7 +125,7 @@ final class WorkerSupervisor {
         let nowUnix = WallClock.unixMilliseconds()
         let upstreams = worker.upstreams.map { upstream in
             var figures = upstream.figures
-            figures.take(upstream.breaker, upstream.window, now: now, nowUnixMilliseconds: nowUnix)
+            figures.take(upstream.control, now: now, nowUnixMilliseconds: nowUnix)
             return figures
         }
         return WorkerStatus(

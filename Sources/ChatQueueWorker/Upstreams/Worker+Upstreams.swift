@@ -14,17 +14,18 @@ extension Worker {
         var availability = RouteAvailability(ready: 0)
         let route = routeUpstreams[request.route]
         for position in route.indices {
-            let upstream = upstreams[route[position].index]
-            let ready = upstream.admits(now: now)
-            availability.set(position, ready: ready, busy: !ready && upstream.isBusy(now: now))
+            let control = upstreams[route[position].index].control
+            let ready = control.admits(now: now)
+            availability.set(position, ready: ready, busy: !ready && control.isBusy(now: now))
         }
         return availability
     }
 
     /// A try to `request.upstream` starts: it takes a place in the window (and is the probe of a half-open breaker).
     func tryStarted(_ request: InFlightRequest, now: Deadline) {
-        request.isProbe = !request.upstream.isUp
-        request.windowRound = request.upstream.tryStarted(now: now)
+        let upstream = request.upstream
+        request.isProbe = !upstream.control.isUp
+        request.windowRound = upstream.control.tryStarted(now: now)
         request.holdsWindowPlace = true
     }
 
@@ -38,16 +39,11 @@ extension Worker {
         guard request.holdsWindowPlace else { return }
         request.holdsWindowPlace = false
         let upstream = request.upstream
-        let outcome: CircuitBreaker.Outcome
+        let outcome: CircuitBreaker.Outcome?
         var signal = ConcurrencyWindow.Signal.none
         if stopped {
             // Only the probe's stop frees the probe's slot; other tries say nothing.
-            outcome = request.isProbe ? .stopped : .answered
-            if !request.isProbe {
-                upstream.window.ended(.none, startedRound: request.windowRound)
-                upstreamsChanged = true
-                return
-            }
+            outcome = request.isProbe ? .stopped : nil
         } else if let failure {
             upstream.figures.recordFailure(failure)
             if let reason = failure.accountFault, upstream.holdsOnAccountError {
@@ -71,7 +67,7 @@ extension Worker {
         if rateLimited { signal = .overloaded }
         let now = time ?? Deadline.now()
         let tokens = usage.map { $0.prompt.addingReportingOverflow($0.completion) }.map { $0.overflow ? Int.max : $0.partialValue }
-        let change = upstream.tryEnded(outcome, signal, round: request.windowRound, tokens: tokens, now: now)
+        let change = upstream.control.tryEnded(outcome, signal, round: request.windowRound, tokens: tokens, now: now)
         upstreamsChanged = true
         switch change {
         case .none:
@@ -107,7 +103,7 @@ extension Worker {
 
     /// Whether some route has an upstream whose breaker is closed.
     var someRouteIsUp: Bool {
-        routeUpstreams.contains { route in route.contains { upstreams[$0.index].isUp } }
+        routeUpstreams.contains { route in route.contains { upstreams[$0.index].control.isUp } }
     }
 
     /// Loop phase: an upstream's admission changed by itself (a breaker's
@@ -137,7 +133,9 @@ extension Worker {
         upstreamsChanged = false
         // Wake when what an upstream admits changes by itself, if anyone cares.
         if !waitingForUpstream.isEmpty || state == .degraded {
-            for upstream in upstreams { timers.upstreams = min(timers.upstreams, upstream.nextChange(after: now)) }
+            for upstream in upstreams {
+                timers.upstreams = min(timers.upstreams, upstream.control.nextChange(after: now))
+            }
         }
     }
 
@@ -185,8 +183,8 @@ extension Worker {
     func probeIfDegradedAndIdle(_ session: BrokerSession, now: Deadline) throws {
         guard state == .degraded, !session.isConsuming, now >= nextProbeSubscription,
             inFlight.count < settings.worker.concurrency,
-            upstreams.allSatisfy({ $0.window.inFlight == 0 }),
-            upstreams.contains(where: { !$0.isUp && $0.breaker.admits(now: now) })
+            upstreams.allSatisfy({ $0.control.window.inFlight == 0 }),
+            upstreams.contains(where: { !$0.control.isUp && $0.control.breaker.admits(now: now) })
         else { return }
         try session.subscribe(queue: settings.queue.name, prefetch: 1)
         nextProbeSubscription = now + 1_000_000_000
