@@ -217,3 +217,41 @@ struct RateBudgetTests {
         #expect(budget.balance == -6000 * 24 * 60)
     }
 }
+
+@Suite("Upstream control: breaker, window and budgets together")
+struct UpstreamControlCombinedTests {
+    static let second: UInt64 = 1_000_000_000
+    static let policy = CircuitBreaker.Policy(
+        failureThreshold: 1, cooldown: 10 * second, maxCooldown: 10 * second, holdProbeInterval: 30 * second)
+    static let start = Deadline(nanoseconds: 1000 * second)
+
+    @Test("admits while every part does; busy when only the window or a budget is full; down when the breaker is open")
+    func admission() {
+        var control = UpstreamControl(
+            breaker: Self.policy, window: ConcurrencyWindow(maximum: 2, adaptive: true), requestsPerMinute: 60,
+            now: Self.start)
+        #expect(control.admits(now: Self.start) && control.isUp)
+        let first = control.tryStarted(now: Self.start)
+        #expect(control.tries == 1)
+        // The rpm budget (one a second) is spent: busy, and it says when that changes.
+        #expect(!control.admits(now: Self.start))
+        #expect(control.isBusy(now: Self.start))
+        #expect(control.nextChange(after: Self.start) > Self.start)
+        #expect(control.admits(now: Self.start + Self.second))
+        // A retryable failure opens the breaker: down, not busy; it comes back at the probe.
+        #expect(
+            control.tryEnded(.trouble(retryAfter: nil), .none, round: first, tokens: nil, now: Self.start + Self.second)
+                == .opened(.failures, until: Self.start + 11 * Self.second))
+        #expect(!control.isUp && !control.isBusy(now: Self.start + Self.second))
+        #expect(control.nextChange(after: Self.start + Self.second) == Self.start + 11 * Self.second)
+        // The probe: the next try; while it runs nothing else goes.
+        let probe = control.tryStarted(now: Self.start + 11 * Self.second)
+        #expect(control.isBusy(now: Self.start + 11 * Self.second))
+        #expect(control.tryEnded(.answered, .answered, round: probe, tokens: 5, now: Self.start + 12 * Self.second) == .closed)
+        #expect(control.isUp && control.window.inFlight == 0)
+        // A try that says nothing (nil) frees its place and leaves the breaker alone.
+        let quiet = control.tryStarted(now: Self.start + 20 * Self.second)
+        #expect(control.tryEnded(nil, .none, round: quiet, tokens: nil, now: Self.start + 20 * Self.second) == .none)
+        #expect(control.window.inFlight == 0)
+    }
+}
