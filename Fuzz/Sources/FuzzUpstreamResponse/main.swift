@@ -22,11 +22,27 @@ func fuzzUpstreamResponse(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // Header lines up to the first NUL, one per LF (kept, as libcurl keeps CRLF), then the body.
     let headers = input.field(until: 0)
     var lineStart = 0
+    // A reference reading of the rate-limit headers: a remaining-requests or
+    // -tokens value of zeros only (around spaces, tabs, CR, LF) since the last status line.
+    var expectExhausted = false
     while lineStart < headers.count {
         let end = headers[lineStart...].firstIndex(of: 10).map { $0 + 1 } ?? headers.count
+        let line = Array(headers[lineStart..<end])
         response.headerLine(UnsafeRawBufferPointer(rebasing: headers[lineStart..<end]))
+        if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+            let value = line[(colon + 1)...].filter { ![0x20, 0x09, 0x0D, 0x0A].contains($0) }
+            if name == "x-ratelimit-remaining-requests" || name == "x-ratelimit-remaining-tokens",
+                !value.isEmpty, value.allSatisfy({ $0 == UInt8(ascii: "0") })
+            {
+                expectExhausted = true
+            }
+        } else if line.starts(with: Array("HTTP/".utf8)) {
+            expectExhausted = false
+        }
         lineStart = end
     }
+    fuzzCheck(response.rateLimitExhausted == expectExhausted, "x-ratelimit-remaining-* read as \(response.rateLimitExhausted)")
 
     var published: [[UInt8]] = []
     var aborted = false
