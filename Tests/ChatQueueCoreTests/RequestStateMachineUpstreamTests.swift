@@ -196,6 +196,17 @@ struct RequestStateMachineUpstreamTests {
         #expect(Self.errorCode(machine.tryEnded(.failure(Self.payment, retryAfter: nil), now: Self.now, random: 0.5)) == "payment_required")
     }
 
+    @Test("hold: a fallback back to the holding upstream with no time left hands the request back, never answers the 402")
+    func heldNoTimeLeft() {
+        var machine = Machine(
+            requestID: "r1", policy: Self.policy, deadline: Self.now + Self.second / 10, deadlineFailure: .requestTimeout)
+        _ = machine.call(now: Self.now, route: Self.route([true, false]), availability: Self.ready(0, 1))
+        _ = machine.tryEnded(.failure(Self.payment, retryAfter: nil), now: Self.now, random: 0.5)
+        #expect(
+            machine.timerFired(now: Self.now, random: 0.5, availability: Self.ready(0))
+                == .settle(.requeue, reason: .held, stopTransfer: false))
+    }
+
     @Test("400 is the request's fault: answered at once, no fallover")
     func badRequestNotAccount() {
         var machine = Self.machine()

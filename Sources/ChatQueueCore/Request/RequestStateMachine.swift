@@ -642,7 +642,7 @@ public struct RequestStateMachine: Sendable {
                         let wait = policy.retry.delay(
                             triesMade: tries - accountFaultTries, retryAfter: fallbackRetryAfter,
                             secondsLeft: secondsLeft, random: random)
-                    else { return publishError(ChatError(upstream: lastFailure), stopTransfer: false) }
+                    else { return answerOrHandBack(lastFailure, stopTransfer: false) }
                     if wait > 0 {
                         nextRoutePosition = position
                         state = .waitingToRetry(until: now.adding(seconds: wait), failure: lastFailure)
