@@ -29,46 +29,7 @@ for argument in "$@"; do
   esac
 done
 
-BROKER_URL="${CHATQUEUE_BENCH_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
-SCRATCH="${CHATQUEUE_SCRATCH_PATH:-$ROOT/.build}"
-CONFIGURATION=release
-[ "$SMOKE" -eq 1 ] && CONFIGURATION=debug
-STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-RESULTS="$ROOT/bench/results/$STAMP"
-mkdir -p "$RESULTS/logs"
-
-# Thousands of concurrent streams need thousands of descriptors (worker: one
-# upstream connection per stream; mock: the other end).
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
-
-# Set-up is ./scripts/run.sh's or ./scripts/test.sh's job; only the broker is started here.
-command -v swift >/dev/null || { log "swift is not on PATH: install Swift 6 (swift.org) first"; exit 1; }
-start_rabbitmq
-
-# The release build links the Swift runtime and Foundation statically, as
-# docs/operations.md recommends for deployment: ~6 MB less resident memory
-# per worker process than the shared libraries (measured idle: 26.0 vs 31.7 MB).
-STATIC=()
-if [ "$CONFIGURATION" = release ]; then STATIC=(--static-swift-stdlib); fi
-log "building ($CONFIGURATION ${STATIC[*]}, scratch path $SCRATCH)"
-(cd "$ROOT" && swift build -c "$CONFIGURATION" "${STATIC[@]}" --scratch-path "$SCRATCH" --product chatqueue 2>&1 |
-  grep -vE '^\[[0-9]+/[0-9]+\]' >&2)
-BIN="$(cd "$ROOT" && swift build -c "$CONFIGURATION" "${STATIC[@]}" --scratch-path "$SCRATCH" --show-bin-path)/chatqueue"
-
-STARTED_PIDS=()
-stop_pid() {
-  local pid="$1"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  for pid in "${STARTED_PIDS[@]}"; do stop_pid "$pid"; done
-}
-trap cleanup EXIT
+bench_prepare
 
 # The mock upstream in its fixed-response mode: every answer is the same 48
 # words, rendered once, sent at once without parsing the request; requests with

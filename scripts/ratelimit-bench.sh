@@ -52,40 +52,8 @@ while [ $# -gt 0 ]; do
 done
 export CHATQUEUE_RETRY_MAX_ATTEMPTS="${CHATQUEUE_RETRY_MAX_ATTEMPTS:-50}"
 
-BROKER_URL="${CHATQUEUE_BENCH_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
-SCRATCH="${CHATQUEUE_SCRATCH_PATH:-$ROOT/.build}"
-CONFIGURATION=release
-[ "$SMOKE" -eq 1 ] && CONFIGURATION=debug
-STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-RESULTS="$ROOT/bench/results/$STAMP"
-mkdir -p "$RESULTS/logs"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
-
-command -v swift >/dev/null || { log "swift is not on PATH: install Swift 6 (swift.org) first"; exit 1; }
 command -v python3 >/dev/null || { log "python3 is not on PATH (sampling and the report need it)"; exit 1; }
-start_rabbitmq
-
-STATIC=()
-if [ "$CONFIGURATION" = release ]; then STATIC=(--static-swift-stdlib); fi
-log "building ($CONFIGURATION ${STATIC[*]}, scratch path $SCRATCH)"
-(cd "$ROOT" && swift build -c "$CONFIGURATION" "${STATIC[@]}" --scratch-path "$SCRATCH" --product chatqueue 2>&1 |
-  grep -vE '^\[[0-9]+/[0-9]+\]' >&2)
-BIN="$(cd "$ROOT" && swift build -c "$CONFIGURATION" "${STATIC[@]}" --scratch-path "$SCRATCH" --show-bin-path)/chatqueue"
-
-STARTED_PIDS=()
-stop_pid() {
-  local pid="$1"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  for pid in "${STARTED_PIDS[@]}"; do stop_pid "$pid"; done
-}
-trap cleanup EXIT
+bench_prepare
 
 STATS="$ROOT/scripts/ratelimit_stats.py"
 LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"

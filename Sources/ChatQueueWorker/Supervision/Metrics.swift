@@ -203,10 +203,11 @@ public enum PrometheusText {
         for upstream in snapshot.upstreams {
             histogram("chatqueue_upstream_duration_seconds", [("upstream", upstream.name)], upstream.duration)
         }
-        family("chatqueue_upstream_tries_total", "counter", "HTTP tries started, by upstream.")
-        for upstream in snapshot.upstreams {
-            sample("chatqueue_upstream_tries_total", [("upstream", upstream.name)], String(upstream.tries))
+        func perUpstream(_ name: String, _ type: String, _ help: String, _ value: (UpstreamFigures) -> Int) {
+            family(name, type, help)
+            for upstream in snapshot.upstreams { sample(name, [("upstream", upstream.name)], String(value(upstream))) }
         }
+        perUpstream("chatqueue_upstream_tries_total", "counter", "HTTP tries started, by upstream.") { $0.tries }
         family(
             "chatqueue_upstream_failures_total", "counter",
             "Failed HTTP tries, by upstream and code (http_<status>, or connection_failed, first_byte_timeout, ...).")
@@ -224,26 +225,17 @@ public enum PrometheusText {
                     upstream.breakerState == state ? "1" : "0")
             }
         }
-        family("chatqueue_upstream_breaker_openings_total", "counter", "Times each upstream's circuit breaker opened.")
-        for upstream in snapshot.upstreams {
-            sample(
-                "chatqueue_upstream_breaker_openings_total", [("upstream", upstream.name)], String(upstream.breakerOpenings))
+        perUpstream(
+            "chatqueue_upstream_breaker_openings_total", "counter", "Times each upstream's circuit breaker opened."
+        ) { $0.breakerOpenings }
+        perUpstream("chatqueue_upstream_window", "gauge", "Tries each upstream may take at once (its AIMD window).") {
+            $0.window
         }
-        family("chatqueue_upstream_window", "gauge", "Tries each upstream may take at once (its AIMD window).")
-        for upstream in snapshot.upstreams {
-            sample("chatqueue_upstream_window", [("upstream", upstream.name)], String(upstream.window))
-        }
-        family(
+        perUpstream(
             "chatqueue_upstream_window_decreases_total", "counter",
-            "Times each upstream's window narrowed on an overload (429, 503, rate-limit headers at zero).")
-        for upstream in snapshot.upstreams {
-            sample(
-                "chatqueue_upstream_window_decreases_total", [("upstream", upstream.name)], String(upstream.windowDecreases))
-        }
-        family("chatqueue_upstream_in_flight", "gauge", "Tries running now, by upstream.")
-        for upstream in snapshot.upstreams {
-            sample("chatqueue_upstream_in_flight", [("upstream", upstream.name)], String(upstream.inFlight))
-        }
+            "Times each upstream's window narrowed on an overload (429, 503, rate-limit headers at zero)."
+        ) { $0.windowDecreases }
+        perUpstream("chatqueue_upstream_in_flight", "gauge", "Tries running now, by upstream.") { $0.inFlight }
         // Cancellation and abandoned requests (issue 11).
         counter(
             "chatqueue_requests_cancelled_total", "Requests answered cancelled because their requester cancelled them.",
