@@ -15,6 +15,7 @@ struct ChatQueueCommand: AsyncParsableCommand {
         version: ChatQueueVersion.current,
         subcommands: [
             WorkerCommand.self, SendCommand.self, CheckConfigCommand.self, MockUpstreamCommand.self, HealthCommand.self,
+            StatusCommand.self,
             BenchCommand.self, BenchEchoCommand.self, BenchReportCommand.self, BenchCleanupCommand.self,
         ]
     )
