@@ -173,11 +173,12 @@ struct RequestStateMachineUpstreamTests {
                 == .retryLater(after: limited, wait: 0, stopTransfer: false))
         // u1 is busy, u0 ready: not u0 again at once.
         let onlyFirst = RouteAvailability(ready: 0b01, busy: 0b10)
+        // Retry-After 20 s plus its spread (random 0.5 of the first backoff ceiling, 0.5 s).
         #expect(
             machine.timerFired(now: Self.now, random: 0.5, availability: onlyFirst)
-                == .retryLater(after: limited, wait: 20, stopTransfer: false))
-        #expect(machine.timerFired(now: Self.now + 19 * Self.second, random: 0.5, availability: onlyFirst) == .none)
-        #expect(machine.timerFired(now: Self.now + 20 * Self.second, random: 0.5, availability: onlyFirst) == .startTransfer(try: 2))
+                == .retryLater(after: limited, wait: 20.25, stopTransfer: false))
+        #expect(machine.timerFired(now: Self.now + 20 * Self.second, random: 0.5, availability: onlyFirst) == .none)
+        #expect(machine.timerFired(now: Self.now + 21 * Self.second, random: 0.5, availability: onlyFirst) == .startTransfer(try: 2))
         #expect(machine.upstream?.name == "u0")
     }
 

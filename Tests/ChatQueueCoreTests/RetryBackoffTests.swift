@@ -21,9 +21,15 @@ struct RetryBackoffTests {
         #expect(policy.delay(triesMade: 4, retryAfter: nil, secondsLeft: 100, random: 0.5) == nil)
     }
 
-    @Test("Retry-After is a minimum; beyond max_retry_after or the deadline it is not taken")
+    @Test("Retry-After is a minimum, spread by up to half of it (at most the backoff); beyond max_retry_after or the deadline it is not taken")
     func retryAfter() {
-        #expect(policy.delay(triesMade: 1, retryAfter: 3, secondsLeft: 100, random: 0.1) == 3)
+        #expect(policy.delay(triesMade: 1, retryAfter: 3, secondsLeft: 100, random: 0) == 3)
+        // Base 0.5: the first retry's backoff ceiling is 0.5 s, so 3 s becomes 3...3.5 s.
+        #expect(policy.delay(triesMade: 1, retryAfter: 3, secondsLeft: 100, random: 0.5) == 3.25)
+        // A short hint is spread by at most half of itself.
+        #expect(policy.delay(triesMade: 3, retryAfter: 0.2, secondsLeft: 100, random: 0.99) == 2 * 0.99)
+        #expect(policy.delay(triesMade: 1, retryAfter: 0.2, secondsLeft: 100, random: 1) == 0.5)
+        #expect(policy.delay(triesMade: 1, retryAfter: 1, secondsLeft: 100, random: 0.2) == 1.1)
         #expect(policy.delay(triesMade: 1, retryAfter: 61, secondsLeft: 100, random: 0.1) == nil)
         #expect(policy.delay(triesMade: 1, retryAfter: 5, secondsLeft: 4, random: 0.1) == nil)
     }

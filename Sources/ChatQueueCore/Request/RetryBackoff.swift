@@ -2,9 +2,12 @@
 ///
 /// Exponential backoff with full jitter: the n-th retry waits a random time
 /// in [0, min(maxDelay, baseDelay * 2^(n-1))]. A `retry-after-ms` or
-/// `Retry-After` from the upstream is a minimum; a wait longer than
-/// `maxRetryAfter`, or one that would end past the request's deadline, is not
-/// taken (the error reply then says retryable: true).
+/// `Retry-After` from the upstream is a minimum, with a random part of up to
+/// half of it (at most that backoff ceiling) on top when it decides the wait:
+/// the requests an upstream told to come back together do not come back at
+/// the same moment. A hint longer than `maxRetryAfter`, or a wait that would
+/// end past the request's deadline, is not taken (the error reply then says
+/// retryable: true).
 public struct RetryBackoff: Sendable, Equatable {
     /// HTTP tries per delivery, the first included (`retry.max_attempts`).
     public var maxAttempts: Int
@@ -31,10 +34,11 @@ public struct RetryBackoff: Sendable, Equatable {
         guard triesMade < maxAttempts else { return nil }
         let exponent = min(max(triesMade - 1, 0), 30)
         let ceiling = min(maxDelay, baseDelay * Double(1 << exponent))
-        var wait = ceiling * min(max(random, 0), 1)
+        let random = min(max(random, 0), 1)
+        var wait = ceiling * random
         if let retryAfter {
             guard retryAfter.isFinite, retryAfter <= maxRetryAfter else { return nil }
-            wait = max(wait, retryAfter)
+            if retryAfter > 0 { wait = max(wait, retryAfter + min(ceiling, retryAfter / 2) * random) }
         }
         guard wait.isFinite, wait < secondsLeft else { return nil }
         return wait
