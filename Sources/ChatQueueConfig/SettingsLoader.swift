@@ -151,13 +151,7 @@ public enum SettingsLoader {
 
     private static func upstream(from layers: ConfigLayers) throws(ConfigError) -> Settings.Upstream {
         let url = try layers.text(SettingKeys.upstreamURL)
-        guard isPlainHTTPURL(url) else {
-            throw layers.invalid(
-                SettingKeys.upstreamURL.name,
-                expected: "an http:// or https:// URL with a host and no user info, query or fragment",
-                got: String(reflecting: redactedURL(url, hidingUser: true))
-            )
-        }
+        try checkUpstreamURL(url, key: SettingKeys.upstreamURL.name, layers)
         let models = try layers.list(SettingKeys.upstreamModels) ?? SettingKeys.upstreamModels.defaultValue
         var upstream = Settings.Upstream(
             url: url,
@@ -223,11 +217,7 @@ public enum SettingsLoader {
     {
         func key(_ field: String) -> String { SettingKeys.upstreamKey(name, field) }
         let url = try layers.text(TextKey(name: key("url"), defaultValue: "", summary: ""))
-        guard isPlainHTTPURL(url) else {
-            throw layers.invalid(
-                key("url"), expected: "an http:// or https:// URL with a host and no user info, query or fragment",
-                got: String(reflecting: redactedURL(url, hidingUser: true)))
-        }
+        try checkUpstreamURL(url, key: key("url"), layers)
         let apiKey = SecretKey(
             name: key("api_key"), summary: "", fileKey: TextKey(name: key("api_key_file"), defaultValue: "", summary: ""))
         var upstream = shared
@@ -327,6 +317,15 @@ public enum SettingsLoader {
         let authority = url.dropFirst(scheme.count).prefix { $0 != "/" }
         return !authority.isEmpty && !authority.hasPrefix(":") && !authority.contains("@")
             && !url.contains { $0.isWhitespace || $0 == "?" || $0 == "#" }
+    }
+
+    /// An upstream's base URL: http:// or https://, a host, no user info, query or fragment.
+    private static func checkUpstreamURL(_ url: String, key: String, _ layers: ConfigLayers) throws(ConfigError) {
+        guard isPlainHTTPURL(url) else {
+            throw layers.invalid(
+                key, expected: "an http:// or https:// URL with a host and no user info, query or fragment",
+                got: String(reflecting: redactedURL(url, hidingUser: true)))
+        }
     }
 
     private static func nonZero(_ value: Int) -> Int? {

@@ -17,6 +17,9 @@ public struct TokenUsage: Sendable, Equatable {
         self.init(
             prompt: usage["prompt_tokens"]?.integerValue ?? 0, completion: usage["completion_tokens"]?.integerValue ?? 0)
     }
+
+    /// Prompt and completion tokens together (saturating: an upstream can report anything).
+    public var total: Int { TokenLedger.saturatingAdd(prompt, completion) }
 }
 
 /// How an HTTP try ended, as the accounting of chunks without usage tells them apart.

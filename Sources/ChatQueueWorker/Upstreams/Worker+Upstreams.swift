@@ -66,8 +66,8 @@ extension Worker {
         }
         if rateLimited { signal = .overloaded }
         let now = time ?? Deadline.now()
-        let tokens = usage.map { $0.prompt.addingReportingOverflow($0.completion) }.map { $0.overflow ? Int.max : $0.partialValue }
-        let change = upstream.control.tryEnded(outcome, signal, round: request.windowRound, tokens: tokens, now: now)
+        let change = upstream.control.tryEnded(
+            outcome, signal, round: request.windowRound, tokens: usage?.total, now: now)
         upstreamsChanged = true
         switch change {
         case .none:
