@@ -35,11 +35,17 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for tool in dpkg-deb dpkg-shlibdeps strip; do
-  command -v "$tool" >/dev/null || { log "$tool not found (apt-get install dpkg-dev binutils)"; exit 1; }
+# The packaging tools, installed when missing (needs root or sudo).
+APT_PACKAGES=(dpkg-dev binutils)
+[ "$run_lintian" -eq 1 ] && APT_PACKAGES+=(lintian)
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-if [ "$run_lintian" -eq 1 ] && ! command -v lintian >/dev/null; then
-  log "lintian not found (apt-get install lintian)"; exit 1
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ -z "$binary" ]; then

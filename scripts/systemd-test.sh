@@ -460,5 +460,5 @@ check "no worker logged a sandbox denial (SIGSYS, EPERM on a blocked call) and a
   "${@}" systemctl is-active chatqueue-worker@1 chatqueue-worker@2 chatqueue-worker@3 >/dev/null' _ ct
 
 ct journalctl --no-pager -o short-monotonic >"$LOGS/journal.txt" 2>&1 || true
-printf '%s passed, %s failed\n' "$passed" "$failed"
+printf 'boot test: %s checks passed, %s failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
