@@ -167,8 +167,10 @@ Before=chatqueue-worker.target
 [Service]
 LoadCredential=key:/etc/chatqueue-test/mock.api_key
 ExecStart=/usr/local/sbin/chatqueue-test-mock-upstream
-# Runs as root: as any other user (DynamicUser=yes, User=nobody) the mock
-# resets every connection it accepts, a bug of the mock, not of the worker.
+# Runs as root: as any other user the mock resets every connection it
+# accepts. Its child channel option .socketOption(.tcp_nodelay) sets
+# SOL_SOCKET option 1, which is SO_DEBUG (EACCES without CAP_NET_ADMIN), not
+# TCP_NODELAY (MockUpstream.swift; .tcpOption(.tcp_nodelay) is meant).
 
 [Install]
 WantedBy=multi-user.target
