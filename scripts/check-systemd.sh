@@ -26,8 +26,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 unit="$work/chatqueue-worker@check.service"
 cp "$ROOT/systemd/chatqueue-worker.target" "$work/"
-sed "s#^ExecStart=/usr/local/bin/chatqueue #ExecStart=$binary #" "$ROOT/systemd/chatqueue-worker@.service" >"$unit"
-grep -q "^ExecStart=$binary " "$unit" || fail "no 'ExecStart=/usr/local/bin/chatqueue ' line to point at $binary"
+sed "s#^ExecStart=/usr/bin/chatqueue #ExecStart=$binary #" "$ROOT/systemd/chatqueue-worker@.service" >"$unit"
+grep -q "^ExecStart=$binary " "$unit" || fail "no 'ExecStart=/usr/bin/chatqueue ' line to point at $binary"
 
 # verify exits 0 on unknown keys and unparsable values (it only warns): any output is a failure.
 if ! output="$(cd "$work" && systemd-analyze verify --man=no "./chatqueue-worker@check.service" "./chatqueue-worker.target" 2>&1)" \
