@@ -167,10 +167,7 @@ Before=chatqueue-worker.target
 [Service]
 LoadCredential=key:/etc/chatqueue-test/mock.api_key
 ExecStart=/usr/local/sbin/chatqueue-test-mock-upstream
-# Runs as root: as any other user the mock resets every connection it
-# accepts. Its child channel option .socketOption(.tcp_nodelay) sets
-# SOL_SOCKET option 1, which is SO_DEBUG (EACCES without CAP_NET_ADMIN), not
-# TCP_NODELAY (MockUpstream.swift; .tcpOption(.tcp_nodelay) is meant).
+DynamicUser=yes
 
 [Install]
 WantedBy=multi-user.target

@@ -46,7 +46,7 @@ public final class MockUpstream: Sendable {
                 }
             }
             // Each chunk must leave when written, or forwarding-delay benchmarks measure Nagle.
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
 
         do {
