@@ -90,9 +90,12 @@ mkdir -p "$CACHE" "$LOGS"
 # fresh tmpfs mounts: nspawn keeps its scratch folders there, and so they never
 # reach the machine's own. --register=no --keep-unit: no machined, no scope
 # from the machine's service manager.
+# The fresh /tmp would hide the test folder when the clone lives under /tmp
+# (as CI's may): the folder is bound aside first and back in after.
+export CQ_TEST_DIR="$TEST_DIR"
+PRIVATE_MOUNTS='mount -t tmpfs -o mode=0755 tmpfs /run && mkdir /run/.cq-test && mount --rbind "$CQ_TEST_DIR" /run/.cq-test && mount -t tmpfs -o mode=1777 tmpfs /tmp && mkdir -p "$CQ_TEST_DIR" && mount --rbind /run/.cq-test "$CQ_TEST_DIR" && exec systemd-nspawn "$@"'
 nspawn() {
-  unshare --mount --propagation private -- bash -c \
-    'mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o mode=1777 tmpfs /tmp && exec systemd-nspawn "$@"' \
+  unshare --mount --propagation private -- bash -c "$PRIVATE_MOUNTS" \
     nspawn --quiet --register=no --keep-unit "$@"
 }
 
@@ -192,8 +195,7 @@ printf '127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost\n' "$MACHINE" >"$TREE/e
 
 log "booting systemd in $TREE (private network)"
 # Not through nspawn(): $! must be systemd-nspawn itself (unshare and bash exec it), the container's parent.
-unshare --mount --propagation private -- bash -c \
-  'mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o mode=1777 tmpfs /tmp && exec systemd-nspawn "$@"' \
+unshare --mount --propagation private -- bash -c "$PRIVATE_MOUNTS" \
   nspawn --quiet --register=no --keep-unit --directory="$TREE" --boot --private-network --machine="$MACHINE" \
   --console=passive --link-journal=no >"$LOGS/nspawn.log" 2>&1 &
 NSPAWN_PID=$!
