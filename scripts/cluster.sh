@@ -8,7 +8,7 @@
 # broker (5673/5674) are not touched.
 #
 #   cluster.sh start | stop | kill NODE | restart NODE | stop-node NODE |
-#              start-node NODE | status [QUEUE] | leader QUEUE | env | reset
+#              start-node NODE | partition NODE | status [QUEUE] | leader QUEUE | env | reset
 #   NODE is 1, 2 or 3.
 set -euo pipefail
 
@@ -86,6 +86,15 @@ kill_node() {
   for _ in $(seq 1 50); do running "$1" || return 0; sleep 0.1; done
 }
 
+# Cuts node N off from its peers at the Erlang distribution level, both ways:
+# it accepts and makes no connection to other nodes (net_kernel:allow with a
+# node that does not exist) and drops the ones it has. Its peers see it down at
+# once (a network partition is noticed after net_ticktime instead); under
+# pause_minority it pauses. The CLI cannot reach it either: `restart N` heals.
+partition() {
+  ctl "$1" eval "net_kernel:allow(['nobody@nowhere']), [erlang:disconnect_node(Peer) || Peer <- ['cq1@localhost', 'cq2@localhost', 'cq3@localhost'], Peer =/= node()], ok." >/dev/null
+}
+
 # The node that leads QUEUE's Raft group (from any running node), e.g. cq2@localhost.
 leader() {
   local queue="$1" n
@@ -122,6 +131,7 @@ case "${1:-}" in
   kill) check_node "${2:-}"; kill_node "$2" ;;
   stop-node) check_node "${2:-}"; stop_node "$2" ;;
   start-node) check_node "${2:-}"; launch "$2"; await "$2" ;;
+  partition) check_node "${2:-}"; partition "$2" ;;
   restart) check_node "${2:-}"; stop_node "$2"; kill_node "$2"; launch "$2"; await "$2" ;;
   status) status "${2:-}" ;;
   leader) leader "${2:?QUEUE}" ;;
@@ -129,5 +139,5 @@ case "${1:-}" in
     echo "CHATQUEUE_TEST_CLUSTER_URLS=amqp://guest:guest@127.0.0.1:5701/,amqp://guest:guest@127.0.0.1:5702/,amqp://guest:guest@127.0.0.1:5703/"
     ;;
   reset) for n in "${NODES[@]}"; do stop_node "$n"; kill_node "$n"; done; as_root rm -rf "$DIR" ;;
-  *) echo "usage: $0 start|stop|kill NODE|restart NODE|stop-node NODE|start-node NODE|status [QUEUE]|leader QUEUE|env|reset" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill NODE|restart NODE|stop-node NODE|start-node NODE|partition NODE|status [QUEUE]|leader QUEUE|env|reset" >&2; exit 2 ;;
 esac

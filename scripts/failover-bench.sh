@@ -7,10 +7,11 @@
 # run lost a final, got a wrong content or chunks out of order.
 #
 #   ./scripts/failover-bench.sh [--runs N] [scenario...]
-#   scenarios: leader-stop worker-node-stop kill9 rolling (default: all)
+#   scenarios: leader-stop worker-node-stop kill9 rolling partition (default: all
+#   but partition)
 #
 # Environment: REQUESTS (1000), CONCURRENCY per worker (400; rolling: 60, so the
-# requests outlast the three restarts), WORDS (6), INTERVAL_MS (500),
+# requests outlast the three restarts), WORDS (12), INTERVAL_MS (500),
 # CHATQUEUE_BUILD_CONFIGURATION (debug). Results: bench/results/failover-<stamp>/.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -19,7 +20,7 @@ SCENARIOS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS="$2"; shift ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) log "unknown option $1"; exit 2 ;;
     *) SCENARIOS+=("$1") ;;
   esac

@@ -8,7 +8,7 @@ node) and checks them. Prints one JSON line with the figures.
 
   failover_run.py SCENARIO RUN_DIR   (environment: CHATQUEUE_BIN, UPSTREAM_URL,
                                       REQUESTS, CONCURRENCY, WORDS, INTERVAL_MS)
-Scenarios: leader-stop, worker-node-stop, kill9, rolling.
+Scenarios: leader-stop, worker-node-stop, kill9, rolling, partition.
 """
 import json
 import os
@@ -28,7 +28,7 @@ BIN = os.environ["CHATQUEUE_BIN"]
 UPSTREAM = os.environ["UPSTREAM_URL"]
 REQUESTS = int(os.environ.get("REQUESTS", "1000"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "400"))
-WORDS = int(os.environ.get("WORDS", "6"))
+WORDS = int(os.environ.get("WORDS", "12"))
 INTERVAL_MS = int(os.environ.get("INTERVAL_MS", "500"))
 STAMP = os.path.basename(run_dir.rstrip("/"))
 QUEUE = f"failover.{STAMP}"
@@ -203,6 +203,9 @@ elif scenario == "rolling":
         waiter = subprocess.Popen(["rabbitmq-upgrade", "-q", "-n", f"cq{node}@localhost", "await_online_quorum_plus_one",
                                    "-t", "120"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(waiter)
+elif scenario == "partition":
+    # Worker 3's node is cut off from the other two: the minority side.
+    wait_for(fault("partition", 3)); faulted.append(3)
 else:
     sys.exit(f"unknown scenario {scenario}")
 
@@ -263,7 +266,9 @@ for process in workers:
     except subprocess.TimeoutExpired:
         process.kill()
 for node in (1, 2, 3):
-    subprocess.run([CLUSTER, "start-node", str(node)], capture_output=True)
+    # A partitioned node is paused and unreachable for the CLI: restart heals it.
+    subprocess.run([CLUSTER, "restart" if scenario == "partition" and node in faulted else "start-node", str(node)],
+                   capture_output=True)
 try:
     connection.close()
 except Exception:  # noqa: BLE001
