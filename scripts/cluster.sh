@@ -46,13 +46,16 @@ launch() {
   running "$n" && return 0
   write_config "$n"
   chown -R rabbitmq:rabbitmq "$DIR" 2>/dev/null || true
-  # One scheduler, no busy-waiting: the machine is small and shared.
+  # One scheduler, no busy-waiting: the machine is small and shared. Started
+  # holding no descriptor but 0-2: a daemon that kept a caller's pipe open (a
+  # test runner reading our output) would keep the caller waiting for EOF.
+  ( for fd in $(ls "/proc/$BASHPID/fd"); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
   as_root env RABBITMQ_NODENAME="$(node_name "$n")" RABBITMQ_NODE_PORT="$((AMQP_BASE + n))" \
     RABBITMQ_DIST_PORT="$((DIST_BASE + n))" RABBITMQ_MNESIA_BASE="$d/mnesia" RABBITMQ_LOG_BASE="$d/log" \
     RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" RABBITMQ_PID_FILE="$d/pid" \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none" \
-    rabbitmq-server -detached >/dev/null 2>&1 || true
+    rabbitmq-server -detached </dev/null >/dev/null 2>&1 || true )
   # The node registers with epmd a moment after -detached returns.
   for _ in $(seq 1 100); do running "$n" && return 0; sleep 0.2; done
   echo "node $n did not come up (see $d/log)" >&2; return 1
