@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, starts RabbitMQ, builds and runs
 # every test (unit and integration: real broker, real worker processes, the
-# mock upstream, and the Python example client), after checking the systemd
+# mock upstream, the Python example client, and node failures on a three-node
+# cluster, scripts/cluster.sh), after checking the systemd
 # unit (scripts/check-systemd.sh), after a brief fuzz run of CI_FUZZ_TARGETS
 # (scripts/fuzz.sh, docs/fuzzing.md): CHATQUEUE_FUZZ_SECONDS per target,
 # default 10 when no arguments are given (a filtered run skips it); 0 skips it.
@@ -38,6 +39,10 @@ start_rabbitmq
 log "starting the fault-injection broker node"
 "$ROOT/scripts/fault-broker.sh" start
 while IFS= read -r line; do export "$line"; done < <("$ROOT/scripts/fault-broker.sh" env)
+# Three clustered nodes for the failover suite (about 40 s the first time).
+log "starting the three-node cluster"
+"$ROOT/scripts/cluster.sh" start
+while IFS= read -r line; do export "$line"; done < <("$ROOT/scripts/cluster.sh" env)
 build
 log "checking the systemd unit"
 bash "$ROOT/scripts/check-systemd.sh" "$CHATQUEUE_BIN"
