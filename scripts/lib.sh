@@ -16,8 +16,14 @@ as_root() {
 
 # Installs the Debian packages that are missing (needs root or sudo).
 install_packages() {
+  install_apt_packages "${APT_PACKAGES[@]}"
+  command -v swift >/dev/null || { log "swift is not on PATH: install Swift 6 (swift.org) first"; exit 1; }
+}
+
+# Installs those of the named Debian packages that are missing.
+install_apt_packages() {
   local missing=()
-  for package in "${APT_PACKAGES[@]}"; do
+  for package in "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -27,7 +33,6 @@ install_packages() {
     # without systemd (containers, CI) and is harmless: start_rabbitmq starts it.
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  command -v swift >/dev/null || { log "swift is not on PATH: install Swift 6 (swift.org) first"; exit 1; }
 }
 
 # Starts a local RabbitMQ unless one already answers, and waits until it is up.

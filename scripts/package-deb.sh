@@ -36,17 +36,9 @@ while [ $# -gt 0 ]; do
 done
 
 # The packaging tools, installed when missing (needs root or sudo).
-APT_PACKAGES=(dpkg-dev binutils)
-[ "$run_lintian" -eq 1 ] && APT_PACKAGES+=(lintian)
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  log "installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+packaging_tools=(dpkg-dev binutils)
+[ "$run_lintian" -eq 1 ] && packaging_tools+=(lintian)
+install_apt_packages "${packaging_tools[@]}"
 
 if [ -z "$binary" ]; then
   command -v swift >/dev/null || { log "swift is not on PATH: install Swift 6 (swift.org) first"; exit 1; }

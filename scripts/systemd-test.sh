@@ -54,15 +54,7 @@ done
 cap_eff="$(sed -n 's/^CapEff:\s*//p' /proc/self/status)"
 (( (16#$cap_eff >> 21) & 1 )) || { log "the boot test needs CAP_SYS_ADMIN"; exit 1; }
 
-missing=()
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
-command -v unshare >/dev/null || missing+=(util-linux)
-if [ "${#missing[@]}" -gt 0 ]; then
-  log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_apt_packages debootstrap systemd-container util-linux
 
 mirror="${CHATQUEUE_DEBIAN_MIRROR:-}"
 if [ -z "$mirror" ]; then

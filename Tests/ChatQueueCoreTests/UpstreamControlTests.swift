@@ -145,6 +145,13 @@ struct UpstreamControlTests {
         #expect(UpstreamFailure.httpStatus(429, body: []).saysOverloaded)
         #expect(UpstreamFailure.httpStatus(503, body: []).saysOverloaded)
         #expect(!UpstreamFailure.httpStatus(500, body: []).saysOverloaded)
+        // What a breaker counts: the upstream unwell, not the request wrong, not a 429.
+        #expect(UpstreamFailure.httpStatus(503, body: []).isUpstreamTrouble)
+        #expect(UpstreamFailure.idleTimeout.isUpstreamTrouble && UpstreamFailure.emptyStream.isUpstreamTrouble)
+        #expect(UpstreamFailure.connectionFailed("x").isUpstreamTrouble)
+        #expect(!UpstreamFailure.httpStatus(429, body: []).isUpstreamTrouble)
+        #expect(!UpstreamFailure.httpStatus(400, body: []).isUpstreamTrouble)
+        #expect(!UpstreamFailure.httpStatus(402, body: []).isUpstreamTrouble)
     }
 
     @Test("x-ratelimit-remaining-requests or -tokens at 0 is an overload signal; other values, however odd, are not")

@@ -467,37 +467,6 @@ struct BrokerFaultTests {
     }
 }
 
-/// Reads replies from a named queue (the restart test's durable reply queue),
-/// acking each one it has read: replies the broker pushed but the test did not
-/// read yet when the connection died go back to the queue instead of being lost.
-private struct ReplyReader {
-    let connection: AMQPConnection
-    var assembler = ContentAssembler(maxBodyBytes: 1 << 24)
-
-    init(connection: AMQPConnection, queue: String) throws {
-        self.connection = connection
-        try connection.setPrefetch(50)
-        _ = try connection.consume(queue: queue, noAck: false)
-    }
-
-    mutating func next(timeout: Double) throws -> ReceivedReply? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            while let frame = try connection.readFrame() {
-                if case .message(let message) = try assembler.handle(frame) {
-                    if case .deliver(_, let tag, _, _, _) = message.method { try connection.ack(deliveryTag: tag) }
-                    return ReceivedReply(
-                        type: message.properties.type ?? "", correlationID: message.properties.correlationID,
-                        contentType: message.properties.contentType, deliveryMode: message.properties.deliveryMode,
-                        headers: message.properties.headers, body: message.body)
-                }
-            }
-            try connection.waitForInput(timeout: 0.2)
-        }
-        return nil
-    }
-}
-
 extension Dictionary where Key == String, Value == Int {
     /// Counts a final reply per request id.
     fileprivate mutating func count(_ reply: ReceivedReply) {

@@ -98,7 +98,7 @@ struct ClusterFailoverTests {
             let body = #"{"model":"deepseek-chat","stream":true,"messages":[{"role":"user","content":"n\#(index)"}],"mock":{"words":\#(words),"interval_ms":100}}"#
             try connection.publish(routingKey: queue, mandatory: false, properties: properties, body: Array(body.utf8))
         }
-        var reader = try ClusterReplyReader(connection: connection, queue: replies)
+        var reader = try ReplyReader(connection: connection, queue: replies, prefetch: 200)
         // Requests are streaming on every worker; then the leader's node dies.
         var received: [ReceivedReply] = []
         while received.count < 20, let reply = try reader.next(timeout: 30) { received.append(reply) }
@@ -153,34 +153,5 @@ struct ClusterFailoverTests {
         try? connection.deleteQueue(queue)
         try? connection.deleteQueue("\(queue).dead")
         try? await mock.shutdown()
-    }
-}
-
-/// Reads replies from a named queue, acking each one it has read.
-private struct ClusterReplyReader {
-    let connection: AMQPConnection
-    var assembler = ContentAssembler(maxBodyBytes: 1 << 24)
-
-    init(connection: AMQPConnection, queue: String) throws {
-        self.connection = connection
-        try connection.setPrefetch(200)
-        _ = try connection.consume(queue: queue, noAck: false)
-    }
-
-    mutating func next(timeout: Double) throws -> ReceivedReply? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            while let frame = try connection.readFrame() {
-                if case .message(let message) = try assembler.handle(frame) {
-                    if case .deliver(_, let tag, _, _, _) = message.method { try connection.ack(deliveryTag: tag) }
-                    return ReceivedReply(
-                        type: message.properties.type ?? "", correlationID: message.properties.correlationID,
-                        contentType: message.properties.contentType, deliveryMode: message.properties.deliveryMode,
-                        headers: message.properties.headers, body: message.body)
-                }
-            }
-            try connection.waitForInput(timeout: 0.2)
-        }
-        return nil
     }
 }

@@ -44,6 +44,17 @@ extension UpstreamFailure {
         }
     }
 
+    /// A failure that says the upstream is unwell (not that the request was
+    /// wrong): what its circuit breaker counts. A 429 says it is alive but
+    /// over its limit: the concurrency window narrows instead.
+    public var isUpstreamTrouble: Bool {
+        switch self {
+        case .httpStatus(429, _): return false
+        case .streamInterrupted, .idleTimeout, .emptyStream: return true
+        default: return isRetryable
+        }
+    }
+
     /// An overload signal for the concurrency window: 429 or 503.
     public var saysOverloaded: Bool {
         guard case .httpStatus(let status, _) = self else { return false }

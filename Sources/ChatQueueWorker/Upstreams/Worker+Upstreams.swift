@@ -48,14 +48,11 @@ extension Worker {
             upstream.figures.recordFailure(failure)
             if let reason = failure.accountFault, upstream.holdsOnAccountError {
                 outcome = .accountFault(reason)
-            } else if case .httpStatus(429, _) = failure {
-                // Alive but over its limit: the window narrows, the breaker is no place for it.
-                outcome = .answered
-            } else if Self.countsAsUpstreamTrouble(failure) {
+            } else if failure.isUpstreamTrouble {
                 outcome = .trouble(retryAfter: retryAfter)
                 supervisor.upstreamLastError = named(upstream, "\(failure)")
             } else {
-                // The request's fault (400, 404, ...) or a reply-mode account fault: the upstream answered.
+                // The request's fault (400, 404, ...), a reply-mode account fault, or a 429: the upstream answered.
                 outcome = .answered
             }
             if failure.saysOverloaded { signal = .overloaded }
@@ -91,14 +88,6 @@ extension Worker {
     /// `<upstream>: <text>`, or the text alone with one unnamed upstream.
     private func named(_ upstream: UpstreamClient, _ text: String) -> String {
         upstreams.count == 1 && upstream.name == "default" ? text : upstream.name + ": " + text
-    }
-
-    /// Failures that say the upstream is unwell (not that the request was wrong).
-    static func countsAsUpstreamTrouble(_ failure: UpstreamFailure) -> Bool {
-        switch failure {
-        case .streamInterrupted, .idleTimeout, .emptyStream: return true
-        default: return failure.isRetryable
-        }
     }
 
     /// Whether some route has an upstream whose breaker is closed.

@@ -330,3 +330,35 @@ func chatRequest(_ text: String = "hello", model: String = "deepseek-chat", stre
     if let mock { body += #","mock":\#(mock)"# }
     return body + "}"
 }
+
+/// Reads replies from a named queue (a durable reply queue that outlives a
+/// connection or a node), acking each one it has read: replies the broker
+/// pushed but the test did not read yet when a connection died go back to the
+/// queue instead of being lost.
+struct ReplyReader {
+    let connection: AMQPConnection
+    var assembler = ContentAssembler(maxBodyBytes: 1 << 24)
+
+    init(connection: AMQPConnection, queue: String, prefetch: Int = 50) throws {
+        self.connection = connection
+        try connection.setPrefetch(prefetch)
+        _ = try connection.consume(queue: queue, noAck: false)
+    }
+
+    mutating func next(timeout: Double) throws -> ReceivedReply? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            while let frame = try connection.readFrame() {
+                if case .message(let message) = try assembler.handle(frame) {
+                    if case .deliver(_, let tag, _, _, _) = message.method { try connection.ack(deliveryTag: tag) }
+                    return ReceivedReply(
+                        type: message.properties.type ?? "", correlationID: message.properties.correlationID,
+                        contentType: message.properties.contentType, deliveryMode: message.properties.deliveryMode,
+                        headers: message.properties.headers, body: message.body)
+                }
+            }
+            try connection.waitForInput(timeout: 0.2)
+        }
+        return nil
+    }
+}
