@@ -43,7 +43,14 @@ CONF
 # Starts node N's Erlang VM and the RabbitMQ application; returns once it answers ping.
 launch() {
   local n="$1" d; d="$(node_dir "$n")"
-  running "$n" && return 0
+  if running "$n"; then
+    # Ours only if its pid is the one our pid file holds: a node of that name
+    # started from another checkout (whose data may be gone) is not reused.
+    local pid; pid="$(ctl "$n" eval 'list_to_integer(os:getpid()).' 2>/dev/null || true)"
+    [ -n "$pid" ] && [ "$pid" = "$(cat "$d/pid" 2>/dev/null || true)" ] && return 0
+    echo "a node named $(node_name "$n") is running from elsewhere (pid ${pid:-?}); stop it first" >&2
+    return 1
+  fi
   write_config "$n"
   chown -R rabbitmq:rabbitmq "$DIR" 2>/dev/null || true
   # One scheduler, no busy-waiting: the machine is small and shared. Started
@@ -67,7 +74,9 @@ members() { ctl 1 eval 'lists:sort(rabbit_nodes:all()).' 2>/dev/null | tr -d '\n
 
 start() {
   # Started together: a node that was clustered waits for its peers' tables.
-  for n in "${NODES[@]}"; do launch "$n" & done; wait
+  local pids=() pid
+  for n in "${NODES[@]}"; do launch "$n" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid" || exit 1; done
   for n in "${NODES[@]}"; do await "$n"; done
   # Nodes 2 and 3 join node 1's cluster once (the membership survives restarts).
   for n in 2 3; do
