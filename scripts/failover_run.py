@@ -258,6 +258,20 @@ for rid, text in expected.items():
         if content != text or streamed != text:
             wrong += 1
 
+# Publisher connections the workers replaced after a refused final (docs/protocol.md "Delivery guarantees").
+replacements = 0
+for k in (1, 2, 3):
+    try:
+        with open(os.path.join(run_dir, f"w{k}.status.json")) as f:
+            replacements += json.load(f).get("broker", {}).get("publisher_replacements", 0)
+    except (OSError, ValueError):
+        pass
+dead_lettered = 0
+try:
+    dead_lettered = channel.queue_declare(QUEUE + ".dead", passive=True).method.message_count
+except Exception:  # noqa: BLE001 - the reply consumer's node went away: counted as unknown (0)
+    pass
+
 for process in workers:
     process.terminate()
 for process in workers:
@@ -283,5 +297,6 @@ print(json.dumps({
     "scenario": scenario, "run": STAMP, "requests": REQUESTS, "faults": faults, "leader_before": leader,
     "recovery_ms": recoveries, "missing_final": len(missing), "wrong_content": wrong, "order_violations": order_violations,
     "chunk_gaps": incomplete, "error_finals": errors, "duplicate_finals": duplicates, "redelivered": redelivered,
-    "completed_s": round(done_at - published_at, 1),
+    "completed_s": round(done_at - published_at, 1), "publisher_replacements": replacements,
+    "dead_lettered": dead_lettered,
 }))

@@ -60,6 +60,47 @@ extension Worker {
         }
     }
 
+    /// After a refused final, the replies go on through a new publisher
+    /// connection (`BrokerSession.replacePublisher`), at most once a second
+    /// and once the old one's encoded bytes are written. The finals it had
+    /// out unconfirmed are published again on the new one; the refused ones
+    /// wait for their own republish time. When no broker URL takes a new
+    /// connection the old one stays and the refused finals are tried there.
+    func replacePublisherIfWanted(_ session: BrokerSession, _ sockets: inout BrokerSockets, now: Deadline) throws {
+        guard publisherReplacementWanted, now >= nextPublisherReplacement, !session.publisher.hasUnsentFrames,
+            !session.replies.isBlocked
+        else { return }
+        publisherReplacementWanted = false
+        nextPublisherReplacement = now + 1_000_000_000
+        let oldEndpoint = session.publisherEndpoint
+        poller.forget(sockets.publisher)  // before the old socket closes (see EventPoll.forget)
+        let unconfirmed: [UInt64]
+        do {
+            unconfirmed = try session.replacePublisher()
+        } catch {
+            try poller.watch(sockets.publisher, as: .publisher, readable: true, writable: false)
+            logger.warning("cannot open a new publisher connection; keeping the old one", metadata: ["error": "\(error)"])
+            return
+        }
+        sockets.publisher = session.publisher.socketDescriptor
+        try poller.watch(sockets.publisher, as: .publisher, readable: true, writable: false)
+        counters.publisherReplacements += 1
+        logger.warning(
+            "the broker refused a final reply; publishing on a new connection",
+            metadata: [
+                "broker.url": "\(session.publisherEndpoint.redacted)", "broker.previous_url": "\(oldEndpoint.redacted)",
+                "replies.unconfirmed": "\(unconfirmed.count)",
+            ])
+        for deliveryTag in unconfirmed {
+            guard let request = inFlight[deliveryTag] else { continue }
+            if case .publishFinal(let reply, _) = request.machine.finalUnconfirmed() {
+                let kind: ReplyKind = reply.kind == .completion ? .completion : .error
+                try session.replies.publish(
+                    kind, body: reply.body, to: request.address, seq: reply.seq, settling: request.deliveryTag)
+            }
+        }
+    }
+
     func routingKey(of method: AMQPMethod) -> String {
         if case .returned(_, _, _, let key) = method { return key }
         return ""

@@ -428,6 +428,7 @@ extension Worker {
             let action = settlement.confirmed ? request.machine.finalConfirmed() : request.machine.finalRefused(now: now)
             if !settlement.confirmed {
                 request.logger.warning("the broker refused the final reply (negative confirm)")
+                publisherReplacementWanted = true
             }
             try perform(action, for: request)
         }

@@ -76,6 +76,10 @@ public final class Worker: ChunkSink {
     var upstreamsChanged = false
     /// A breaker opened or closed: the worker may become degraded or running.
     var upstreamModeMayChange = false
+    /// The broker refused a final: publish on a new connection (`replacePublisherIfWanted`).
+    var publisherReplacementWanted = false
+    /// The earliest time of the next publisher replacement (at most one a second).
+    var nextPublisherReplacement = Deadline(nanoseconds: 0)
     /// Degraded: the earliest time of the next probe subscription (at most one a second).
     var nextProbeSubscription = Deadline(nanoseconds: 0)
     /// What the worker is doing; the supervisor hears every change.
@@ -217,7 +221,7 @@ public final class Worker: ChunkSink {
     /// time events. Returns after a clean drain; throws when the session is lost.
     func serve() throws {
         guard let session else { return }
-        let sockets = BrokerSockets(session)
+        var sockets = BrokerSockets(session)
         defer { forget(sockets) }  // before the session's sockets close (see EventPoll.forget)
         try watch(sockets)
         var now = Deadline.now()
@@ -231,6 +235,7 @@ public final class Worker: ChunkSink {
             now = Deadline.now()
             try runTimers(now: now)
             try offerUpstreams(now: now)
+            try replacePublisherIfWanted(session, &sockets, now: now)
             if draining {
                 if try drainIsOver(session, now: now) { return }
             } else {

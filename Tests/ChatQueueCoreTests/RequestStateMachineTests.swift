@@ -22,7 +22,7 @@ struct RequestStateMachineTests {
     /// Every event, with the arguments the tables use.
     enum Event: CaseIterable {
         case call, answer, refuse, handBack, chunk, progress, pause, resume, completion, failure, timer, drain
-        case graceOver, connectionLost, confirmed, refused, cancel, requesterGone
+        case graceOver, connectionLost, confirmed, refused, unconfirmed, cancel, requesterGone
     }
 
     static let now = Deadline(nanoseconds: 100 * second)
@@ -58,6 +58,7 @@ struct RequestStateMachineTests {
         case .connectionLost: return describe(machine.connectionLost())
         case .confirmed: return describe(machine.finalConfirmed())
         case .refused: return describe(machine.finalRefused(now: now))
+        case .unconfirmed: return describe(machine.finalUnconfirmed())
         case .cancel: return describe(machine.cancel())
         case .requesterGone: return describe(machine.requesterGone())
         }
@@ -110,37 +111,37 @@ struct RequestStateMachineTests {
             .call: "start 1", .answer: "final invalid_json #1", .refuse: "settle deadLetter unanswerable",
             .handBack: "settle requeue draining", .chunk: "drop", .completion: "none", .failure: "none",
             .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget", .confirmed: "none",
-            .refused: "none", .drain: "none", .cancel: "final cancelled #1",
+            .refused: "none", .unconfirmed: "none", .drain: "none", .cancel: "final cancelled #1",
             .requesterGone: "settle ack abandoned",
         ],
         "calling": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "chunk 0",
             .completion: "final completion #1", .failure: "retry 0.25", .timer: "none",
             .graceOver: "settle requeue shutdown stop", .connectionLost: "forget stop", .confirmed: "none",
-            .refused: "none", .drain: "none", .cancel: "final cancelled #1 stop",
+            .refused: "none", .unconfirmed: "none", .drain: "none", .cancel: "final cancelled #1 stop",
             .requesterGone: "settle ack abandoned stop",
         ],
         "waiting": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "none", .refused: "none", .drain: "final status 503 #1", .cancel: "final cancelled #1",
+            .confirmed: "none", .refused: "none", .unconfirmed: "none", .drain: "final status 503 #1", .cancel: "final cancelled #1",
             .requesterGone: "settle ack abandoned",
         ],
         "finalPublished": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "settle ack answered", .refused: "none", .drain: "none", .cancel: "none",
+            .confirmed: "settle ack answered", .refused: "none", .unconfirmed: "final completion #1", .drain: "none", .cancel: "none",
             .requesterGone: "none",
         ],
         "finalRefused": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "settle requeue shutdown", .connectionLost: "forget",
-            .confirmed: "none", .refused: "none", .drain: "none", .cancel: "none", .requesterGone: "none",
+            .confirmed: "none", .refused: "none", .unconfirmed: "none", .drain: "none", .cancel: "none", .requesterGone: "none",
         ],
         "settled": [
             .call: "none", .answer: "none", .refuse: "none", .handBack: "none", .chunk: "drop", .completion: "none",
             .failure: "none", .timer: "none", .graceOver: "none", .connectionLost: "none", .confirmed: "none",
-            .refused: "none", .drain: "none", .cancel: "none", .requesterGone: "none",
+            .refused: "none", .unconfirmed: "none", .drain: "none", .cancel: "none", .requesterGone: "none",
         ],
     ]
 
@@ -155,6 +156,19 @@ struct RequestStateMachineTests {
     }
 
     // MARK: Paths
+
+    @Test("a final whose connection was replaced before its confirm is published again at once, uncounted; a refusal after that still counts")
+    func unconfirmedFinalIsRepublishedUncounted() {
+        var machine = Self.machine()
+        _ = machine.call(now: Self.now)
+        _ = machine.tryEnded(.completion(Array("{}".utf8)), now: Self.now, random: 0.5)
+        #expect(Self.apply(.unconfirmed, to: &machine) == "final completion #1")
+        #expect(Self.apply(.unconfirmed, to: &machine) == "final completion #1")
+        #expect(Self.apply(.refused, to: &machine) == "none")
+        #expect(machine.nextTimer == Self.now + Self.second)
+        #expect(Self.apply(.timer, to: &machine, at: Self.now + Self.second) == "final completion #2")
+        #expect(Self.apply(.confirmed, to: &machine) == "settle ack answered")
+    }
 
     @Test("a 503 is retried after the jittered backoff; the next try starts when the timer fires")
     func retryAfterFailure() {
@@ -582,8 +596,8 @@ struct InvariantChecker {
             transferRunning = false
         case .chunk:
             guard transferRunning else { return }
-        case .confirmed, .refused:
-            // The broker only answers finals that are out.
+        case .confirmed, .refused, .unconfirmed:
+            // The broker only answers finals that are out; only those can be left unconfirmed.
             guard finalsOut > refusals + (confirmedFinal ? 1 : 0) else { return }
         default:
             break
@@ -620,6 +634,11 @@ struct InvariantChecker {
         case .refused:
             refusals += 1
             apply(machine.finalRefused(now: now), wasCalling: wasCalling)
+        case .unconfirmed:
+            // The final out is withdrawn with its connection, and must be out again at once.
+            refusals += 1
+            apply(machine.finalUnconfirmed(), wasCalling: wasCalling)
+            if !settled { check(finalsOut == refusals + 1, "a final left unconfirmed was not published again") }
         case .cancel:
             let hadFinal = finalSeq != nil
             apply(machine.cancel(), wasCalling: wasCalling)
@@ -659,7 +678,9 @@ struct InvariantChecker {
         case .publishFinal(let reply, let stop):
             check(!settled, "final after settlement")
             if let finalSeq {
-                check(reply.publishes > 1 && reply.seq == finalSeq, "a second final, or a republish with another seq")
+                check(
+                    reply.publishes <= machine.policy.maxFinalPublishes && reply.seq == finalSeq,
+                    "a second final, or a republish with another seq or beyond the limit")
             } else {
                 check(reply.publishes == 1 && reply.seq == nextSeq, "the final's seq \(reply.seq) is not after the chunks")
                 finalSeq = reply.seq

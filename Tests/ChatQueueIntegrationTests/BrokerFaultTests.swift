@@ -35,17 +35,7 @@ enum FaultBroker {
 
     /// Runs rabbitmqctl against the fault node and returns what it printed.
     static func query(_ arguments: [String]) throws -> String {
-        let process = Process()
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
-        process.arguments = ["-q", "-n", node] + arguments
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("rabbitmqctl \(arguments) failed") }
-        return printed
+        try IntegrationEnvironment.rabbitmqctl(["-n", node] + arguments)
     }
 }
 

@@ -5,8 +5,9 @@ import Testing
 
 /// A reply queue that refuses messages (`x-max-length` 0 with
 /// `x-overflow: reject-publish`): the broker nacks the final reply. The worker
-/// publishes it again a bounded number of times without calling the upstream
-/// again, then dead-letters the request, and goes idle: no requeue loop.
+/// publishes it again a bounded number of times, each time from a new
+/// publisher connection, without calling the upstream again, then
+/// dead-letters the request, and goes idle: no requeue loop.
 @Suite("Refused final replies")
 struct RefusedFinalTests {
     /// A reply queue whose every publish the broker refuses.
@@ -18,7 +19,7 @@ struct RefusedFinalTests {
         return name
     }
 
-    @Test("a completion the broker refuses is published 3 times, then the request is dead-lettered; the upstream is called once")
+    @Test("a completion the broker refuses is published 5 times, each refusal moving the replies to a new publisher connection, then the request is dead-lettered; the upstream is called once")
     func refusedCompletion() async throws {
         let harness = try await IntegrationHarness.start("refusedfinal", settings: ["replies.allowed_queues": "test.refusing.*"])
         let replyQueue = try refusingQueue(harness)
@@ -27,12 +28,54 @@ struct RefusedFinalTests {
         #expect(try harness.waitForMessageCount(harness.deadLetterQueue, toBe: 1, timeout: 30) == 1)
         #expect(harness.mock.requestCount(key: key) == 1, "the upstream was called again for a refused final")
         #expect(try harness.messageCount(harness.queue) == 0, "the request went back to the queue")
-        #expect(try await harness.worker.waitForMetric("chatqueue_final_republishes_total", atLeast: 2, timeout: 5) == 2)
+        #expect(try await harness.worker.waitForMetric("chatqueue_final_republishes_total", atLeast: 4, timeout: 5) == 4)
+        // One move per refusal: they come 1 s or more apart, the most allowed.
+        #expect(try await harness.worker.waitForMetric("chatqueue_publisher_replacements_total", atLeast: 5, timeout: 5) == 5)
         #expect(try await harness.worker.waitForMetric("chatqueue_final_refused_total", atLeast: 1, timeout: 5) == 1)
         // Settled: a new request is served normally afterwards.
         let replies = try harness.exchange(json: chatRequest("after"))
         #expect(replies.last?.type == "chat.completion")
         #expect(harness.mock.requestCount(key: key) == 1)
+        try harness.requester.connection.deleteQueue(replyQueue)
+        #expect(try await harness.shutdown() == 0)
+    }
+
+    @Test("a refused final has the worker publish on a new connection; once the reply queue takes messages, the final arrives, once, without a new upstream call")
+    func refusedThenAccepted() async throws {
+        let harness = try await IntegrationHarness.start("refusedrecover", settings: ["replies.allowed_queues": "test.refusing.*"])
+        let replyQueue = IntegrationEnvironment.uniqueQueueName("refusing")
+        try harness.requester.connection.declareQueue(replyQueue, durable: false, autoDelete: false)
+        // A policy refuses publishes to the queue until it is cleared (the
+        // same refusal as x-max-length 0, but one that can be lifted).
+        let policy = "chatqueue-\(replyQueue)"
+        _ = try IntegrationEnvironment.rabbitmqctl([
+            "set_policy", "--apply-to", "queues", "--priority", "100", policy,
+            "^\(NSRegularExpression.escapedPattern(for: replyQueue))$", #"{"max-length":0,"overflow":"reject-publish"}"#,
+        ])
+        defer { _ = try? IntegrationEnvironment.rabbitmqctl(["clear_policy", policy]) }
+        for _ in 0..<30 where !(try IntegrationEnvironment.rabbitmqctl(["list_queues", "name", "policy"])
+            .contains("\(replyQueue)\t\(policy)"))
+        {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let key = "recover-\(UUID().uuidString)"
+        try harness.publish(Array(chatRequest(mock: #"{"key":"\#(key)"}"#).utf8), replyTo: replyQueue, correlationID: "recover")
+        // Refused at least once, and the publisher replaced; then the queue takes messages again.
+        #expect(try await harness.worker.waitForMetric("chatqueue_publisher_replacements_total", atLeast: 1, timeout: 20) ?? 0 >= 1)
+        _ = try IntegrationEnvironment.rabbitmqctl(["clear_policy", policy])
+
+        var reader = try ReplyReader(connection: AMQPConnection(options: IntegrationEnvironment.brokerOptions()), queue: replyQueue)
+        let final = try reader.next(timeout: 30)
+        #expect(final?.type == "chat.completion")
+        #expect(final?.correlationID == "recover")
+        #expect(try reader.next(timeout: 1) == nil, "a second final")
+        #expect(try harness.waitForMessageCount(harness.queue, toBe: 0, timeout: 10) == 0)
+        #expect(try harness.messageCount(harness.deadLetterQueue) == 0, "dead-lettered although the final got through")
+        #expect(harness.mock.requestCount(key: key) == 1, "the upstream was called again for a refused final")
+        #expect(try await harness.worker.waitForMetric("chatqueue_requests_total", "outcome=\"succeeded\"", atLeast: 1, timeout: 10) == 1)
+        // The new connection serves the next request as usual.
+        let replies = try harness.exchange(json: chatRequest("after"))
+        #expect(replies.last?.type == "chat.completion")
         try harness.requester.connection.deleteQueue(replyQueue)
         #expect(try await harness.shutdown() == 0)
     }

@@ -10,7 +10,7 @@ struct SupervisionStatusTests {
         startedAtUnixMilliseconds: 1_795_788_185_123, updatedAtUnixMilliseconds: 1_795_788_190_007,
         broker: WorkerStatus.Broker(
             connected: true, queue: "chat.requests", consumerTag: "ctag-1", publishingBlocked: true, reconnects: 2,
-            connectFailures: 3, lastError: "connection to amqps://app:s3cret@rabbit:5671/%2f lost"),
+            connectFailures: 3, publisherReplacements: 4, lastError: "connection to amqps://app:s3cret@rabbit:5671/%2f lost"),
         upstream: WorkerStatus.Upstream(
             lastSuccessAtUnixMilliseconds: 951_868_799_999, lastError: "HTTP 503 (Authorization: Bearer sk-live-1)",
             consecutiveFailures: 5, degradations: 1, probes: 2),
@@ -47,7 +47,7 @@ struct SupervisionStatusTests {
             #"{"service":"chatqueue-worker","version":"0.1.0","pid":4242,"instance":"3","state":"degraded","#
             + #""started_at":"2026-11-27T14:03:05.123Z","updated_at":"2026-11-27T14:03:10.007Z","#
             + #""broker":{"connected":true,"queue":"chat.requests","consumer_tag":"ctag-1","publishing_blocked":true,"#
-            + #""reconnects":2,"connect_failures":3,"#
+            + #""reconnects":2,"connect_failures":3,"publisher_replacements":4,"#
             + #""last_error":"connection to amqps://app:***@rabbit:5671/%2f lost"},"#
             + #""upstream":{"last_success_at":"2000-02-29T23:59:59.999Z","#
             + #""last_error":"HTTP 503 (Authorization: Bearer ***)","consecutive_failures":5,"degradations":1,"probes":2},"#
@@ -89,7 +89,7 @@ struct SupervisionStatusTests {
         #expect(
             document["broker"]?.objectValue?.keys == [
                 "connected", "queue", "consumer_tag", "publishing_blocked", "reconnects", "connect_failures",
-                "last_error",
+                "publisher_replacements", "last_error",
             ])
         #expect(
             document["upstream"]?.objectValue?.keys == [

@@ -119,6 +119,7 @@ extension WorkerCounters {
         counters.cancelsMalformed = 16
         counters.cancelsRemembered = 17
         counters.held = 18
+        counters.publisherReplacements = 19
         return counters
     }()
 }

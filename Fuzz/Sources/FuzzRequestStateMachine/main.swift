@@ -69,7 +69,9 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
         case .publishFinal(let reply, let stop):
             fuzzCheck(!settled && !finalOut, "a final while one is out, or after settlement")
             if let finalSeq {
-                fuzzCheck(reply.seq == finalSeq && reply.publishes > 1, "a second final")
+                // Published again: after a refusal (counted) or a replaced connection (not counted).
+                fuzzCheck(
+                    reply.seq == finalSeq && reply.publishes <= machine.policy.maxFinalPublishes, "a second final")
             } else {
                 fuzzCheck(reply.seq == nextSeq && reply.publishes == 1, "final seq \(reply.seq), expected \(nextSeq)")
                 finalSeq = reply.seq
@@ -114,7 +116,7 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     while !input.isEmpty {
         now += UInt64(input.byte()) * 100_000_000
         let wasCalling = machine.isCalling
-        switch input.byte() % 19 {
+        switch input.byte() % 20 {
         case 0: apply(machine.call(now: now, route: route, availability: nextAvailability()), wasCalling: wasCalling)
         case 1: apply(machine.answer(.invalidJSON("")), wasCalling: wasCalling)
         case 2: apply(machine.refuse(), wasCalling: wasCalling)
@@ -158,6 +160,11 @@ func fuzzRequestStateMachine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
             let wasWaiting = machine.isWaitingForUpstream
             apply(machine.handBackWaiting(), wasCalling: wasCalling)
             fuzzCheck(!wasWaiting || machine.state == .settled(.requeue), "a waiting request not handed back")
+        case 19:
+            guard finalOut else { continue }
+            finalOut = false
+            apply(machine.finalUnconfirmed(), wasCalling: wasCalling)
+            fuzzCheck(settled || finalOut, "a final whose connection was replaced was not published again")
         default:
             guard finalOut else { continue }
             finalOut = false

@@ -153,7 +153,7 @@ public struct RequestStateMachine: Sendable {
 
         public init(
             retry: RetryBackoff, firstByteTimeout: UInt64, idleTimeout: UInt64, maxReplyBytes: Int,
-            maxFinalPublishes: Int = 3, finalRepublishDelay: UInt64 = 1_000_000_000
+            maxFinalPublishes: Int = 5, finalRepublishDelay: UInt64 = 1_000_000_000
         ) {
             self.retry = retry
             self.firstByteTimeout = firstByteTimeout
@@ -586,6 +586,20 @@ public struct RequestStateMachine: Sendable {
             let delay = policy.finalRepublishDelay.multipliedReportingOverflow(by: 1 << shift)
             state = .finalRefused(reply, retryAt: now + (delay.overflow ? .max : delay.partialValue))
             return .none
+        case .received, .calling, .waitingToRetry, .waitingForUpstream, .finalRefused, .settled:
+            return .none
+        }
+    }
+
+    /// The connection the final reply went out on was replaced before the
+    /// broker confirmed or refused it (the worker opens a new publisher after
+    /// a refusal): its fate is unknown, so it is published again at once on
+    /// the new one. Not counted as a publish: the broker did not refuse it.
+    /// A duplicate final is possible (at-least-once, docs/protocol.md).
+    public mutating func finalUnconfirmed() -> Action {
+        switch state {
+        case .finalPublished(let reply):
+            return .publishFinal(reply, stopTransfer: false)
         case .received, .calling, .waitingToRetry, .waitingForUpstream, .finalRefused, .settled:
             return .none
         }

@@ -8,7 +8,11 @@ import ChatQueueConfig
 final class BrokerSession {
     let endpoint: BrokerEndpoint
     let consumer: AMQPConnection
-    let replies: ReplyPublisher
+    private(set) var replies: ReplyPublisher
+    /// Where the publisher is connected: `endpoint` until a refused final has it replaced.
+    private(set) var publisherEndpoint: BrokerEndpoint
+    private let settings: Settings
+    private let instanceName: String
     private(set) var consumerTag: String
     /// The consumer of this worker's cancel queue (nil: cancellation is off).
     private(set) var cancelConsumerTag: String?
@@ -20,11 +24,12 @@ final class BrokerSession {
     /// Connects both, declares the topology when configured to, and starts consuming.
     init(endpoint: BrokerEndpoint, settings: Settings, instanceName: String) throws(AMQPError) {
         self.endpoint = endpoint
-        func options(_ role: String) -> AMQPConnectionOptions {
-            settings.amqpOptions(for: endpoint, connectionName: "chatqueue \(instanceName) \(role)")
-        }
-        consumer = try AMQPConnection(options: options("consumer"))
-        replies = try ReplyPublisher(connection: AMQPConnection(options: options("publisher")))
+        self.settings = settings
+        self.instanceName = instanceName
+        publisherEndpoint = endpoint
+        consumer = try AMQPConnection(
+            options: settings.amqpOptions(for: endpoint, connectionName: "chatqueue \(instanceName) consumer"))
+        replies = try Self.connectPublisher(to: endpoint, settings: settings, instanceName: instanceName)
         consumerAssembler = ContentAssembler(maxBodyBytes: settings.worker.maxRequestBytes)
         // Returned replies are only read for their headers; their bodies need not be kept.
         publisherAssembler = ContentAssembler(maxBodyBytes: 0)
@@ -42,6 +47,46 @@ final class BrokerSession {
         consumerTag = try consumer.consume(queue: queue.name)
         // Acks are written once per loop turn (`writeQueued()`).
         consumer.queuesSettlements = true
+    }
+
+    private static func connectPublisher(
+        to endpoint: BrokerEndpoint, settings: Settings, instanceName: String
+    ) throws(AMQPError) -> ReplyPublisher {
+        try ReplyPublisher(
+            connection: AMQPConnection(
+                options: settings.amqpOptions(for: endpoint, connectionName: "chatqueue \(instanceName) publisher")))
+    }
+
+    /// Replaces the publishing connection with a new one, to the next broker
+    /// URL after the current publisher's (the same one when there is one): a
+    /// channel opened while a quorum reply queue elected a leader can refuse
+    /// every publish to that queue for good (docs/operations.md "Scaling
+    /// out"), and only a new channel gets through. The new publisher takes
+    /// over the replies not yet written; the old connection is dropped
+    /// without waiting for it. Returns the delivery tags of the finals the old
+    /// one had written but the broker had not confirmed or refused yet: their
+    /// fate is unknown and the worker publishes them again. Call only when the
+    /// old publisher has no encoded bytes left to write.
+    func replacePublisher() throws(AMQPError) -> [UInt64] {
+        let endpoints = settings.broker.endpoints
+        let current = endpoints.firstIndex(of: publisherEndpoint) ?? 0
+        var lastError: AMQPError?
+        for step in 1...endpoints.count {
+            let candidate = endpoints[(current + step) % endpoints.count]
+            do {
+                let fresh = try Self.connectPublisher(to: candidate, settings: settings, instanceName: instanceName)
+                let old = replies
+                try fresh.adoptBacklog(of: old)
+                let unconfirmed = old.unconfirmedDeliveryTags
+                old.connection.abandon()
+                replies = fresh
+                publisherEndpoint = candidate
+                return unconfirmed
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? AMQPError(code: .connect, message: "no broker URL", context: "publisher")
     }
 
     /// Writes this loop turn's acks and replies (one non-blocking write each).

@@ -40,6 +40,9 @@ struct PendingConfirms {
     /// Entries kept in memory, settled ones not yet compacted away included.
     var storedCount: Int { entries.count }
 
+    /// The delivery tags of the finals still waiting for a confirm, in publish order.
+    var waitingDeliveryTags: [UInt64] { entries[head...].map(\.deliveryTag) }
+
     mutating func append(sequence: UInt64, deliveryTag: UInt64) {
         entries.append(Entry(sequence: sequence, deliveryTag: deliveryTag))
     }
@@ -182,6 +185,24 @@ final class ReplyPublisher {
             connection.close(timeout: timeout)
         }
     }
+
+    /// Takes over what an older publisher still held when it was replaced
+    /// (after a refused final, `Worker.replacePublisher`): its replies not yet
+    /// written, in order, ahead of any new one. Its written finals awaiting a
+    /// confirm are not carried over: the worker publishes them again.
+    func adoptBacklog(of old: ReplyPublisher) throws(AMQPError) {
+        precondition(!old.connection.hasUnsentFrames, "a publisher is replaced only once its encoded bytes are written")
+        let carried = old.outbox[old.outboxHead...]
+        old.outbox.removeAll()
+        old.outboxHead = 0
+        old.outboxBytes = 0
+        for reply in carried {
+            try publish(reply.kind, body: reply.body, to: reply.address, seq: reply.seq, settling: reply.deliveryTag)
+        }
+    }
+
+    /// The delivery tags of the finals written but not yet confirmed or refused.
+    var unconfirmedDeliveryTags: [UInt64] { pending.waitingDeliveryTags }
 
     /// Applies a basic.ack or basic.nack from the broker.
     func handleConfirm(deliveryTag: UInt64, multiple: Bool, confirmed: Bool) -> [PendingConfirms.Settlement] {

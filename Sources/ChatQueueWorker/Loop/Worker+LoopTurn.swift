@@ -6,7 +6,8 @@ import Logging
 /// The session's two broker sockets, as the loop watches them.
 struct BrokerSockets {
     let consumer: Int32
-    let publisher: Int32
+    /// Changes when a refused final has the publisher replaced.
+    var publisher: Int32
 
     init(_ session: BrokerSession) {
         consumer = session.consumer.socketDescriptor

@@ -24,6 +24,8 @@ public struct WorkerCounters: Sendable, Equatable {
     public var finalsRefused = 0
     /// Broker connections re-established after a loss.
     public var reconnects = 0
+    /// Publisher connections replaced after a refused final.
+    public var publisherReplacements = 0
     /// Attempts to connect to the broker that failed (each is tried again after a backoff).
     public var brokerConnectFailures = 0
     /// Times no route had an upstream up (every breaker open), so the worker degraded.

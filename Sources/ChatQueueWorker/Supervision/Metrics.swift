@@ -155,6 +155,9 @@ public enum PrometheusText {
             "chatqueue_broker_reconnects_total", "Broker connections re-established after a loss.",
             snapshot.counters.reconnects)
         counter(
+            "chatqueue_publisher_replacements_total", "Publisher connections replaced after the broker refused a final.",
+            snapshot.counters.publisherReplacements)
+        counter(
             "chatqueue_broker_connect_failures_total", "Attempts to connect to the broker that failed.",
             snapshot.counters.brokerConnectFailures)
         counter(

@@ -21,12 +21,14 @@ public struct WorkerStatus: Sendable, Equatable {
         public var reconnects: Int
         /// Attempts to connect that failed, since the start.
         public var connectFailures: Int
+        /// Publisher connections replaced after the broker refused a final, since the start.
+        public var publisherReplacements: Int
         /// The last connection error, if any (redacted when serialized).
         public var lastError: String?
 
         public init(
             connected: Bool = false, queue: String, consumerTag: String? = nil, publishingBlocked: Bool = false,
-            reconnects: Int = 0, connectFailures: Int = 0, lastError: String? = nil
+            reconnects: Int = 0, connectFailures: Int = 0, publisherReplacements: Int = 0, lastError: String? = nil
         ) {
             self.connected = connected
             self.queue = queue
@@ -34,6 +36,7 @@ public struct WorkerStatus: Sendable, Equatable {
             self.publishingBlocked = publishingBlocked
             self.reconnects = reconnects
             self.connectFailures = connectFailures
+            self.publisherReplacements = publisherReplacements
             self.lastError = lastError
         }
     }
@@ -224,6 +227,7 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("publishing_blocked", .bool(broker.publishingBlocked)),
                             ("reconnects", count(broker.reconnects)),
                             ("connect_failures", count(broker.connectFailures)),
+                            ("publisher_replacements", count(broker.publisherReplacements)),
                             ("last_error", text(broker.lastError.map(Self.shown))),
                         ]))
                 ),

@@ -134,7 +134,8 @@ final class WorkerSupervisor {
             broker: WorkerStatus.Broker(
                 connected: worker.isConnected, queue: queue, consumerTag: worker.consumerTag,
                 publishingBlocked: worker.session?.replies.isBlocked ?? false, reconnects: worker.counters.reconnects,
-                connectFailures: worker.counters.brokerConnectFailures, lastError: brokerLastError),
+                connectFailures: worker.counters.brokerConnectFailures,
+                publisherReplacements: worker.counters.publisherReplacements, lastError: brokerLastError),
             upstream: WorkerStatus.Upstream(
                 lastSuccessAtUnixMilliseconds: upstreamLastSuccess, lastError: upstreamLastError,
                 consecutiveFailures: upstreams.map(\.consecutiveFailures).max() ?? 0,

@@ -30,6 +30,22 @@ enum IntegrationEnvironment {
         return directory.appendingPathComponent("chatqueue")
     }
 
+    /// Runs rabbitmqctl (against the test broker's node unless `arguments`
+    /// name another with `-n`) and returns what it printed.
+    static func rabbitmqctl(_ arguments: [String]) throws -> String {
+        let process = Process()
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/rabbitmqctl")
+        process.arguments = ["-q"] + arguments
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("rabbitmqctl \(arguments) failed") }
+        return printed
+    }
+
     /// Queue names of one test, unique so tests can run in parallel.
     static func uniqueQueueName(_ label: String) -> String {
         "test.\(label).\(UUID().uuidString.prefix(8).lowercased())"
