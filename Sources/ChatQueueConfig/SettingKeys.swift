@@ -533,6 +533,17 @@ enum SettingKeys {
         summary: "Log line format on stderr: text or json (one object per line)."
     )
 
+    static let logRequestSummary = ChoiceKey<RequestSummaryLevel>(
+        name: "log.request_summary",
+        defaultValue: .info,
+        summary: """
+            Level of the one line logged when a request settles (request id, trace id, model, \
+            upstream, outcome, attempt, tries, time to first chunk, duration, chunks, tokens; no \
+            message content): off, trace, debug, info, notice or warning. Logged only when \
+            log.level lets that level through.
+            """
+    )
+
     // MARK: status
 
     static let statusFile = TextKey(
@@ -581,6 +592,56 @@ enum SettingKeys {
             """
     )
 
+    // MARK: tracing
+
+    static let tracingStartTraces = BoolKey(
+        name: "tracing.start_traces",
+        defaultValue: false,
+        summary: """
+            Start a trace for a request that brings no valid traceparent header. Off: such a \
+            request is not traced (no traceparent upstream or on replies, no span exported).
+            """
+    )
+    static let tracingOTLPEndpoint = TextKey(
+        name: "tracing.otlp_endpoint",
+        defaultValue: "",
+        summary: """
+            OTLP/HTTP collector base URL (http:// or https://, e.g. http://127.0.0.1:4318): one \
+            span per traced request, with a child span per upstream try, is POSTed as JSON to \
+            <url>/v1/traces. Empty: no spans are exported (trace context is still propagated).
+            """
+    )
+    static let tracingServiceName = TextKey(
+        name: "tracing.service_name",
+        defaultValue: "chatqueue-worker",
+        summary: "The service.name resource attribute of exported spans."
+    )
+    static let tracingMaxQueuedSpans = IntKey(
+        name: "tracing.max_queued_spans",
+        defaultValue: 4096,
+        range: 1...1_000_000,
+        summary: """
+            Spans held for export at most (1...1000000); further spans are dropped and counted \
+            (chatqueue_spans_dropped_total) while the collector is slow or down.
+            """
+    )
+    static let tracingMaxBatchSpans = IntKey(
+        name: "tracing.max_batch_spans",
+        defaultValue: 512,
+        range: 1...100_000,
+        summary: "Spans per export request at most (1...100000)."
+    )
+    static let tracingExportInterval = SecondsKey(
+        name: "tracing.export_interval",
+        defaultValue: 1,
+        summary: "Seconds between two span exports."
+    )
+    static let tracingExportTimeout = SecondsKey(
+        name: "tracing.export_timeout",
+        defaultValue: 5,
+        summary: "Seconds an export request may take before it is given up (its spans are dropped and counted)."
+    )
+
     /// Every key, in the order of the annotated configuration file.
     static let all: [any DocumentedKey] = [
         brokerURL, brokerPassword, brokerPasswordFile, brokerHeartbeat,
@@ -596,10 +657,12 @@ enum SettingKeys {
         upstreamOnAccountError,
         upstreamBreakerFailures, upstreamBreakerCooldown, upstreamBreakerMaxCooldown, upstreamHoldProbeInterval,
         upstreamsNames, routes,
-        logLevel, logFormat,
+        logLevel, logFormat, logRequestSummary,
         statusFile, statusInterval,
         cancelRememberSeconds, cancelRememberMax,
         metricsTextfile,
+        tracingStartTraces, tracingOTLPEndpoint, tracingServiceName, tracingMaxQueuedSpans, tracingMaxBatchSpans,
+        tracingExportInterval, tracingExportTimeout,
     ]
 
     /// The dotted names of ``all``.

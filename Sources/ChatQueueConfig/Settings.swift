@@ -18,6 +18,11 @@ public enum AccountErrorMode: String, Sendable, CaseIterable {
 }
 
 /// How log lines are written to standard error.
+/// The level of the one summary line logged when a request settles (`log.request_summary`).
+public enum RequestSummaryLevel: String, Sendable, CaseIterable {
+    case off, trace, debug, info, notice, warning
+}
+
 public enum LogFormat: String, Sendable, CaseIterable {
     /// One human-readable line per message.
     case text
@@ -227,10 +232,44 @@ public struct Settings: Sendable, Equatable {
         public var level: LogLevel
         /// `log.format`
         public var format: LogFormat
+        /// `log.request_summary`: the level of the line logged when a request settles.
+        public var requestSummary: RequestSummaryLevel
 
-        public init(level: LogLevel, format: LogFormat) {
+        public init(level: LogLevel, format: LogFormat, requestSummary: RequestSummaryLevel = .info) {
             self.level = level
             self.format = format
+            self.requestSummary = requestSummary
+        }
+    }
+
+    /// W3C trace context and the optional OTLP span export.
+    public struct Tracing: Sendable, Equatable {
+        /// `tracing.start_traces`: start a trace for a request that brings no valid traceparent.
+        public var startTraces: Bool
+        /// `tracing.otlp_endpoint`: the OTLP/HTTP base URL (spans go to `<it>/v1/traces`); nil: no export.
+        public var otlpEndpoint: String?
+        /// `tracing.service_name`: the `service.name` resource attribute of exported spans.
+        public var serviceName: String
+        /// `tracing.max_queued_spans`: spans held for export at most; more are dropped and counted.
+        public var maxQueuedSpans: Int
+        /// `tracing.max_batch_spans`: spans per export request at most.
+        public var maxBatchSpans: Int
+        /// `tracing.export_interval`: seconds between two exports.
+        public var exportInterval: Double
+        /// `tracing.export_timeout`: seconds one export request may take.
+        public var exportTimeout: Double
+
+        public init(
+            startTraces: Bool = false, otlpEndpoint: String? = nil, serviceName: String = "chatqueue-worker",
+            maxQueuedSpans: Int = 4096, maxBatchSpans: Int = 512, exportInterval: Double = 1, exportTimeout: Double = 5
+        ) {
+            self.startTraces = startTraces
+            self.otlpEndpoint = otlpEndpoint
+            self.serviceName = serviceName
+            self.maxQueuedSpans = maxQueuedSpans
+            self.maxBatchSpans = maxBatchSpans
+            self.exportInterval = exportInterval
+            self.exportTimeout = exportTimeout
         }
     }
 
@@ -287,12 +326,14 @@ public struct Settings: Sendable, Equatable {
     public var status: Status
     public var metrics: Metrics
     public var cancel: Cancel
+    public var tracing: Tracing
 
     public init(
         broker: Broker, queue: Queue, replies: Replies, worker: Worker, retry: Retry = Retry(), upstream: Upstream,
         log: Log, status: Status = Status(), metrics: Metrics = Metrics(), cancel: Cancel = Cancel(),
-        upstreams: [Upstream]? = nil, routing: RoutingTable? = nil
+        tracing: Tracing = Tracing(), upstreams: [Upstream]? = nil, routing: RoutingTable? = nil
     ) {
+        self.tracing = tracing
         self.upstreams = upstreams ?? [upstream]
         self.routing = routing ?? .single(upstream: upstream.name)
         self.cancel = cancel

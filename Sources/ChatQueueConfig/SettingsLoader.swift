@@ -55,7 +55,8 @@ public enum SettingsLoader {
             upstream: upstream,
             log: Settings.Log(
                 level: try layers.choice(SettingKeys.logLevel),
-                format: try layers.choice(SettingKeys.logFormat)
+                format: try layers.choice(SettingKeys.logFormat),
+                requestSummary: try layers.choice(SettingKeys.logRequestSummary)
             ),
             status: Settings.Status(
                 file: nonEmpty(try layers.text(SettingKeys.statusFile)),
@@ -66,9 +67,37 @@ public enum SettingsLoader {
                 rememberSeconds: try layers.seconds(SettingKeys.cancelRememberSeconds),
                 rememberMax: try layers.int(SettingKeys.cancelRememberMax)
             ),
+            tracing: try tracing(from: layers),
             upstreams: upstreams,
             routing: routing
         )
+    }
+
+    private static func tracing(from layers: ConfigLayers) throws(ConfigError) -> Settings.Tracing {
+        let endpoint = nonEmpty(try layers.text(SettingKeys.tracingOTLPEndpoint))
+        if let endpoint {
+            // Spans go to <endpoint>/v1/traces; a trailing slash is not doubled.
+            guard isPlainHTTPURL(endpoint) else {
+                throw layers.invalid(
+                    SettingKeys.tracingOTLPEndpoint.name,
+                    expected: "an http:// or https:// URL with a host and no user info, query or fragment",
+                    got: String(reflecting: redactedURL(endpoint, hidingUser: true)))
+            }
+        }
+        let serviceName = try layers.text(SettingKeys.tracingServiceName)
+        guard !serviceName.isEmpty, serviceName.utf8.count <= 255, !serviceName.contains(where: \.isNewline) else {
+            throw layers.invalid(
+                SettingKeys.tracingServiceName.name, expected: "a name of 1 to 255 bytes on one line",
+                got: excerpt(serviceName))
+        }
+        return Settings.Tracing(
+            startTraces: try layers.bool(SettingKeys.tracingStartTraces),
+            otlpEndpoint: endpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 },
+            serviceName: serviceName,
+            maxQueuedSpans: try layers.int(SettingKeys.tracingMaxQueuedSpans),
+            maxBatchSpans: try layers.int(SettingKeys.tracingMaxBatchSpans),
+            exportInterval: try layers.seconds(SettingKeys.tracingExportInterval),
+            exportTimeout: try layers.seconds(SettingKeys.tracingExportTimeout))
     }
 
     /// A dotted key as swift-configuration's environment provider spells it, unprefixed:
