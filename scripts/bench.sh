@@ -60,7 +60,7 @@ run() {
       2> "$RESULTS/logs/$label.echo.log" &
   else
     "$BIN" worker --broker-url "$BROKER_URL" --queue "$queue" --upstream-url "$UPSTREAM_URL" \
-      --set queue.type=classic --set worker.concurrency="$worker_concurrency" --set log.level=warning \
+      --set queue.type=classic --set worker.concurrency="$worker_concurrency" --set log.level=warning --set log.request_summary=off \
       2> "$RESULTS/logs/$label.worker.log" &
   fi
   pid=$!

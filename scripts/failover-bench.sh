@@ -7,8 +7,8 @@
 # run lost a final, got a wrong content or chunks out of order.
 #
 #   ./scripts/failover-bench.sh [--runs N] [scenario...]
-#   scenarios: leader-stop worker-node-stop kill9 rolling partition (default: all
-#   but partition)
+#   scenarios: leader-stop worker-node-stop reply-leader-stop kill9 rolling partition
+#   (default: leader-stop worker-node-stop kill9 rolling)
 #
 # Environment: REQUESTS (1000), CONCURRENCY per worker (400; rolling: 60, so the
 # requests outlast the three restarts), WORDS (12), INTERVAL_MS (500),

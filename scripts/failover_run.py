@@ -8,7 +8,7 @@ node) and checks them. Prints one JSON line with the figures.
 
   failover_run.py SCENARIO RUN_DIR   (environment: CHATQUEUE_BIN, UPSTREAM_URL,
                                       REQUESTS, CONCURRENCY, WORDS, INTERVAL_MS)
-Scenarios: leader-stop, worker-node-stop, kill9, rolling, partition.
+Scenarios: leader-stop, worker-node-stop, reply-leader-stop, kill9, rolling, partition.
 """
 import json
 import os
@@ -193,6 +193,12 @@ if scenario == "leader-stop":
     wait_for(fault("stop-node", leader)); faulted.append(leader)
 elif scenario == "worker-node-stop":
     node = next(n for n in (1, 2, 3) if n != leader)  # worker n's node, not the queue's leader
+    wait_for(fault("stop-node", node)); faulted.append(node)
+elif scenario == "reply-leader-stop":
+    # The node leading the quorum reply queue (and hosting a worker's connections),
+    # whatever leads the request queue: the worker reconnects while the reply
+    # queue elects a leader, the case that once had every final refused.
+    node = node_of(cluster("leader", REPLIES))
     wait_for(fault("stop-node", node)); faulted.append(node)
 elif scenario == "kill9":
     wait_for(fault("kill", leader)); faulted.append(leader)

@@ -120,5 +120,6 @@ static const amqp_flags_t CQ_FLAG_REPLY_TO = AMQP_BASIC_REPLY_TO_FLAG;
 static const amqp_flags_t CQ_FLAG_EXPIRATION = AMQP_BASIC_EXPIRATION_FLAG;
 static const amqp_flags_t CQ_FLAG_MESSAGE_ID = AMQP_BASIC_MESSAGE_ID_FLAG;
 static const amqp_flags_t CQ_FLAG_TYPE = AMQP_BASIC_TYPE_FLAG;
+static const amqp_flags_t CQ_FLAG_TIMESTAMP = AMQP_BASIC_TIMESTAMP_FLAG;
 
 #endif

@@ -10,13 +10,16 @@ public struct AMQPOutgoingProperties: Sendable {
     /// delivery_mode 2 (survives a broker restart) instead of 1.
     public var persistent: Bool
     public var expiration: String?
+    /// The `timestamp` property (AMQP says Unix seconds; sent as given).
+    public var timestamp: UInt64?
     public var headers: [(String, AMQPFieldValue)]
 
     public init(
         contentType: String? = nil, correlationID: String? = nil, messageID: String? = nil,
         replyTo: String? = nil, type: String? = nil, persistent: Bool = false, expiration: String? = nil,
-        headers: [(String, AMQPFieldValue)] = []
+        timestamp: UInt64? = nil, headers: [(String, AMQPFieldValue)] = []
     ) {
+        self.timestamp = timestamp
         self.contentType = contentType
         self.correlationID = correlationID
         self.messageID = messageID
@@ -69,6 +72,10 @@ extension AMQPConnection {
             if !headers.isEmpty {
                 basic._flags |= CQ_FLAG_HEADERS
                 basic.headers = table
+            }
+            if let timestamp = properties.timestamp {
+                basic._flags |= CQ_FLAG_TIMESTAMP
+                basic.timestamp = timestamp
             }
             return body.withUnsafeBytes { bytes in
                 amqp_basic_publish(

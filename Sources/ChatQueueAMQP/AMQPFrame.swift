@@ -34,13 +34,16 @@ public struct AMQPMessageProperties: Sendable, Equatable {
     public var messageID: String?
     public var type: String?
     public var deliveryMode: UInt8?
+    /// The `timestamp` property as sent: by AMQP 0-9-1, Unix seconds (some clients send milliseconds).
+    public var timestamp: UInt64?
     public var headers: [String: AMQPFieldValue]
 
     public init(
         contentType: String? = nil, correlationID: String? = nil, replyTo: String? = nil,
-        messageID: String? = nil, type: String? = nil, deliveryMode: UInt8? = nil,
+        messageID: String? = nil, type: String? = nil, deliveryMode: UInt8? = nil, timestamp: UInt64? = nil,
         headers: [String: AMQPFieldValue] = [:]
     ) {
+        self.timestamp = timestamp
         self.contentType = contentType
         self.correlationID = correlationID
         self.replyTo = replyTo

@@ -14,6 +14,7 @@ extension AMQPMessageProperties {
             messageID: string(CQ_FLAG_MESSAGE_ID, p.message_id),
             type: string(CQ_FLAG_TYPE, p.type),
             deliveryMode: (p._flags & CQ_FLAG_DELIVERY_MODE) != 0 ? p.delivery_mode : nil,
+            timestamp: (p._flags & CQ_FLAG_TIMESTAMP) != 0 ? p.timestamp : nil,
             headers: (p._flags & CQ_FLAG_HEADERS) != 0 ? decodeTable(p.headers) : [:])
     }
 }

@@ -55,11 +55,12 @@ public final class Requester {
     /// Publishes a request to `queue` through the default exchange, with reply_to set.
     public func send(
         to queue: String, body: [UInt8], correlationID: String? = nil, messageID: String? = nil,
-        contentType: String? = "application/json", headers: [(String, AMQPFieldValue)] = [], replyTo: String? = nil
+        contentType: String? = "application/json", headers: [(String, AMQPFieldValue)] = [], replyTo: String? = nil,
+        timestamp: UInt64? = nil
     ) throws(AMQPError) {
         let properties = AMQPOutgoingProperties(
             contentType: contentType, correlationID: correlationID, messageID: messageID,
-            replyTo: replyTo ?? self.replyTo, persistent: true, headers: headers)
+            replyTo: replyTo ?? self.replyTo, persistent: true, timestamp: timestamp, headers: headers)
         // Mandatory: a request to a queue that does not exist comes back (see nextReply) instead of vanishing.
         try connection.publish(routingKey: queue, mandatory: true, properties: properties, body: body)
     }

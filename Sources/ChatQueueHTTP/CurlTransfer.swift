@@ -46,6 +46,8 @@ public final class CurlTransfer {
     public weak var delegate: CurlTransferDelegate?
     /// Kept alive for as long as the transfer may use it.
     private let headers: CurlHeaderList
+    /// This request's own header list (a traced request's), instead of `headers`.
+    private var requestHeaders: CurlHeaderList?
     /// The URL, parsed once: given as a string, libcurl would parse it again
     /// for every request.
     private let url: OpaquePointer
@@ -85,6 +87,19 @@ public final class CurlTransfer {
         checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me), "WRITEDATA")
         checkSetopt(cq_curl_easy_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, curlHeaderCallback), "HEADERFUNCTION")
         checkSetopt(cq_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, me), "HEADERDATA")
+    }
+
+    /// The headers of the next request: `list` (kept alive until replaced),
+    /// or nil for the list the transfer was made with. Costs nothing when
+    /// the shared list stays in use.
+    public func use(headers list: CurlHeaderList?) {
+        if let list {
+            checkSetopt(cq_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list.list), "HTTPHEADER")
+            requestHeaders = list
+        } else if requestHeaders != nil {
+            checkSetopt(cq_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers.list), "HTTPHEADER")
+            requestHeaders = nil
+        }
     }
 
     /// Sets the body of the next request (copied by libcurl).

@@ -23,6 +23,13 @@ public enum WallClock {
         return Int64(time.tv_sec) &* 1000 &+ Int64(time.tv_nsec) / 1_000_000
     }
 
+    /// Nanoseconds since 1970-01-01 UTC (0 for a clock set before 1970).
+    public static func unixNanoseconds() -> UInt64 {
+        let time = now()
+        guard time.tv_sec >= 0 else { return 0 }
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+
     /// Seconds since 1970-01-01 UTC, with a fraction.
     public static func unixSeconds() -> Double {
         let time = now()

@@ -30,8 +30,14 @@ extension Worker {
             machine: RequestStateMachine(
                 requestID: metadata.requestID, policy: requestPolicy, deadline: deadline.at,
                 deadlineFailure: deadline.failure),
-            upstream: upstreams[0], logger: logger)
+            upstream: upstreams[0], logger: logger, receivedAt: now.nanoseconds)
         request.sink = self
+        beginTrace(of: request, headers: message.properties.headers, now: now)
+        if let timestamp = message.properties.timestamp,
+            let wait = QueueWait.seconds(timestamp: timestamp, nowUnixMilliseconds: WallClock.unixMilliseconds())
+        {
+            supervisor.metrics.latencies.queueWait.observe(seconds: wait)
+        }
         track(request)
         if logger.logLevel <= .debug {
             request.logger.debug(
@@ -155,9 +161,11 @@ extension Worker {
             if stopTransfer { self.stopTransfer(of: request) }
             untrack(request)
             try settle(request, settlement, reason: reason)
+            requestEnded(request, settlement: settlement, reason: reason)
         case .forget(let stopTransfer):
             if stopTransfer { self.stopTransfer(of: request) }
             untrack(request)
+            requestEnded(request, settlement: nil, reason: nil)
         }
         timerArmed(at: request.machine.nextTimer)
     }
@@ -175,6 +183,11 @@ extension Worker {
             renamed.withUnsafeBytes { transfer.prepare(body: $0) }
         } else {
             request.body.withUnsafeBytes { transfer.prepare(body: $0) }
+        }
+        if request.trace != nil {
+            transfer.use(headers: upstream.headers(adding: traceTryStarted(request, upstream: upstream, now: now)))
+        } else {
+            transfer.use(headers: nil)
         }
         transfer.delegate = request
         request.response = UpstreamResponse(
@@ -212,6 +225,8 @@ extension Worker {
                 metadata: ["reply.publishes": "\(reply.publishes)"])
             return
         }
+        request.finalType = kind.rawValue
+        request.finalError = reply.error
         if let error = reply.error, error == .cancelled() {
             counters.cancelled += 1
             supervisor.metrics.recordError(code: "cancelled")
@@ -275,6 +290,14 @@ extension Worker {
         }
         let (outcome, usage) = response.ended(
             Self.transportResult(result), status: transfer.responseCode, contentType: transfer.contentType)
+        if let usage { request.addUsage(usage) }
+        if request.trace != nil {
+            if case .failure(let failure) = outcome {
+                traceTryEnded(request, failure: UpstreamFigures.failureLabel(failure), now: now)
+            } else {
+                traceTryEnded(request, failure: nil, now: now)
+            }
+        }
         supervisor.accountTry(
             upstream: request.upstream.name, model: request.model, usage: usage, chunks: response.publishedChunks,
             ending: TryEnding(outcome))
@@ -326,6 +349,9 @@ extension Worker {
     /// nil: it was stopped for the request's sake (cancel, shutdown) and says nothing.
     func stopTransfer(of request: InFlightRequest, failure: UpstreamFailure? = nil) {
         guard let transfer = request.transfer else { return }
+        if request.trace != nil {
+            traceTryEnded(request, failure: failure.map(UpstreamFigures.failureLabel) ?? "stopped", now: MonotonicClock.now())
+        }
         tryFinished(request, failure: failure, stopped: failure == nil)
         supervisor.accountTry(
             upstream: request.upstream.name, model: request.model, response: request.response, ending: .stopped)
@@ -415,6 +441,7 @@ extension Worker {
             return false
         }
         counters.chunksPublished += 1
+        chunkPublished(request)
         return true
     }
 

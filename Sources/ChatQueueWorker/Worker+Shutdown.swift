@@ -78,6 +78,7 @@ extension Worker {
             let action = request.machine.connectionLost()
             if case .forget(let stopTransfer) = action, stopTransfer { self.stopTransfer(of: request) }
             untrack(request)
+            requestEnded(request, settlement: nil, reason: nil)
         }
         if count > 0 {
             logger.warning("abandoned in-flight requests; the broker requeues them", metadata: ["requests.count": "\(count)"])

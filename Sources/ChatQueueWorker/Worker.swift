@@ -80,6 +80,12 @@ public final class Worker: ChunkSink {
     var publisherReplacementWanted = false
     /// The earliest time of the next publisher replacement (at most one a second).
     var nextPublisherReplacement = Deadline(nanoseconds: 0)
+    /// Trace and span ids for traced requests.
+    var traceIDs = TraceIDGenerator()
+    /// `log.request_summary` as a level; nil: off.
+    let requestSummaryLevel: Logger.Level?
+    /// Where finished spans go when `tracing.otlp_endpoint` is set; nil: nowhere.
+    var spanExporter: (any SpanSink)?
     /// Degraded: the earliest time of the next probe subscription (at most one a second).
     var nextProbeSubscription = Deadline(nanoseconds: 0)
     /// What the worker is doing; the supervisor hears every change.
@@ -118,6 +124,7 @@ public final class Worker: ChunkSink {
             UpstreamClient($0, retry: settings.retry, breaker: breaker, maxIdle: settings.worker.concurrency)
         }
         requestPolicy = upstreams[0].policy
+        requestSummaryLevel = Self.level(of: settings.log.requestSummary)
         routeUpstreams = settings.routing.routes.map { [upstreams] route in
             route.targets.map {
                 RequestStateMachine.RouteUpstream(

@@ -47,13 +47,25 @@ struct SupervisionMetricsTests {
         upstream.windowDecreases = 2
         upstream.inFlight = 1
         snapshot.upstreams = [upstream]
+        snapshot.latencies.queueWait.observe(seconds: 3)
+        snapshot.latencies.firstChunk.observe(seconds: 0.3)
+        snapshot.latencies.chunkGap.observe(seconds: 0.002)
+        snapshot.latencies.chunkGap.observe(seconds: 0.02)
+        snapshot.latencies.observeDuration(seconds: 1.5, outcome: .completion)
+        snapshot.latencies.observeDuration(seconds: 0.01, outcome: .error)
 
         let i = #"instance="w\"1""#
         let u = #"upstream="default""#
-        func buckets(_ name: String, _ counts: [Int], sum: String, count: Int) -> [String] {
-            let bounds = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "120", "300", "+Inf"]
-            return zip(bounds, counts).map { "\(name)_bucket{\(i),\(u),le=\"\($0)\"} \($1)" } + [
-                "\(name)_sum{\(i),\(u)} \(sum)", "\(name)_count{\(i),\(u)} \(count)",
+        func buckets(
+            _ name: String, _ counts: [Int], sum: String, count: Int, labels: String? = u, fine: Bool = false
+        ) -> [String] {
+            let bounds =
+                fine
+                ? ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
+                : ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "120", "300", "+Inf"]
+            let prefix = labels.map { "\(i),\($0)" } ?? i
+            return zip(bounds, counts).map { "\(name)_bucket{\(prefix),le=\"\($0)\"} \($1)" } + [
+                "\(name)_sum{\(prefix)} \(sum)", "\(name)_count{\(prefix)} \(count)",
             ]
         }
         let expected =
@@ -159,6 +171,40 @@ struct SupervisionMetricsTests {
                 "# HELP chatqueue_upstream_in_flight Tries running now, by upstream.",
                 "# TYPE chatqueue_upstream_in_flight gauge",
                 "chatqueue_upstream_in_flight{\(i),\(u)} 1",
+                "# HELP chatqueue_request_queue_wait_seconds Seconds from a request's AMQP timestamp property to its delivery (requests that set one).",
+                "# TYPE chatqueue_request_queue_wait_seconds histogram",
+            ]
+            + buckets(
+                "chatqueue_request_queue_wait_seconds", [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1], sum: "3", count: 1,
+                labels: nil)
+            + [
+                "# HELP chatqueue_request_first_chunk_seconds Seconds from a streamed request's delivery to its first chunk published.",
+                "# TYPE chatqueue_request_first_chunk_seconds histogram",
+            ]
+            + buckets(
+                "chatqueue_request_first_chunk_seconds", [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], sum: "0.3", count: 1,
+                labels: nil)
+            + [
+                "# HELP chatqueue_chunk_gap_seconds Seconds between two chunks of one try, as published.",
+                "# TYPE chatqueue_chunk_gap_seconds histogram",
+            ]
+            + buckets(
+                "chatqueue_chunk_gap_seconds", [0, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2], sum: "0.022", count: 2,
+                labels: nil, fine: true)
+            + [
+                "# HELP chatqueue_request_duration_seconds Seconds from a request's delivery to its settlement, by outcome (completion, error, none).",
+                "# TYPE chatqueue_request_duration_seconds histogram",
+            ]
+            + buckets(
+                "chatqueue_request_duration_seconds", [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1], sum: "1.5", count: 1,
+                labels: #"outcome="completion""#)
+            + buckets(
+                "chatqueue_request_duration_seconds", [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], sum: "0.01", count: 1,
+                labels: #"outcome="error""#)
+            + buckets(
+                "chatqueue_request_duration_seconds", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], sum: "0", count: 0,
+                labels: #"outcome="none""#)
+            + [
                 "# HELP chatqueue_requests_cancelled_total Requests answered cancelled because their requester cancelled them.",
                 "# TYPE chatqueue_requests_cancelled_total counter",
                 "chatqueue_requests_cancelled_total{\(i)} 13",
@@ -205,6 +251,8 @@ struct SupervisionMetricsTests {
                 "chatqueue_upstream_tries_total", "chatqueue_upstream_failures_total",
                 "chatqueue_upstream_breaker_state", "chatqueue_upstream_breaker_openings_total",
                 "chatqueue_upstream_window", "chatqueue_upstream_window_decreases_total", "chatqueue_upstream_in_flight",
+                "chatqueue_request_queue_wait_seconds", "chatqueue_request_first_chunk_seconds",
+                "chatqueue_chunk_gap_seconds", "chatqueue_request_duration_seconds",
                 "chatqueue_requests_cancelled_total", "chatqueue_requests_abandoned_total",
                 "chatqueue_cancels_received_total", "chatqueue_cancels_malformed_total",
                 "chatqueue_cancels_remembered_total",

@@ -52,6 +52,40 @@ func fuzzRequestMetadata(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             "invalidDeadline wrong")
     }
 
+    // Trace context: every string header, and the raw input, as a traceparent
+    // (with the tracestate header, if any); what is accepted must come out valid.
+    var tracestate: String?
+    if case .string(let state) = properties.headers["tracestate"] { tracestate = state }
+    var candidates = properties.headers.values.compactMap { value -> [UInt8]? in
+        if case .string(let text) = value { return Array(text.utf8) }
+        return nil
+    }
+    candidates.append(Array(encoded))
+    for candidate in candidates {
+        guard let context = TraceContext.parse(traceparent: candidate, tracestate: tracestate?.utf8) else { continue }
+        fuzzCheck(context.traceID.isValid && context.spanID.isValid, "an all-zero id accepted")
+        fuzzCheck(candidate.count == 55 || candidate[0] != UInt8(ascii: "0") || candidate[1] != UInt8(ascii: "0"),
+            "a version 00 traceparent of \(candidate.count) bytes accepted")
+        let child = SpanID(0x0102_0304_0506_0708)
+        let formatted = context.traceparent(span: child)
+        let again = TraceContext.parse(traceparent: formatted.utf8, tracestate: context.state?.utf8)
+        fuzzCheck(formatted.utf8.count == 55, "a traceparent of \(formatted.utf8.count) bytes made")
+        fuzzCheck(again?.traceID == context.traceID && again?.spanID == child && again?.flags == context.flags,
+            "a made traceparent does not read back: \(formatted)")
+        if let state = context.state {
+            fuzzCheck(state.utf8.count <= TraceContext.maxTracestateBytes, "a tracestate of \(state.utf8.count) bytes kept")
+            fuzzCheck(state.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }, "a tracestate with control bytes kept")
+            fuzzCheck(again?.state == state, "a kept tracestate does not read back")
+        }
+    }
+    if let timestamp = properties.timestamp {
+        for now in [Int64.min, -1, 0, 1_795_788_185_123, Int64.max] {
+            if let wait = QueueWait.seconds(timestamp: timestamp, nowUnixMilliseconds: now) {
+                fuzzCheck(wait.isFinite && wait >= 0, "queue wait \(wait) from \(timestamp) at \(now)")
+            }
+        }
+    }
+
     // The deadline arithmetic on any header value (not only accepted ones) and any clock reading.
     for value in properties.headers.values {
         guard let milliseconds = value.saturatedInteger else { continue }

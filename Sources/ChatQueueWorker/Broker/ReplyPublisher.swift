@@ -15,6 +15,9 @@ struct ReplyAddress: Sendable {
     var requestID: String
     var correlationID: String
     var attempt: Int
+    /// W3C trace context on every reply of a traced request: the worker's span as the parent.
+    var traceparent: String?
+    var tracestate: String?
 }
 
 /// Final replies waiting for their publisher confirm, in publish order. Pure.
@@ -166,6 +169,10 @@ final class ReplyPublisher {
                 headers.string("x-request-id", reply.address.requestID)
                 headers.int64("x-seq", reply.seq)
                 headers.int64("x-attempt", Int64(reply.address.attempt))
+                if let traceparent = reply.address.traceparent {
+                    headers.string("traceparent", traceparent)
+                    if let tracestate = reply.address.tracestate { headers.string("tracestate", tracestate) }
+                }
             }
             $0.deliveryMode(reply.kind.isFinal ? 2 : 1)
             $0.correlationID(reply.address.correlationID)

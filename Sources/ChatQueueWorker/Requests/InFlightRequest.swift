@@ -24,13 +24,14 @@ protocol ChunkSink: AnyObject {
 final class InFlightRequest: CurlTransferDelegate {
     let deliveryTag: UInt64
     let metadata: RequestMetadata
-    let address: ReplyAddress
+    /// Where replies go; a traced request's carry its trace context too.
+    var address: ReplyAddress
     /// The body as received (a try to an upstream with a model rename sends a renamed copy).
     let body: [UInt8]
     var machine: RequestStateMachine
     /// The worker's logger with `request.id` and `correlation.id`, built at the
     /// first line logged for this request (most requests log none).
-    lazy var logger: Logger = Self.requestLogger(workerLogger, metadata)
+    lazy var logger: Logger = Self.requestLogger(workerLogger, metadata, trace)
     private let workerLogger: Logger
     /// Whether chunks are forwarded (the request's `stream`).
     var streams = false
@@ -56,12 +57,27 @@ final class InFlightRequest: CurlTransferDelegate {
     var tryStartedAt: UInt64 = 0
     var firstProgressAt: UInt64?
 
+    /// Monotonic time of the delivery (the request's latencies, the summary line).
+    let receivedAt: UInt64
+    /// When its first and its last chunk were published (monotonic).
+    var firstChunkAt: UInt64?
+    var lastChunkAt: UInt64 = 0
+    var chunksPublished = 0
+    /// The usage its tries reported, summed.
+    var usage: TokenUsage?
+    /// The final reply it published, for the summary line: its `type` and its error.
+    var finalType = "none"
+    var finalError: ChatError?
+    /// Its place in a trace; nil when not traced (set before anything is logged).
+    var trace: RequestTrace?
+
     weak var sink: ChunkSink?
 
     init(
         deliveryTag: UInt64, metadata: RequestMetadata, replyTo: String, body: [UInt8], machine: RequestStateMachine,
-        upstream: UpstreamClient, logger: Logger
+        upstream: UpstreamClient, logger: Logger, receivedAt: UInt64
     ) {
+        self.receivedAt = receivedAt
         self.upstream = upstream
         self.deliveryTag = deliveryTag
         self.metadata = metadata
@@ -73,10 +89,14 @@ final class InFlightRequest: CurlTransferDelegate {
         self.workerLogger = logger
     }
 
-    static func requestLogger(_ logger: Logger, _ metadata: RequestMetadata) -> Logger {
+    static func requestLogger(_ logger: Logger, _ metadata: RequestMetadata, _ trace: RequestTrace?) -> Logger {
         var requestLogger = logger
         requestLogger[metadataKey: "request.id"] = "\(metadata.requestID)"
         requestLogger[metadataKey: "correlation.id"] = "\(metadata.correlationID)"
+        if let trace {
+            requestLogger[metadataKey: "trace.id"] = "\(trace.incoming.traceID.hex)"
+            requestLogger[metadataKey: "span.id"] = "\(trace.spanID.hex)"
+        }
         return requestLogger
     }
 

@@ -5,11 +5,28 @@ import ChatQueueSystem
 import Glibc
 #endif
 
-/// A latency histogram with chatqueue's fixed buckets (seconds):
-/// 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 and +Inf. Pure.
+/// A latency histogram with one of chatqueue's two fixed bucket sets
+/// (seconds, +Inf implied): ``Buckets/seconds`` for waits and durations,
+/// ``Buckets/fine`` for gaps between chunks. Pure.
 public struct LatencyHistogram: Sendable, Equatable {
+    public enum Buckets: Sendable, Equatable {
+        /// 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300.
+        case seconds
+        /// 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10.
+        case fine
+
+        /// The finite upper bounds, ascending.
+        public var upperBounds: [Double] {
+            switch self {
+            case .seconds: return [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+            case .fine: return [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+            }
+        }
+    }
+
+    public let buckets: Buckets
     /// The finite upper bounds, ascending; +Inf is implied.
-    public static let upperBounds: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+    public let upperBounds: [Double]
 
     /// Observations per bucket, not cumulative: `bucketCounts[i]` counts values
     /// in (upperBounds[i-1], upperBounds[i]]; the last element counts those above 300.
@@ -19,15 +36,17 @@ public struct LatencyHistogram: Sendable, Equatable {
     /// The number of observations.
     public private(set) var count: UInt64 = 0
 
-    public init() {
-        bucketCounts = Array(repeating: 0, count: Self.upperBounds.count + 1)
+    public init(_ buckets: Buckets = .seconds) {
+        self.buckets = buckets
+        upperBounds = buckets.upperBounds
+        bucketCounts = Array(repeating: 0, count: upperBounds.count + 1)
     }
 
     /// Records one duration; negative values count as 0, NaN is ignored.
     public mutating func observe(seconds: Double) {
         guard !seconds.isNaN else { return }
         let value = max(0, seconds)
-        let bucket = Self.upperBounds.firstIndex { value <= $0 } ?? Self.upperBounds.count
+        let bucket = upperBounds.firstIndex { value <= $0 } ?? upperBounds.count
         bucketCounts[bucket] += 1
         sum += value
         count += 1
@@ -40,6 +59,36 @@ public struct LatencyHistogram: Sendable, Equatable {
             total += count
             return total
         }
+    }
+}
+
+/// What a requester feels, measured in the worker (docs/operations.md
+/// "Metrics"): each histogram has fixed buckets and at most three label
+/// values. Pure.
+public struct RequestLatencies: Sendable, Equatable {
+    /// How a request ended, the `outcome` label of ``duration``.
+    public enum Outcome: String, Sendable, CaseIterable {
+        /// Its final reply was a chat.completion.
+        case completion
+        /// Its final reply was an error.
+        case error
+        /// It settled without a final (requeued, handed back, dead-lettered unanswered, abandoned).
+        case none
+    }
+
+    /// Seconds from the request's AMQP `timestamp` to its delivery (only requests that carry one).
+    public var queueWait = LatencyHistogram(.seconds)
+    /// Seconds from delivery to the first chunk published (streamed requests).
+    public var firstChunk = LatencyHistogram(.seconds)
+    /// Seconds between two chunks of one try, as published.
+    public var chunkGap = LatencyHistogram(.fine)
+    /// Seconds from delivery to settlement, by outcome.
+    public var duration: [Outcome: LatencyHistogram] = [:]
+
+    public init() {}
+
+    public mutating func observeDuration(seconds: Double, outcome: Outcome) {
+        duration[outcome, default: LatencyHistogram(.seconds)].observe(seconds: seconds)
     }
 }
 
@@ -60,6 +109,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var tokens = TokenLedger()
     /// Each upstream's tries, failures, latencies, breaker and window, in configuration order.
     public var upstreams: [UpstreamFigures] = []
+    /// Queue wait, first chunk, chunk gaps and duration of requests.
+    public var latencies = RequestLatencies()
 
     public init(instance: String) {
         self.instance = instance
@@ -120,7 +171,7 @@ public enum PrometheusText {
         }
         func histogram(_ name: String, _ labels: [(String, String)], _ histogram: LatencyHistogram) {
             let cumulative = histogram.cumulativeCounts
-            for (index, bound) in LatencyHistogram.upperBounds.enumerated() {
+            for (index, bound) in histogram.upperBounds.enumerated() {
                 sample(name + "_bucket", labels + [("le", number(bound))], String(cumulative[index]))
             }
             sample(name + "_bucket", labels + [("le", "+Inf")], String(histogram.count))
@@ -239,6 +290,26 @@ public enum PrometheusText {
             "Times each upstream's window narrowed on an overload (429, 503, rate-limit headers at zero)."
         ) { $0.windowDecreases }
         perUpstream("chatqueue_upstream_in_flight", "gauge", "Tries running now, by upstream.") { $0.inFlight }
+        // What requesters feel (issue 15).
+        let latencies = snapshot.latencies
+        family(
+            "chatqueue_request_queue_wait_seconds", "histogram",
+            "Seconds from a request's AMQP timestamp property to its delivery (requests that set one).")
+        histogram("chatqueue_request_queue_wait_seconds", [], latencies.queueWait)
+        family(
+            "chatqueue_request_first_chunk_seconds", "histogram",
+            "Seconds from a streamed request's delivery to its first chunk published.")
+        histogram("chatqueue_request_first_chunk_seconds", [], latencies.firstChunk)
+        family("chatqueue_chunk_gap_seconds", "histogram", "Seconds between two chunks of one try, as published.")
+        histogram("chatqueue_chunk_gap_seconds", [], latencies.chunkGap)
+        family(
+            "chatqueue_request_duration_seconds", "histogram",
+            "Seconds from a request's delivery to its settlement, by outcome (completion, error, none).")
+        for outcome in RequestLatencies.Outcome.allCases {
+            histogram(
+                "chatqueue_request_duration_seconds", [("outcome", outcome.rawValue)],
+                latencies.duration[outcome] ?? LatencyHistogram(.seconds))
+        }
         // Cancellation and abandoned requests (issue 11).
         counter(
             "chatqueue_requests_cancelled_total", "Requests answered cancelled because their requester cancelled them.",

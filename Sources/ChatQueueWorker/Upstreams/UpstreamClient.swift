@@ -15,6 +15,8 @@ final class UpstreamClient {
     let name: String
     let options: CurlRequestOptions
     let headers: CurlHeaderList
+    /// The lines of `headers` (the API key among them), for a traced try's own list.
+    private let headerLines: [String]
     /// The request policy with this upstream's first-byte and idle timeouts.
     let policy: RequestStateMachine.Policy
     /// `on_account_error: hold`: 401/402/403 hold requests instead of answering them.
@@ -44,6 +46,7 @@ final class UpstreamClient {
         if let key = upstream.apiKey { lines.append("Authorization: Bearer \(key.value)") }
         lines += upstream.headers
         headers = CurlHeaderList(lines)
+        headerLines = lines
         policy = RequestStateMachine.Policy(
             retry: retry,
             firstByteTimeout: Deadline.nanoseconds(seconds: upstream.firstByteTimeout),
@@ -55,6 +58,11 @@ final class UpstreamClient {
     /// An idle handle of this upstream, or a new one.
     func transfer() -> CurlTransfer {
         idleTransfers.popLast() ?? CurlTransfer(options: options, headers: headers)
+    }
+
+    /// This upstream's headers plus `extra` (a traced try's traceparent and tracestate).
+    func headers(adding extra: [String]) -> CurlHeaderList {
+        CurlHeaderList(headerLines + extra)
     }
 
     /// Keeps a finished, reusable handle for the next try.
