@@ -74,6 +74,14 @@ public struct RequestLatencies: Sendable, Equatable {
         case error
         /// It settled without a final (requeued, handed back, dead-lettered unanswered, abandoned).
         case none
+
+        var index: Int {
+            switch self {
+            case .completion: return 0
+            case .error: return 1
+            case .none: return 2
+            }
+        }
     }
 
     /// Seconds from the request's AMQP `timestamp` to its delivery (only requests that carry one).
@@ -82,13 +90,15 @@ public struct RequestLatencies: Sendable, Equatable {
     public var firstChunk = LatencyHistogram(.seconds)
     /// Seconds between two chunks of one try, as published.
     public var chunkGap = LatencyHistogram(.fine)
-    /// Seconds from delivery to settlement, by outcome.
-    public var duration: [Outcome: LatencyHistogram] = [:]
+    /// Seconds from delivery to settlement, by outcome (in `Outcome.allCases` order).
+    public private(set) var durations = Array(repeating: LatencyHistogram(.seconds), count: Outcome.allCases.count)
 
     public init() {}
 
+    public func duration(_ outcome: Outcome) -> LatencyHistogram { durations[outcome.index] }
+
     public mutating func observeDuration(seconds: Double, outcome: Outcome) {
-        duration[outcome, default: LatencyHistogram(.seconds)].observe(seconds: seconds)
+        durations[outcome.index].observe(seconds: seconds)
     }
 }
 
@@ -308,7 +318,7 @@ public enum PrometheusText {
         for outcome in RequestLatencies.Outcome.allCases {
             histogram(
                 "chatqueue_request_duration_seconds", [("outcome", outcome.rawValue)],
-                latencies.duration[outcome] ?? LatencyHistogram(.seconds))
+                latencies.duration(outcome))
         }
         // Cancellation and abandoned requests (issue 11).
         counter(
