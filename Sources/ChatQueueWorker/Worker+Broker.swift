@@ -62,7 +62,8 @@ extension Worker {
 
     /// After a refused final, the replies go on through a new publisher
     /// connection (`BrokerSession.replacePublisher`), at most once a second
-    /// and once the old one's encoded bytes are written. The finals it had
+    /// and once the old one's encoded bytes are written (called right after
+    /// the turn's writes). The finals it had
     /// out unconfirmed are published again on the new one; the refused ones
     /// wait for their own republish time. When no broker URL takes a new
     /// connection the old one stays and the refused finals are tried there.
@@ -83,7 +84,6 @@ extension Worker {
             return
         }
         sockets.publisher = session.publisher.socketDescriptor
-        try poller.watch(sockets.publisher, as: .publisher, readable: true, writable: false)
         counters.publisherReplacements += 1
         logger.warning(
             "the broker refused a final reply; publishing on a new connection",
@@ -99,6 +99,11 @@ extension Worker {
                     kind, body: reply.body, to: request.address, seq: reply.seq, settling: request.deliveryTag)
             }
         }
+        // What the new connection took over goes out now, not after the next wait.
+        try session.replies.flush()
+        try poller.watch(
+            sockets.publisher, as: .publisher, readable: !session.publisher.isWaitingForRoom,
+            writable: session.replies.waitsForWritable)
     }
 
     func routingKey(of method: AMQPMethod) -> String {

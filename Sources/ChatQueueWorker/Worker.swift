@@ -235,6 +235,8 @@ public final class Worker: ChunkSink {
         timers.startHeartbeats(every: settings.broker.heartbeat, now: now)
         while true {
             try writeTurnOutput(session, sockets)
+            // Right after the write: the old publisher's bytes are out, if they ever are.
+            try replacePublisherIfWanted(session, &sockets, now: now)
             try poller.wait(timeoutMilliseconds: waitTimeout(session, now: now)) { try handle($0, session) }
             try readBufferedInput(session)
             try runUpstreamTimer()
@@ -242,7 +244,6 @@ public final class Worker: ChunkSink {
             now = Deadline.now()
             try runTimers(now: now)
             try offerUpstreams(now: now)
-            try replacePublisherIfWanted(session, &sockets, now: now)
             if draining {
                 if try drainIsOver(session, now: now) { return }
             } else {
