@@ -91,6 +91,8 @@ public final class Worker: ChunkSink {
     }
     /// Status file, systemd notifications and metrics.
     let supervisor: WorkerSupervisor
+    /// Exports finished spans to an OTLP collector; nil when `tracing.otlp_endpoint` is not set.
+    var spanExporter: SpanExporter?
 
     var inFlightCount: Int { inFlight.count }
     var isConnected: Bool { session != nil }
@@ -131,6 +133,9 @@ public final class Worker: ChunkSink {
             capacity: settings.cancel.rememberMax)
         supervisor = WorkerSupervisor(
             settings: settings, instance: options.instanceName, logger: logger, environment: options.environment)
+        if let exportOptions = SpanExporter.Options(settings: settings.tracing, instance: options.instanceName) {
+            spanExporter = try SpanExporter(options: exportOptions)
+        }
         multi.watcher = self
         try poller.watch(signals.descriptor, as: .signals, readable: true, writable: false)
     }
@@ -196,6 +201,7 @@ public final class Worker: ChunkSink {
             do {
                 try serve()
                 closeSession()
+                finishSpanExport()
                 state = .stopped
                 logger.info("stopped", metadata: ["requests.received": "\(counters.received)"])
                 return 0
@@ -209,6 +215,7 @@ public final class Worker: ChunkSink {
                 if pause(seconds: Double.random(in: 0.1...0.5)) { break }
             }
         }
+        finishSpanExport()
         state = .stopped
         logger.info("stopped")
         return 0
