@@ -68,7 +68,7 @@ public enum OTLPTraceEncoding {
 
     /// A double as proto3 JSON has it: a number, or one of the strings
     /// `"NaN"`, `"Infinity"`, `"-Infinity"` (JSON has no literal for them).
-    static func doubleLiteral(_ value: Double) -> String {
+    public static func doubleLiteral(_ value: Double) -> String {
         if value.isNaN { return "\"NaN\"" }
         if value.isInfinite { return value < 0 ? "\"-Infinity\"" : "\"Infinity\"" }
         // Swift's shortest round-trip form ("0.5", "1e-05", "1e+20") is a valid JSON number.

@@ -176,15 +176,14 @@ public final class SpanExporter {
     /// counted. Returns whether the thread finished in time. Later records are dropped.
     @discardableResult
     public func shutdown(timeout: Double) -> Bool {
-        guard !isShutDown else { return true }
+        guard !isShutDown else { return channel.lock.withLock { channel.finished } }
         isShutDown = true
         let deadline = Deadline.now().adding(seconds: timeout)
+        handOverLocked()
         channel.lock.lock()
         channel.flushDeadline = deadline
         channel.stopping = true
-        channel.lock.unlock()
-        handOverLocked()  // wakes the thread too
-        channel.lock.lock()
+        channel.lock.broadcast()  // the thread may be waiting for spans
         while !channel.finished, Deadline.now() < deadline {
             channel.lock.wait(untilMonotonicNanoseconds: deadline.nanoseconds)
         }
