@@ -138,7 +138,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatQueueWorkerTests",
-            dependencies: ["ChatQueueWorker", "ChatQueueSystem", "ChatQueueAMQP", "ChatQueueCore"],
+            // The mock upstream stands in for an OTLP collector in the span exporter's tests.
+            dependencies: ["ChatQueueWorker", "ChatQueueSystem", "ChatQueueAMQP", "ChatQueueCore", "ChatQueueMockUpstream"],
             swiftSettings: strict
         ),
         .testTarget(

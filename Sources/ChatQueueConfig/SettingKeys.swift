@@ -634,7 +634,7 @@ enum SettingKeys {
     static let tracingExportInterval = SecondsKey(
         name: "tracing.export_interval",
         defaultValue: 1,
-        summary: "Seconds between two span exports."
+        summary: "Seconds between two span exports (a shorter interval is taken as 0.01)."
     )
     static let tracingExportTimeout = SecondsKey(
         name: "tracing.export_timeout",

@@ -56,6 +56,12 @@ extension MockUpstreamState {
     static let defaultKeepaliveInterval = TimeAmount.seconds(1)
 
     func reply(to request: RecordedRequest) -> MockReply {
+        // The collector stand-in answers whatever mode the mock is in.
+        if request.path.hasPrefix(Self.tracesPath) || request.path.hasPrefix(Self.receivedTracesPath) {
+            let path = request.path.prefix { $0 != "?" }
+            if path == Self.tracesPath { return self.tracesReply(to: request) }
+            if path == Self.receivedTracesPath { return self.receivedTracesReply(method: request.method) }
+        }
         let failStatus = self.traffic.failEveryRequest
         if failStatus == nil, var fixed = self.fixedResponses?.reply(to: request, requireAPIKey: self.options.requireAPIKey) {
             fixed.delay = TimeAmount(self.options.latency)
@@ -66,6 +72,7 @@ extension MockUpstreamState {
             if path == Self.statisticsPath {
                 return self.statisticsReply(method: request.method)
             }
+
             return .error(404, message: "Invalid URL (\(request.method) \(path))")
         }
         guard request.method == "POST" else {
@@ -153,6 +160,35 @@ extension MockUpstreamState {
         }
         let body = self.statistics.json.serializedString()
         return .fixed(FixedReply(status: .ok, contentType: "application/json", body: body + "\n"))
+    }
+
+    /// The OTLP/HTTP traces endpoint: the mock stands in for a collector in tests.
+    static let tracesPath = "/v1/traces"
+    /// `GET /_mock/traces`: the trace bodies received, as a JSON array.
+    static let receivedTracesPath = "/_mock/traces"
+
+    /// `POST /v1/traces`: a body accepted is recorded and answered `{}` (an
+    /// OTLP success without partial rejections), unless a status was set
+    /// (`MockUpstream.setTracesStatus`).
+    private func tracesReply(to request: RecordedRequest) -> MockReply {
+        guard request.method == "POST" else {
+            return .error(405, extraHeaders: [("Allow", "POST")])
+        }
+        let status = self.receiveTraces(request.body)
+        guard status == 200 else { return .error(status) }
+        return .fixed(FixedReply(status: .ok, contentType: "application/json", body: "{}"))
+    }
+
+    /// Each body as parsed JSON, or as a string when it was not JSON.
+    private func receivedTracesReply(method: String) -> MockReply {
+        guard method == "GET" else {
+            return .error(405, extraHeaders: [("Allow", "GET")])
+        }
+        let bodies = self.receivedTraces.map { body in
+            (try? JSONValue(parsing: body)) ?? .string(String(decoding: body, as: UTF8.self))
+        }
+        return .fixed(
+            FixedReply(status: .ok, contentType: "application/json", body: JSONValue.array(bodies).serializedString() + "\n"))
     }
 
     /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).

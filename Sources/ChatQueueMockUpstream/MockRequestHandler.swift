@@ -165,9 +165,10 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .rejected:
                 reply = .error(429, message: "Rate limit reached for requests", extraHeaders: [("Retry-After", "1")])
             }
-        case .statistics:
+        case .statistics, .traces:
+            // Not an answer to a completion request: kept out of the statistics.
             response.isCounted = false
-            reply = self.state.reply(to: request.recorded)
+            reply = request.bodyTooLarge ? MockReply.error(413) : self.state.reply(to: request.recorded)
         case .other:
             reply = request.bodyTooLarge ? MockReply.error(413) : self.state.reply(to: request.recorded)
         }
@@ -193,6 +194,8 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private enum RequestKind {
         case completion
         case statistics
+        /// The OTLP collector stand-in (`/v1/traces`, `/_mock/traces`).
+        case traces
         case other
     }
 
@@ -200,6 +203,9 @@ final class MockRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let path = request.path.utf8.prefix { $0 != UInt8(ascii: "?") }
         if path.elementsEqual("/chat/completions".utf8) || path.elementsEqual("/v1/chat/completions".utf8) {
             return request.method == "POST" ? .completion : .other
+        }
+        if path.elementsEqual(MockUpstreamState.tracesPath.utf8) || path.elementsEqual(MockUpstreamState.receivedTracesPath.utf8) {
+            return .traces
         }
         return path.elementsEqual(MockUpstreamState.statisticsPath.utf8) ? .statistics : .other
     }

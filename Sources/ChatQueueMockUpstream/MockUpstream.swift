@@ -94,6 +94,19 @@ public final class MockUpstream: Sendable {
         self.state.traffic.setMaxConcurrentRequests(limit)
     }
 
+    /// The bodies of `POST /v1/traces` accepted so far (the mock as an OTLP
+    /// collector stand-in), in arrival order; `GET /_mock/traces` serves them too.
+    public func receivedTraces() -> [[UInt8]] {
+        self.state.receivedTraces
+    }
+
+    /// Answers `POST /v1/traces` with `status` (400...599, e.g. 503: a collector
+    /// refusing), recording nothing, or accepts again with nil.
+    public func setTracesStatus(_ status: Int?) {
+        if let status { precondition((400...599).contains(status), "the traces status must be 400...599") }
+        self.state.setTracesStatus(status)
+    }
+
     /// What the mock has answered so far; the same figures `GET /_mock/statistics` serves.
     public func statistics() -> MockUpstreamStatistics {
         self.state.statistics

@@ -21,6 +21,10 @@ final class MockUpstreamState: Sendable {
         var callsPerKey: [String: Int] = [:]
         var lastCompletionID = 0
         var clientAborts: [UInt64] = []
+        /// Bodies of `POST /v1/traces` (the OTLP collector stand-in), in arrival order.
+        var traces: [[UInt8]] = []
+        /// Answer `POST /v1/traces` with this status instead of 200 (nil: accept).
+        var tracesStatus: Int?
     }
 
     init(options: MockUpstreamOptions, group: any EventLoopGroup) {
@@ -88,6 +92,23 @@ final class MockUpstreamState: Sendable {
 
     var clientAborts: [UInt64] {
         self.ledger.withLock { $0.clientAborts }
+    }
+
+    /// The collector stand-in: records an accepted body; returns the status to answer.
+    func receiveTraces(_ body: [UInt8]) -> Int {
+        self.ledger.withLock { ledger in
+            if let status = ledger.tracesStatus { return status }
+            ledger.traces.append(body)
+            return 200
+        }
+    }
+
+    var receivedTraces: [[UInt8]] {
+        self.ledger.withLock { $0.traces }
+    }
+
+    func setTracesStatus(_ status: Int?) {
+        self.ledger.withLock { $0.tracesStatus = status }
     }
 
     func nextCompletionID() -> Int {

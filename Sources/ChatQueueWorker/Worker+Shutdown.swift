@@ -71,6 +71,21 @@ extension Worker {
         self.session = nil
     }
 
+    /// At exit: one last export of the spans held, bounded like the connection closes.
+    func finishSpanExport() {
+        guard let spanExporter else { return }
+        if !spanExporter.shutdown(timeout: Self.closeTimeout) {
+            logger.warning("span export did not finish in time; the spans left are dropped")
+        }
+        let figures = spanExporter.figures
+        logger.info(
+            "span export stopped",
+            metadata: [
+                "spans.exported": "\(figures.exported)",
+                "spans.dropped": "\(figures.droppedQueueFull + figures.droppedExportFailed)",
+            ])
+    }
+
     /// The connection is gone: its deliveries return to the queue by themselves; drop our side.
     func abandonInFlight() {
         let count = inFlight.count

@@ -84,8 +84,6 @@ public final class Worker: ChunkSink {
     var traceIDs = TraceIDGenerator()
     /// `log.request_summary` as a level; nil: off.
     let requestSummaryLevel: Logger.Level?
-    /// Where finished spans go when `tracing.otlp_endpoint` is set; nil: nowhere.
-    var spanExporter: (any SpanSink)?
     /// Degraded: the earliest time of the next probe subscription (at most one a second).
     var nextProbeSubscription = Deadline(nanoseconds: 0)
     /// What the worker is doing; the supervisor hears every change.
@@ -97,6 +95,8 @@ public final class Worker: ChunkSink {
     }
     /// Status file, systemd notifications and metrics.
     let supervisor: WorkerSupervisor
+    /// Exports finished spans to an OTLP collector; nil when `tracing.otlp_endpoint` is not set.
+    var spanExporter: SpanExporter?
 
     var inFlightCount: Int { inFlight.count }
     var isConnected: Bool { session != nil }
@@ -138,6 +138,9 @@ public final class Worker: ChunkSink {
             capacity: settings.cancel.rememberMax)
         supervisor = WorkerSupervisor(
             settings: settings, instance: options.instanceName, logger: logger, environment: options.environment)
+        if let exportOptions = SpanExporter.Options(settings: settings.tracing, instance: options.instanceName) {
+            spanExporter = try SpanExporter(options: exportOptions)
+        }
         multi.watcher = self
         try poller.watch(signals.descriptor, as: .signals, readable: true, writable: false)
     }
@@ -203,6 +206,7 @@ public final class Worker: ChunkSink {
             do {
                 try serve()
                 closeSession()
+                finishSpanExport()
                 state = .stopped
                 logger.info("stopped", metadata: ["requests.received": "\(counters.received)"])
                 return 0
@@ -216,6 +220,7 @@ public final class Worker: ChunkSink {
                 if pause(seconds: Double.random(in: 0.1...0.5)) { break }
             }
         }
+        finishSpanExport()
         state = .stopped
         logger.info("stopped")
         return 0

@@ -22,6 +22,9 @@ struct MockUpstreamCommand: AsyncParsableCommand {
             GET /_mock/statistics answers JSON: answers_by_status, in_progress, peak_in_progress, \
             max_concurrent_requests, fail_every_request, and seconds: one entry per second since the \
             first answer (second, ok, rate_limited, other, peak_in_progress; the last hour).
+
+            It also stands in for an OTLP collector: POST /v1/traces is answered 200 and its body \
+            kept; GET /_mock/traces answers the bodies kept, as a JSON array.
             """
     )
 

@@ -24,6 +24,8 @@ struct SupervisionMetricsTests {
     func exactText() {
         var snapshot = MetricsSnapshot(instance: "w\"1")
         snapshot.update(counters: .sample, inFlight: 6)
+        snapshot.spans = SpanExportFigures(
+            enabled: true, exported: 40, droppedQueueFull: 3, droppedExportFailed: 5, exportFailures: 2)
         snapshot.recordError(code: "connection_failed")
         snapshot.recordError(code: "invalid_json")
         snapshot.recordError(code: "connection_failed")
@@ -220,6 +222,13 @@ struct SupervisionMetricsTests {
                 "# HELP chatqueue_cancels_remembered_total Cancels remembered (held here or not), in case the request arrives, or arrives again, later.",
                 "# TYPE chatqueue_cancels_remembered_total counter",
                 "chatqueue_cancels_remembered_total{\(i)} 17",
+                "# HELP chatqueue_spans_exported_total Spans an OTLP collector accepted.",
+                "# TYPE chatqueue_spans_exported_total counter",
+                "chatqueue_spans_exported_total{\(i)} 40",
+                "# HELP chatqueue_spans_dropped_total Spans not exported, by reason: queue_full (tracing.max_queued_spans held), export_failed (the collector failed or refused).",
+                "# TYPE chatqueue_spans_dropped_total counter",
+                "chatqueue_spans_dropped_total{\(i),reason=\"queue_full\"} 3",
+                "chatqueue_spans_dropped_total{\(i),reason=\"export_failed\"} 5",
             ]
         let text = PrometheusText.render(snapshot)
         #expect(text.hasSuffix("\n"))
@@ -255,7 +264,7 @@ struct SupervisionMetricsTests {
                 "chatqueue_chunk_gap_seconds", "chatqueue_request_duration_seconds",
                 "chatqueue_requests_cancelled_total", "chatqueue_requests_abandoned_total",
                 "chatqueue_cancels_received_total", "chatqueue_cancels_malformed_total",
-                "chatqueue_cancels_remembered_total",
+                "chatqueue_cancels_remembered_total", "chatqueue_spans_exported_total", "chatqueue_spans_dropped_total",
             ])
         #expect(!text.contains("chatqueue_errors_total{"))
         #expect(!text.contains("chatqueue_upstream_duration_seconds_bucket{"), "no upstreams, no samples")

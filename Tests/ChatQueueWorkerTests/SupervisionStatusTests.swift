@@ -38,7 +38,10 @@ struct SupervisionStatusTests {
             inFlight: 1, paused: 1, received: 10, succeeded: 6, failed: 2, rejected: 1, requeued: 1, retried: 4,
             redelivered: 3, unroutableReplies: 1, held: 2),
         chunksPublished: 99,
-        cancels: WorkerStatus.Cancels(requestsCancelled: 2, requestsAbandoned: 1, received: 30, malformed: 7, remembered: 4))
+        cancels: WorkerStatus.Cancels(requestsCancelled: 2, requestsAbandoned: 1, received: 30, malformed: 7, remembered: 4),
+        tracing: SpanExportFigures(
+            enabled: true, exported: 40, droppedQueueFull: 3, droppedExportFailed: 5, exportFailures: 2,
+            lastError: "HTTP 503"))
 
     @Test("the JSON has every field, in the documented order, secrets redacted")
     func exactJSON() {
@@ -59,7 +62,9 @@ struct SupervisionStatusTests {
             + #"{"upstream":"default","model":"deepseek-reasoner","prompt_tokens":0,"completion_tokens":0,"chunks_without_usage":2}]},"#
             + #""requests":{"in_flight":1,"paused":1,"received":10,"succeeded":6,"failed":2,"rejected":1,"requeued":1,"#
             + #""retried":4,"redelivered":3,"unroutable_replies":1,"held":2},"chunks_published":99,"#
-            + #""cancels":{"requests_cancelled":2,"requests_abandoned":1,"received":30,"malformed":7,"remembered":4}}"#
+            + #""cancels":{"requests_cancelled":2,"requests_abandoned":1,"received":30,"malformed":7,"remembered":4},"#
+            + #""tracing":{"export":true,"spans_exported":40,"spans_dropped_queue_full":3,"spans_dropped_export_failed":5,"#
+            + #""export_failures":2,"last_error":"HTTP 503"}}"#
         #expect(json == expected)
     }
 
@@ -75,9 +80,15 @@ struct SupervisionStatusTests {
         #expect(
             object.keys.filter { $0 != "usage" } == [
                 "service", "version", "pid", "instance", "state", "started_at", "updated_at", "broker", "upstream",
-                "upstreams", "requests", "chunks_published", "cancels",
+                "upstreams", "requests", "chunks_published", "cancels", "tracing",
             ])
         #expect(document["upstreams"] == [])
+        // Export off: the object is there, all zero, no error.
+        #expect(
+            document["tracing"] == [
+                "export": false, "spans_exported": 0, "spans_dropped_queue_full": 0, "spans_dropped_export_failed": 0,
+                "export_failures": 0, "last_error": .null,
+            ])
         #expect(
             document["cancels"]?.objectValue?.keys == [
                 "requests_cancelled", "requests_abandoned", "received", "malformed", "remembered",

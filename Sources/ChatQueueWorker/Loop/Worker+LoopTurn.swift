@@ -50,7 +50,7 @@ extension Worker {
     /// (no wait would report it).
     func waitTimeout(_ session: BrokerSession, now: Deadline) -> Int32 {
         if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { return 0 }
-        return timers.waitTimeout(now: now, others: supervisor.nextDeadline())
+        return timers.waitTimeout(now: now, others: min(supervisor.nextDeadline(), spanExporter?.nextDeadline ?? .never))
     }
 
     /// The one handler of each watched descriptor. A failed or hung-up socket
@@ -100,9 +100,11 @@ extension Worker {
         }
     }
 
-    /// Time events: the supervisor's (status file, watchdog) and the requests' timers.
+    /// Time events: the supervisor's (status file, watchdog), the span exporter's
+    /// hand-over (at most once per `tracing.export_interval`) and the requests' timers.
     func runTimers(now: Deadline) throws {
         supervisor.tick(self, now: now)
+        spanExporter?.handOver(now: now)
         if now >= timers.requests { try fireTimers(now: now) }
     }
 

@@ -121,6 +121,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var upstreams: [UpstreamFigures] = []
     /// Queue wait, first chunk, chunk gaps and duration of requests.
     public var latencies = RequestLatencies()
+    /// Span export (all zero while it is off).
+    public var spans = SpanExportFigures()
 
     public init(instance: String) {
         self.instance = instance
@@ -338,6 +340,14 @@ public enum PrometheusText {
             "chatqueue_cancels_remembered_total",
             "Cancels remembered (held here or not), in case the request arrives, or arrives again, later.",
             snapshot.counters.cancelsRemembered)
+        // Span export (issue 15): zero while tracing.otlp_endpoint is not set.
+        counter(
+            "chatqueue_spans_exported_total", "Spans an OTLP collector accepted.", snapshot.spans.exported)
+        family(
+            "chatqueue_spans_dropped_total", "counter",
+            "Spans not exported, by reason: queue_full (tracing.max_queued_spans held), export_failed (the collector failed or refused).")
+        sample("chatqueue_spans_dropped_total", [("reason", "queue_full")], String(snapshot.spans.droppedQueueFull))
+        sample("chatqueue_spans_dropped_total", [("reason", "export_failed")], String(snapshot.spans.droppedExportFailed))
         return output
     }
 

@@ -163,6 +163,8 @@ public struct WorkerStatus: Sendable, Equatable {
     public var chunksPublished: Int
     /// Cancels and abandoned requests.
     public var cancels: Cancels
+    /// Span export (the `tracing` object): all zero while `tracing.otlp_endpoint` is not set.
+    public var tracing: SpanExportFigures
 
     public init(
         version: String = ChatQueueVersion.current,
@@ -177,9 +179,11 @@ public struct WorkerStatus: Sendable, Equatable {
         tokens: TokenLedger = TokenLedger(),
         requests: Requests = Requests(),
         chunksPublished: Int = 0,
-        cancels: Cancels = Cancels()
+        cancels: Cancels = Cancels(),
+        tracing: SpanExportFigures = SpanExportFigures()
     ) {
         self.cancels = cancels
+        self.tracing = tracing
         self.version = version
         self.pid = pid
         self.instance = instance
@@ -271,6 +275,18 @@ public struct WorkerStatus: Sendable, Equatable {
                             ("received", count(cancels.received)),
                             ("malformed", count(cancels.malformed)),
                             ("remembered", count(cancels.remembered)),
+                        ]))
+                ),
+                (
+                    "tracing",
+                    .object(
+                        JSONObject([
+                            ("export", .bool(tracing.enabled)),
+                            ("spans_exported", count(tracing.exported)),
+                            ("spans_dropped_queue_full", count(tracing.droppedQueueFull)),
+                            ("spans_dropped_export_failed", count(tracing.droppedExportFailed)),
+                            ("export_failures", count(tracing.exportFailures)),
+                            ("last_error", text(tracing.lastError.map(Self.shown))),
                         ]))
                 ),
             ]))

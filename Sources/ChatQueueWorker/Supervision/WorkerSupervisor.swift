@@ -108,6 +108,7 @@ final class WorkerSupervisor {
             if let metricsWriter {
                 metrics.update(counters: worker.counters, inFlight: worker.inFlightCount)
                 metrics.upstreams = status.upstreams
+                metrics.spans = status.tracing
                 try metricsWriter.write(metrics)
             }
             reportedWriteError = false
@@ -145,6 +146,7 @@ final class WorkerSupervisor {
             requests: WorkerStatus.Requests(
                 counters: worker.counters, inFlight: worker.inFlightCount, paused: worker.pausedRequests.count),
             chunksPublished: worker.counters.chunksPublished,
-            cancels: WorkerStatus.Cancels(counters: worker.counters))
+            cancels: WorkerStatus.Cancels(counters: worker.counters),
+            tracing: worker.spanExporter?.figures ?? SpanExportFigures())
     }
 }

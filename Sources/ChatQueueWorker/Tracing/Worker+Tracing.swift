@@ -163,11 +163,6 @@ extension InFlightRequest {
     }
 }
 
-/// Takes finished spans for export, on the loop thread (cheap, never blocking).
-protocol SpanSink: AnyObject {
-    func record(_ span: FinishedSpan)
-}
-
 extension Worker {
     /// `log.request_summary` as a swift-log level; nil: off.
     static func level(of setting: RequestSummaryLevel) -> Logger.Level? {
