@@ -227,6 +227,7 @@ extension Worker {
         }
         request.finalType = kind.rawValue
         request.finalError = reply.error
+        if request.trace != nil { traceFinalPublished(request) }
         if let error = reply.error, error == .cancelled() {
             counters.cancelled += 1
             supervisor.metrics.recordError(code: "cancelled")

@@ -111,6 +111,69 @@ struct TracingTests {
         #expect(try await on.shutdown() == 0)
     }
 
+    /// Every span the mock, as collector, received so far.
+    static func exportedSpans(_ mock: MockUpstream) -> [JSONValue] {
+        mock.receivedTraces().compactMap { try? JSONValue(parsing: $0) }.flatMap { request -> [JSONValue] in
+            (request["resourceSpans"]?.arrayValue ?? []).flatMap { resource in
+                (resource["scopeSpans"]?.arrayValue ?? []).flatMap { $0["spans"]?.arrayValue ?? [] }
+            }
+        }
+    }
+
+    static func attribute(_ span: JSONValue, _ key: String) -> JSONValue? {
+        span["attributes"]?.arrayValue?.first { $0["key"]?.stringValue == key }?["value"]
+    }
+
+    @Test("with an OTLP endpoint, a traced request's spans reach the collector: the request's span a child of the requester's, each try a child of it with the id the upstream saw, the GenAI and messaging attributes; an untraced request exports nothing")
+    func spansExported() async throws {
+        // A second mock is the collector stand-in.
+        let collector = try await MockUpstream.start(MockUpstreamOptions())
+        let harness = try await IntegrationHarness.start(
+            "tracespans", settings: ["tracing.otlp_endpoint": collector.baseURL, "tracing.export_interval": "0.1"])
+        let (mock, worker, queue) = (harness.mock, harness.worker, harness.queue)
+
+        // First try 503, then an answer: two try spans. And one untraced request.
+        let key = "spans-\(UUID().uuidString)"
+        let traced = try harness.exchange(
+            Array(chatRequest("trace", stream: true, mock: #"{"words":3,"fail_first":1,"key":"\#(key)"}"#).utf8),
+            messageID: "spans-1", headers: [("traceparent", .string(Self.traceparent))])
+        #expect(traced.last?.type == "chat.completion")
+        #expect(try harness.exchange(json: chatRequest("plain")).last?.type == "chat.completion")
+
+        let deadline = Date().addingTimeInterval(15)
+        var spans = Self.exportedSpans(collector)
+        while spans.count < 3 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            spans = Self.exportedSpans(collector)
+        }
+        #expect(spans.count == 3, "the request and its two tries; nothing for the untraced request")
+        let request = try #require(spans.first { $0["name"]?.stringValue == "process \(queue)" })
+        #expect(request["traceId"]?.stringValue == Self.traceID)
+        #expect(request["parentSpanId"]?.stringValue == Self.requesterSpan)
+        #expect(request["kind"]?.integerValue == 5, "SPAN_KIND_CONSUMER")
+        #expect(Self.attribute(request, "messaging.system")?["stringValue"]?.stringValue == "rabbitmq")
+        #expect(Self.attribute(request, "messaging.message.id")?["stringValue"]?.stringValue == "spans-1")
+        #expect(Self.attribute(request, "gen_ai.request.model")?["stringValue"]?.stringValue == "deepseek-chat")
+        #expect(Self.attribute(request, "gen_ai.usage.output_tokens")?["intValue"] != nil)
+        let events = request["events"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        #expect(events.contains("retry") && events.contains("first_chunk") && events.contains("final"))
+
+        let tries = spans.filter { $0["kind"]?.integerValue == 3 }
+        #expect(tries.count == 2, "SPAN_KIND_CLIENT, one per try")
+        #expect(tries.allSatisfy { $0["parentSpanId"] == request["spanId"] && $0["traceId"]?.stringValue == Self.traceID })
+        #expect(tries.allSatisfy { $0["name"]?.stringValue == "chat deepseek-chat" })
+        // The ids the upstream saw are the try spans' ids.
+        let upstreamSpans = Set(
+            mock.recordedRequests().compactMap { $0.header("traceparent") }.compactMap {
+                TraceContext.parse(traceparent: $0.utf8, tracestate: nil as [UInt8]?)?.spanID.hex
+            })
+        #expect(upstreamSpans == Set(tries.compactMap { $0["spanId"]?.stringValue }))
+        #expect(tries.contains { Self.attribute($0, "error.type")?["stringValue"]?.stringValue == "http_503" })
+        #expect(try await worker.waitForMetric("chatqueue_spans_exported_total", atLeast: 3, timeout: 5) == 3)
+        #expect(try await harness.shutdown() == 0)
+        try await collector.shutdown()
+    }
+
     @Test("one summary line per request, for a completion, an error and a cancel, with its fields and no content")
     func summaryLines() async throws {
         let exchange = IntegrationEnvironment.uniqueQueueName("tracesum.cancel")

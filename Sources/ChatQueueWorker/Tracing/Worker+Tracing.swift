@@ -62,6 +62,17 @@ extension Worker {
         request.trace = trace
     }
 
+    /// The final reply went out: an event on the request's span.
+    func traceFinalPublished(_ request: InFlightRequest) {
+        guard exportsSpans, var trace = request.trace else { return }
+        var attributes = [FinishedSpan.Attribute("chatqueue.reply.type", .string(request.finalType))]
+        if let error = request.finalError { attributes.append(.init("error.type", .string(error.code ?? error.type))) }
+        trace.events.append(
+            FinishedSpan.Event(
+                name: "final", timeUnixNanoseconds: trace.unixNanoseconds(MonotonicClock.now()), attributes: attributes))
+        request.trace = trace
+    }
+
     /// Whether finished spans go anywhere (`tracing.otlp_endpoint`).
     var exportsSpans: Bool { spanExporter != nil }
 
