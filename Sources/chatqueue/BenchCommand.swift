@@ -26,7 +26,8 @@ struct BenchCommand: ParsableCommand {
             process listening on the broker port, or --broker-pid). The worker's upstream must be \
             `chatqueue mock-upstream` (--fixed-response --words 48 for nonstream and stream; slowstreams \
             requests script their pacing with its "mock" directives). The latency scenario sends the same \
-            paced stream through chatqueue, straight to --upstream-url over HTTP, and (non-stream) to the \
+            paced stream through chatqueue, straight to --upstream-url (the worker's mock) over HTTP, and \
+            (non-stream) to the \
             echo on --echo-queue, and reports the time to first chunk and inter-chunk gap chatqueue adds. \
             Exit 1 unless every request completed without errors. See scripts/bench.sh and \
             docs/performance.md.
@@ -72,9 +73,6 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("json-out"), help: "Write the run's figures to this JSON file.")
     var jsonOut: String?
 
-    @Option(name: .customLong("upstream-url"), help: "latency: the worker's upstream, called directly (http://HOST:PORT).")
-    var upstreamURL: String?
-
     @Option(name: .customLong("echo-queue"), help: "latency: the queue `chatqueue bench-echo` consumes (round trips).")
     var echoQueue: String?
 
@@ -98,7 +96,10 @@ struct BenchCommand: ParsableCommand {
         if idleTimeout <= 0 { throw ValidationError("--idle-timeout must be positive") }
         if rounds < 1 { throw ValidationError("--rounds must be >= 1") }
         if scenario == BenchScenario.latency.rawValue {
-            guard let upstreamURL else { throw ValidationError("--scenario latency needs --upstream-url") }
+            // The flag, never upstream.url from a file: the direct path must reach the mock, not a real API.
+            guard let upstreamURL = configuration.upstreamURL else {
+                throw ValidationError("--scenario latency needs --upstream-url (the worker's mock upstream)")
+            }
             do {
                 _ = try DirectEndpoint(url: upstreamURL)
             } catch {
@@ -131,7 +132,7 @@ struct BenchCommand: ParsableCommand {
         let result: RunResult
         let progress: ((String) -> Void)? = quiet ? nil : { Self.stderr($0) }
         do {
-            if load.scenario == .latency, let upstreamURL {
+            if load.scenario == .latency, let upstreamURL = configuration.upstreamURL {
                 var latency = LatencyRun.Options(
                     load: options, upstream: try DirectEndpoint(url: upstreamURL), echoQueue: echoQueue)
                 latency.rounds = rounds
