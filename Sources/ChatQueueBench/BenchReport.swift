@@ -66,7 +66,29 @@ public struct BenchTarget: Sendable {
         BenchTarget(label: "nonstream-c32", figure: "worker RSS after the run", unit: "MB", bound: .atMost(32)) {
             run, _ in run.worker?.rssKilobytes.map(megabytes)
         },
-    ]
+    ] + ["latency-c1", "latency-c16"].flatMap(latencyTargets)
+
+    /// What chatqueue may add to a stream (docs/performance.md, "Latency
+    /// added"): to the first chunk, the broker round trip (the echo's,
+    /// measured in the same run) plus a small worker share; to the gaps
+    /// between chunks, next to nothing at the median and a bounded tail.
+    static func latencyTargets(_ label: String) -> [BenchTarget] {
+        [
+            BenchTarget(label: label, figure: "time to first chunk added, p50", unit: "µs", bound: .reportOnly) {
+                run, _ in run.addedLatency?.addedFirstChunk?.p50
+            },
+            BenchTarget(
+                label: label, figure: "time to first chunk added beyond the echo round trip, p50", unit: "µs",
+                bound: .atMost(500)
+            ) { run, _ in run.addedLatency?.workerShareOfFirstChunk },
+            BenchTarget(label: label, figure: "inter-chunk gap added, p50", unit: "µs", bound: .atMost(100)) {
+                run, _ in run.addedLatency?.addedGap?.p50
+            },
+            BenchTarget(label: label, figure: "inter-chunk gap added, p99", unit: "µs", bound: .atMost(5000)) {
+                run, _ in run.addedLatency?.addedGap?.p99
+            },
+        ]
+    }
 }
 
 func megabytes(_ kilobytes: Int) -> Double { Double(kilobytes) / 1024 }

@@ -108,6 +108,35 @@ struct LatencyTests {
         #expect(BenchReport(runs: [BenchReportTests.run("stream", scenario: .stream)]).latencyTable() == nil)
     }
 
+    @Test("latency targets: the worker's share of the first chunk beyond the echo round trip, and the gaps")
+    func targets() throws {
+        var run = Self.latencyRun()  // added first chunk p50 612.4 - echo 450 = 162.4; gap added p50 -50, p99 200
+        let checks = BenchReport(runs: [run]).checks.filter { !$0.isCorrectness }
+        func check(_ figure: String) throws -> BenchCheck { try #require(checks.first { $0.figure == figure }) }
+        let share = try check("time to first chunk added beyond the echo round trip, p50")
+        #expect(share.measured.map { ($0 * 10).rounded() } == 1624)
+        #expect(share.verdict == .pass)
+        #expect(try check("time to first chunk added, p50").verdict == .reportOnly)
+        #expect(try check("inter-chunk gap added, p50").verdict == .pass)
+        #expect(try check("inter-chunk gap added, p99").verdict == .pass)
+
+        run.addedLatency?.chatqueue.firstChunk = Distribution(count: 100, p50: 1_300, p99: 2_000, max: 2_600)
+        run.addedLatency?.chatqueue.gap = Distribution(count: 900, p50: 20_300, p99: 26_000, max: 30_000)
+        let failing = BenchReport(runs: [run]).checks.filter { !$0.isCorrectness && $0.verdict == .fail }
+        #expect(
+            Set(failing.map(\.figure)) == [
+                "time to first chunk added beyond the echo round trip, p50", "inter-chunk gap added, p50",
+                "inter-chunk gap added, p99",
+            ])
+
+        // Without the echo there is no round trip to subtract: unknown, not a pass.
+        run.addedLatency?.echoRoundTrip = nil
+        let unknown = BenchReport(runs: [run]).checks.first {
+            $0.figure == "time to first chunk added beyond the echo round trip, p50"
+        }
+        #expect(unknown?.verdict == .unknown)
+    }
+
     @Test("the latency load: 8 words at 20 ms, one in flight, the pacing asked of the mock in the body")
     func load() throws {
         let load = BenchLoad(scenario: .latency)
