@@ -9,8 +9,10 @@
 #   ./scripts/bench.sh                 # every scenario, full counts (about a minute of load on 2 cores)
 #   ./scripts/bench.sh --smoke         # tiny counts, debug build: proves the harness works
 #   ./scripts/bench.sh nonstream stream   # only these runs (labels below)
+#   ./scripts/bench.sh latency-c1 latency-c16   # only the added-latency runs
 #
-# Runs (labels): ceiling, nonstream, nonstream-c32, stream, slowstreams, slowstreams-5000.
+# Runs (labels): ceiling, nonstream, nonstream-c32, stream, slowstreams, slowstreams-5000,
+# latency-c1, latency-c16.
 # Exit status 1 when a run lost requests or got errors; missed performance
 # targets are reported, not fatal (the machine may be busy).
 #
@@ -23,7 +25,7 @@ SELECTED=()
 for argument in "$@"; do
   case "$argument" in
     --smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) log "unknown option $argument"; exit 2 ;;
     *) SELECTED+=("$argument") ;;
   esac
@@ -76,6 +78,38 @@ run() {
   sleep 2  # let the broker settle (queue deletion, GC) before the next run
 }
 
+# run_latency LABEL CONCURRENCY [bench options...]: the latency scenario
+# against a fresh worker (worker.concurrency 32, the default) and a fresh echo,
+# each on its own queue; the generator also calls the mock directly.
+run_latency() {
+  local label="$1" concurrency="$2"
+  shift 2
+  if [ "${#SELECTED[@]}" -gt 0 ] && [[ ! " ${SELECTED[*]} " == *" $label "* ]]; then return 0; fi
+  local queue="bench.$label.$STAMP" echo_queue="bench.$label-echo.$STAMP" worker_pid echo_pid
+  log "run $label: latency at concurrency $concurrency $*"
+  "$BIN" worker --broker-url "$BROKER_URL" --queue "$queue" --upstream-url "$UPSTREAM_URL" \
+    --set queue.type=classic --set worker.concurrency=32 --set log.level=warning --set log.request_summary=off \
+    2> "$RESULTS/logs/$label.worker.log" &
+  worker_pid=$!
+  STARTED_PIDS+=("$worker_pid")
+  "$BIN" bench-echo --broker-url "$BROKER_URL" --queue "$echo_queue" --concurrency 32 \
+    2> "$RESULTS/logs/$label.echo.log" &
+  echo_pid=$!
+  STARTED_PIDS+=("$echo_pid")
+  if ! "$BIN" bench --broker-url "$BROKER_URL" --queue "$queue" --scenario latency --label "$label" \
+    --concurrency "$concurrency" --upstream-url "$UPSTREAM_URL" --echo-queue "$echo_queue" \
+    --worker-pid "$worker_pid" --upstream-pid "$MOCK_PID" --json-out "$RESULTS/$label.json" "$@" \
+    > "$RESULTS/logs/$label.md" 2> "$RESULTS/logs/$label.bench.log"; then
+    log "run $label: not every request completed (see $RESULTS/logs/$label.bench.log)"
+    FAILED=1
+  fi
+  stop_pid "$worker_pid"
+  stop_pid "$echo_pid"
+  "$BIN" bench-cleanup --broker-url "$BROKER_URL" --queue "$queue" || true
+  "$BIN" bench-cleanup --broker-url "$BROKER_URL" --queue "$echo_queue" || true
+  sleep 2
+}
+
 LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$SMOKE" -eq 1 ]; then
   run ceiling ceiling echo 8 --requests 20 --concurrency 8
@@ -83,6 +117,8 @@ if [ "$SMOKE" -eq 1 ]; then
   run nonstream-c32 nonstream worker 32 --requests 20 --concurrency 32
   run stream stream worker 8 --requests 5 --concurrency 5 --words 6
   run slowstreams slowstreams worker 8 --requests 5 --words 3 --interval-ms 10
+  run_latency latency-c1 1 --requests 4 --words 3 --interval-ms 5 --rounds 2
+  run_latency latency-c16 16 --requests 32 --words 3 --interval-ms 5 --rounds 2
 else
   run ceiling ceiling echo 64 --requests 20000 --concurrency 64
   run nonstream nonstream worker 64 --requests 20000 --concurrency 64
@@ -90,6 +126,8 @@ else
   run stream stream worker 64 --requests 2000 --concurrency 64
   run slowstreams slowstreams worker 1000 --requests 1000 --concurrency 1000
   run slowstreams-5000 slowstreams worker 5000 --requests 5000 --concurrency 5000
+  run_latency latency-c1 1 --requests 200
+  run_latency latency-c16 16 --requests 1600
 fi
 
 RABBITMQ_VERSION="$(as_root rabbitmq-diagnostics -q server_version 2>/dev/null | tail -n 1 || true)"

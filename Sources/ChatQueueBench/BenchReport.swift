@@ -66,7 +66,29 @@ public struct BenchTarget: Sendable {
         BenchTarget(label: "nonstream-c32", figure: "worker RSS after the run", unit: "MB", bound: .atMost(32)) {
             run, _ in run.worker?.rssKilobytes.map(megabytes)
         },
-    ]
+    ] + ["latency-c1", "latency-c16"].flatMap(latencyTargets)
+
+    /// What chatqueue may add to a stream (docs/performance.md, "Latency
+    /// added"): to the first chunk, the broker round trip (the echo's,
+    /// measured in the same run) plus a small worker share; to the gaps
+    /// between chunks, next to nothing at the median and a bounded tail.
+    static func latencyTargets(_ label: String) -> [BenchTarget] {
+        [
+            BenchTarget(label: label, figure: "time to first chunk added, p50", unit: "µs", bound: .reportOnly) {
+                run, _ in run.addedLatency?.addedFirstChunk?.p50
+            },
+            BenchTarget(
+                label: label, figure: "time to first chunk added beyond the echo round trip, p50", unit: "µs",
+                bound: .atMost(500)
+            ) { run, _ in run.addedLatency?.workerShareOfFirstChunk },
+            BenchTarget(label: label, figure: "inter-chunk gap added, p50", unit: "µs", bound: .atMost(100)) {
+                run, _ in run.addedLatency?.addedGap?.p50
+            },
+            BenchTarget(label: label, figure: "inter-chunk gap added, p99", unit: "µs", bound: .atMost(5000)) {
+                run, _ in run.addedLatency?.addedGap?.p99
+            },
+        ]
+    }
 }
 
 func megabytes(_ kilobytes: Int) -> Double { Double(kilobytes) / 1024 }
@@ -143,7 +165,10 @@ public struct BenchReport: Sendable {
     public var targets: [BenchTarget]
 
     /// Labels in the order reports list them; other labels follow, sorted.
-    static let preferredOrder = ["ceiling", "nonstream", "nonstream-c32", "stream", "slowstreams", "slowstreams-5000"]
+    static let preferredOrder = [
+        "ceiling", "nonstream", "nonstream-c32", "stream", "slowstreams", "slowstreams-5000", "latency-c1",
+        "latency-c16",
+    ]
 
     public init(runs: [RunResult], machine: MachineInfo? = nil, targets: [BenchTarget] = BenchTarget.standard) {
         self.runs = runs.sorted { lhs, rhs in
@@ -218,6 +243,7 @@ public struct BenchReport: Sendable {
             lines.append("| \(check.label) | \(check.figure) | \(measured) | \(check.target) | \(result) |")
         }
         lines += ["", figuresTable()]
+        if let latency = latencyTable() { lines += ["", latency] }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -261,6 +287,44 @@ public struct BenchReport: Sendable {
         }
         return lines.joined(separator: "\n")
     }
+
+    /// The latency runs' figures: each path's time to first chunk and
+    /// inter-chunk gap, what chatqueue adds, and the echo's round trip; nil
+    /// when no run measured them.
+    func latencyTable() -> String? {
+        let measured = runs.compactMap { run in run.addedLatency.map { (run, $0) } }
+        guard !measured.isEmpty else { return nil }
+        var lines = [
+            "Latency added (µs; p50 / p99 / max per row; added = through chatqueue minus direct, percentile by percentile):",
+            "",
+            "| run | figure | p50 | p99 | max |",
+            "|---|---|---:|---:|---:|",
+        ]
+        func row(_ label: String, _ figure: String, _ values: (Double, Double, Double)?) {
+            let cells = values.map { [$0.0, $0.1, $0.2].map(Self.microseconds) } ?? ["—", "—", "—"]
+            lines.append("| \(label) | \(figure) | " + cells.joined(separator: " | ") + " |")
+        }
+        func values(_ distribution: Distribution?) -> (Double, Double, Double)? {
+            distribution.map { ($0.p50, $0.p99, $0.max) }
+        }
+        func values(_ difference: LatencyDifference?) -> (Double, Double, Double)? {
+            difference.map { ($0.p50, $0.p99, $0.max) }
+        }
+        for (run, added) in measured {
+            let label = "\(run.label) (concurrency \(run.concurrency))"
+            row(label, "time to first chunk, direct", values(added.direct.firstChunk))
+            row(label, "time to first chunk, through chatqueue", values(added.chatqueue.firstChunk))
+            row(label, "**time to first chunk, added**", values(added.addedFirstChunk))
+            row(label, "inter-chunk gap, direct (pacing \(added.intervalMilliseconds * 1000))", values(added.direct.gap))
+            row(label, "inter-chunk gap, through chatqueue", values(added.chatqueue.gap))
+            row(label, "**inter-chunk gap, added**", values(added.addedGap))
+            row(label, "echo broker round trip", values(added.echoRoundTrip))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Whole microseconds, signed: "1234", "-56".
+    static func microseconds(_ value: Double) -> String { formatDecimal(value, digits: 0) }
 
     static func triple(_ distribution: Distribution?) -> String {
         guard let distribution else { return "—" }

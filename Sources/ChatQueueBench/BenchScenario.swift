@@ -11,6 +11,9 @@ public enum BenchScenario: String, Sendable, CaseIterable {
     /// The nonstream load against `chatqueue bench-echo`, which answers at once without HTTP:
     /// what the broker allows on this machine.
     case ceiling
+    /// Streams paced by the upstream, through chatqueue and straight to the
+    /// upstream: the time to first chunk and the inter-chunk gap chatqueue adds.
+    case latency
 
     /// Requests sent when `--requests` is not given.
     public var defaultRequests: Int {
@@ -18,23 +21,38 @@ public enum BenchScenario: String, Sendable, CaseIterable {
         case .nonstream, .ceiling: return 20_000
         case .stream: return 2_000
         case .slowstreams: return 1_000
+        case .latency: return 100
         }
     }
 
     /// Requests in flight from the generator when `--concurrency` is not given:
-    /// 64, or for slowstreams every request at once (nil).
+    /// 64, for latency 1, or for slowstreams every request at once (nil).
     public var defaultConcurrency: Int? {
-        self == .slowstreams ? nil : 64
+        switch self {
+        case .slowstreams: return nil
+        case .latency: return 1
+        default: return 64
+        }
     }
 
-    public var isStream: Bool { self == .stream || self == .slowstreams }
+    public var isStream: Bool { self == .stream || self == .slowstreams || self == .latency }
 
     /// Words in each reply. A streamed reply is one chunk per word plus the role
     /// chunk and the finish chunk, so 48 words make 50 chunks.
     public static let defaultWords = 48
 
+    /// Words when `--words` is not given: 48, or for latency 8 (10 chunks,
+    /// 9 gaps: many short streams give more first chunks to measure).
+    public var defaultWordCount: Int { self == .latency ? 8 : Self.defaultWords }
+
     /// Milliseconds between chunks the upstream is asked for.
-    public var defaultIntervalMilliseconds: Int { self == .slowstreams ? 100 : 0 }
+    public var defaultIntervalMilliseconds: Int {
+        switch self {
+        case .slowstreams: return 100
+        case .latency: return 20
+        default: return 0
+        }
+    }
 
     /// Whether the upstream stamps each chunk with its send time (forwarding delay).
     public var stampsChunks: Bool { self == .slowstreams }
@@ -59,7 +77,7 @@ public struct BenchLoad: Sendable, Equatable {
         self.scenario = scenario
         self.requests = requests ?? scenario.defaultRequests
         self.concurrency = concurrency ?? scenario.defaultConcurrency ?? self.requests
-        self.words = words ?? BenchScenario.defaultWords
+        self.words = words ?? scenario.defaultWordCount
         self.requestsWords = words != nil
         self.intervalMilliseconds = intervalMilliseconds ?? scenario.defaultIntervalMilliseconds
     }

@@ -31,6 +31,8 @@ public struct RunResult: Sendable, Equatable {
     public var latency: Distribution?
     /// Chunk arrival at the generator minus the upstream's send stamp, in milliseconds.
     public var chunkDelay: Distribution?
+    /// The latency scenario: through chatqueue against straight to the upstream.
+    public var addedLatency: AddedLatency?
 
     /// worker, broker, upstream, generator: whichever could be sampled.
     public var processes: [ProcessUsage]
@@ -43,7 +45,8 @@ public struct RunResult: Sendable, Equatable {
         label: String, scenario: BenchScenario, requests: Int, concurrency: Int, words: Int, intervalMilliseconds: Int,
         startedAt: String, sent: Int, completed: Int, errors: Int, errorReplies: Int, missing: Int, redeliveries: Int,
         violations: [String: Int], wallSeconds: Double, chunks: Int, latency: Distribution?, chunkDelay: Distribution?,
-        processes: [ProcessUsage], machineBusySeconds: Double?, loadAverageStart: String?, loadAverageEnd: String?
+        processes: [ProcessUsage], machineBusySeconds: Double?, loadAverageStart: String?, loadAverageEnd: String?,
+        addedLatency: AddedLatency? = nil
     ) {
         self.label = label
         self.scenario = scenario
@@ -67,6 +70,7 @@ public struct RunResult: Sendable, Equatable {
         self.machineBusySeconds = machineBusySeconds
         self.loadAverageStart = loadAverageStart
         self.loadAverageEnd = loadAverageEnd
+        self.addedLatency = addedLatency
     }
 
     // MARK: - Derived figures
@@ -133,6 +137,7 @@ extension RunResult {
             "load_average_start": loadAverageStart.map { .string($0) } ?? .null,
             "load_average_end": loadAverageEnd.map { .string($0) } ?? .null,
         ]
+        if let addedLatency { object["added_latency"] = addedLatency.json }
         object["derived"] = .object([
             "worker_cpu_ms_per_1000_requests": workerCPUPerThousandRequests.map { .decimal($0, digits: 2) } ?? .null,
             "worker_cpu_ms_per_1000_chunks": workerCPUPerThousandChunks.map { .decimal($0, digits: 2) } ?? .null,
@@ -172,7 +177,8 @@ extension RunResult {
             chunkDelay: try optional("chunk_delay_ms") { value throws(BenchError) in try Distribution(json: value) },
             processes: processes, machineBusySeconds: try optional("machine_busy_cpu_seconds") { $0.doubleValue },
             loadAverageStart: try optional("load_average_start") { $0.stringValue },
-            loadAverageEnd: try optional("load_average_end") { $0.stringValue })
+            loadAverageEnd: try optional("load_average_end") { $0.stringValue },
+            addedLatency: try optional("added_latency") { value throws(BenchError) in try AddedLatency(json: value) })
     }
 }
 

@@ -25,30 +25,37 @@ struct BenchCommand: ParsableCommand {
             --worker-pid it samples the worker's CPU and memory from /proc, and the broker's CPU (the \
             process listening on the broker port, or --broker-pid). The worker's upstream must be \
             `chatqueue mock-upstream` (--fixed-response --words 48 for nonstream and stream; slowstreams \
-            requests script their pacing with its "mock" directives). Exit 1 unless every request \
-            completed without errors. See scripts/bench.sh and docs/performance.md.
+            requests script their pacing with its "mock" directives). The latency scenario sends the same \
+            paced stream through chatqueue, straight to --upstream-url (the worker's mock) over HTTP, and \
+            (non-stream) to the \
+            echo on --echo-queue, and reports the time to first chunk and inter-chunk gap chatqueue adds. \
+            Exit 1 unless every request completed without errors. See scripts/bench.sh and \
+            docs/performance.md.
             """
     )
 
     @OptionGroup var configuration: ConfigOptions
 
-    @Option(help: "nonstream, stream, slowstreams or ceiling.")
+    @Option(help: "nonstream, stream, slowstreams, ceiling or latency.")
     var scenario: String = BenchScenario.nonstream.rawValue
 
-    @Option(help: "Requests to send (default: 20000 nonstream and ceiling, 2000 stream, 1000 slowstreams).")
+    @Option(
+        help: "Requests to send (default: 20000 nonstream and ceiling, 2000 stream, 1000 slowstreams, 100 latency).")
     var requests: Int?
 
-    @Option(help: "Requests in flight from the generator (default: 64; slowstreams: all of them).")
+    @Option(help: "Requests in flight from the generator (default: 64; slowstreams: all of them; latency: 1).")
     var concurrency: Int?
 
     @Option(
         help: """
             Words per reply; a stream has words + 2 chunks. Default 48 (50 chunks): what `mock-upstream \
-            --words 48` answers. Given, requests ask the mock for it (and skip its --fixed-response replies).
+            --words 48` answers; latency 8. Given, requests ask the mock for it (and skip its \
+            --fixed-response replies).
             """)
     var words: Int?
 
-    @Option(name: .customLong("interval-ms"), help: "Milliseconds between chunks (default: 100 slowstreams, else 0).")
+    @Option(
+        name: .customLong("interval-ms"), help: "Milliseconds between chunks (default: 100 slowstreams, 20 latency, else 0).")
     var intervalMilliseconds: Int?
 
     @Option(help: "Name of the run in reports (default: the scenario).")
@@ -66,6 +73,12 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("json-out"), help: "Write the run's figures to this JSON file.")
     var jsonOut: String?
 
+    @Option(name: .customLong("echo-queue"), help: "latency: the queue `chatqueue bench-echo` consumes (round trips).")
+    var echoQueue: String?
+
+    @Option(help: "latency: rounds of direct, chatqueue and echo requests, one after the other.")
+    var rounds: Int = 4
+
     @Option(name: .customLong("idle-timeout"), help: "Seconds without any reply before giving up.")
     var idleTimeout: Double = 60
 
@@ -81,6 +94,18 @@ struct BenchCommand: ParsableCommand {
         if let words, words < 0 { throw ValidationError("--words must be >= 0") }
         if let intervalMilliseconds, intervalMilliseconds < 0 { throw ValidationError("--interval-ms must be >= 0") }
         if idleTimeout <= 0 { throw ValidationError("--idle-timeout must be positive") }
+        if rounds < 1 { throw ValidationError("--rounds must be >= 1") }
+        if scenario == BenchScenario.latency.rawValue {
+            // The flag, never upstream.url from a file: the direct path must reach the mock, not a real API.
+            guard let upstreamURL = configuration.upstreamURL else {
+                throw ValidationError("--scenario latency needs --upstream-url (the worker's mock upstream)")
+            }
+            do {
+                _ = try DirectEndpoint(url: upstreamURL)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
     }
 
     func run() throws {
@@ -105,8 +130,16 @@ struct BenchCommand: ParsableCommand {
         options.idleTimeout = idleTimeout
 
         let result: RunResult
+        let progress: ((String) -> Void)? = quiet ? nil : { Self.stderr($0) }
         do {
-            result = try LoadGenerator.run(options, progress: quiet ? nil : { Self.stderr($0) })
+            if load.scenario == .latency, let upstreamURL = configuration.upstreamURL {
+                var latency = LatencyRun.Options(
+                    load: options, upstream: try DirectEndpoint(url: upstreamURL), echoQueue: echoQueue)
+                latency.rounds = rounds
+                result = try LatencyRun.run(latency, progress: progress)
+            } else {
+                result = try LoadGenerator.run(options, progress: progress)
+            }
         } catch {
             Self.stderr("chatqueue bench: \(error)")
             throw ExitCode(1)

@@ -56,14 +56,7 @@ struct BenchSmokeTests {
     @Test("the ceiling run against bench-echo completes every request")
     func againstEcho() throws {
         let queue = IntegrationEnvironment.uniqueQueueName("bench-echo")
-        let echo = Process()
-        echo.executableURL = IntegrationEnvironment.executable
-        echo.arguments = [
-            "bench-echo", "--broker-url", IntegrationEnvironment.brokerURL, "--queue", queue, "--concurrency", "8",
-        ]
-        echo.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHATQUEUE_") }
-        echo.standardError = FileHandle.nullDevice
-        try echo.run()
+        let echo = try Self.startEcho(queue: queue)
         defer {
             Self.stop(echo)
             cleanUp(queue)
@@ -79,6 +72,54 @@ struct BenchSmokeTests {
 
         // SIGTERM stops the echo cleanly (exit 0), even when started with the signal blocked.
         #expect(Self.stop(echo) == 0)
+    }
+
+    @Test("the latency run: every request through the worker, straight to the mock and to the echo is booked")
+    func latency() async throws {
+        let mock = try await MockUpstream.start(MockUpstreamOptions())
+        let queue = IntegrationEnvironment.uniqueQueueName("bench-latency")
+        let echoQueue = IntegrationEnvironment.uniqueQueueName("bench-latency-echo")
+        let worker = try WorkerProcess(queue: queue, upstreamURL: mock.baseURL, settings: ["worker.concurrency": "4"])
+        let echo = try Self.startEcho(queue: echoQueue)
+        defer {
+            Self.stop(echo)
+            cleanUp(echoQueue)
+        }
+        try worker.waitUntilConsuming()
+
+        let run = try runBench(
+            queue: queue, workerPID: worker.process.processIdentifier, "--scenario", "latency", "--requests", "4",
+            "--concurrency", "2", "--words", "3", "--interval-ms", "5", "--rounds", "2", "--upstream-url",
+            mock.baseURL, "--echo-queue", echoQueue)
+        #expect(run.scenario == .latency)
+        #expect(run.completed == 4)
+        #expect(run.errors == 0)
+        #expect(run.chunks == 4 * 5)  // role + 3 words + finish
+        let added = try #require(run.addedLatency)
+        #expect(added.intervalMilliseconds == 5)
+        // One first chunk per request and four gaps per request, on both paths; ten echo requests per request.
+        #expect(added.chatqueue.firstChunk?.count == 4)
+        #expect(added.chatqueue.gap?.count == 4 * 4)
+        #expect(added.direct.firstChunk?.count == 4)
+        #expect(added.direct.gap?.count == 4 * 4)
+        #expect(added.echoRoundTrip?.count == 40)
+        #expect(added.addedFirstChunk != nil && added.addedGap != nil)
+
+        worker.stop(timeout: 15)
+        try? await mock.shutdown()
+        cleanUp(queue)
+    }
+
+    private static func startEcho(queue: String) throws -> Process {
+        let echo = Process()
+        echo.executableURL = IntegrationEnvironment.executable
+        echo.arguments = [
+            "bench-echo", "--broker-url", IntegrationEnvironment.brokerURL, "--queue", queue, "--concurrency", "8",
+        ]
+        echo.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHATQUEUE_") }
+        echo.standardError = FileHandle.nullDevice
+        try echo.run()
+        return echo
     }
 
     /// SIGTERM, then SIGKILL after `timeout` seconds; the exit status.
