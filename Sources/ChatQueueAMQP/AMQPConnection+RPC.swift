@@ -59,6 +59,14 @@ extension AMQPConnection {
         try checkReply(amqp_get_rpc_reply(state), "queue.delete \(queue)")
     }
 
+    /// Drops the ready messages of a queue (queue.purge).
+    public func purgeQueue(_ queue: String) throws(AMQPError) {
+        arena.reset()
+        let q = arena.append(queue)
+        arena.withBytes { base in _ = amqp_queue_purge(state, Self.channel, base.amqpBytes(q)) }
+        try checkReply(amqp_get_rpc_reply(state), "queue.purge \(queue)")
+    }
+
     /// Messages ready in an existing queue (a passive declare; fails if it does not exist).
     public func messageCount(queue: String) throws(AMQPError) -> Int {
         arena.reset()

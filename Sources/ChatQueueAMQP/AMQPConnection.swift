@@ -160,6 +160,24 @@ public final class AMQPConnection {
 
     // MARK: - Ending
 
+    /// Starts a clean close without waiting for it: sends connection.close
+    /// (a small frame, after everything written before it) and marks the
+    /// connection closed. The broker handles what it received first, sends
+    /// the confirms due, then connection.close-ok; keep reading until then
+    /// (or give up), then release the connection. Returns false when the
+    /// frame could not be sent (the socket failed).
+    @discardableResult
+    public func beginClose() -> Bool {
+        guard isOpen else { return false }
+        isOpen = false
+        let status = "retired".withCString { text -> Int32 in
+            var close = amqp_connection_close_t(
+                reply_code: UInt16(AMQP_REPLY_SUCCESS), reply_text: amqp_cstring_bytes(text), class_id: 0, method_id: 0)
+            return amqp_send_method(state, 0, CQ_CONNECTION_CLOSE, &close)
+        }
+        return status == Int32(AMQP_STATUS_OK.rawValue)
+    }
+
     /// Gives the connection up without a handshake: queued frames are
     /// dropped and the socket is closed when the connection is released. For a
     /// broker that stopped reading from us (a resource alarm), where `close()`

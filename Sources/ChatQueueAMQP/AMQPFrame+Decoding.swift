@@ -69,6 +69,8 @@ extension AMQPMethod {
         case CQ_CONNECTION_CLOSE:
             let m = try arguments(amqp_connection_close_t.self)
             self = .connectionClose(replyCode: m.reply_code, replyText: String(amqpBytes: m.reply_text))
+        case CQ_CONNECTION_CLOSE_OK:
+            self = .connectionCloseOK
         case CQ_CONNECTION_BLOCKED:
             self = .connectionBlocked(reason: String(amqpBytes: try arguments(amqp_connection_blocked_t.self).reason))
         case CQ_CONNECTION_UNBLOCKED:

@@ -12,6 +12,8 @@ public enum AMQPMethod: Sendable, Equatable {
     case cancelOK(consumerTag: String)
     case channelClose(replyCode: UInt16, replyText: String)
     case connectionClose(replyCode: UInt16, replyText: String)
+    /// The broker's answer to our connection.close: it has handled everything we sent before.
+    case connectionCloseOK
     /// The broker stopped reading from publishers (memory or disk alarm).
     case connectionBlocked(reason: String)
     case connectionUnblocked

@@ -60,37 +60,95 @@ extension Worker {
         }
     }
 
+    /// How long a replaced publisher is read while it closes.
+    static let publisherRetirement: UInt64 = 5_000_000_000
+
     /// After a refused final, the replies go on through a new publisher
-    /// connection (`BrokerSession.replacePublisher`), at most once a second
-    /// and once the old one's encoded bytes are written (called right after
-    /// the turn's writes). The finals it had
-    /// out unconfirmed are published again on the new one; the refused ones
-    /// wait for their own republish time. When no broker URL takes a new
-    /// connection the old one stays and the refused finals are tried there.
-    func replacePublisherIfWanted(_ session: BrokerSession, _ sockets: inout BrokerSockets, now: Deadline) throws {
+    /// connection (`BrokerSession.replacePublisher`), at most once a second,
+    /// once the old one's encoded bytes are written (called right after the
+    /// turn's writes) and any earlier replaced one is closed. Refusals that
+    /// come meanwhile wait for the loop to wake at `nextPublisherReplacement`,
+    /// before their own republish time. When no new connection can be made
+    /// the old one stays and the refused finals are tried there.
+    func replacePublisherIfWanted(_ session: BrokerSession, _ sockets: inout BrokerSockets) throws {
+        let now = Deadline.now()
+        if let retiring = session.retiring, now >= retiring.until {
+            logger.warning("a replaced publisher did not close in time; giving it up")
+            try finishRetiring(session, sockets)
+        }
         guard publisherReplacementWanted, now >= nextPublisherReplacement, !session.publisher.hasUnsentFrames,
             !session.replies.isBlocked
         else { return }
+        if session.retiring != nil { try finishRetiring(session, sockets) }
         publisherReplacementWanted = false
         nextPublisherReplacement = now + 1_000_000_000
-        let oldEndpoint = session.publisherEndpoint
-        poller.forget(sockets.publisher)  // before the old socket closes (see EventPoll.forget)
-        let unconfirmed: [UInt64]
+        let old = sockets.publisher
         do {
-            unconfirmed = try session.replacePublisher()
+            try session.replacePublisher(retireBy: now + Self.publisherRetirement)
         } catch {
-            try poller.watch(sockets.publisher, as: .publisher, readable: true, writable: false)
             logger.warning("cannot open a new publisher connection; keeping the old one", metadata: ["error": "\(error)"])
             return
         }
+        // The old socket is read as a retiring one until the broker closes it.
+        poller.forget(old)
+        try poller.watch(old, as: .retiringPublisher, readable: true, writable: false)
         sockets.publisher = session.publisher.socketDescriptor
         counters.publisherReplacements += 1
         logger.warning(
             "the broker refused a final reply; publishing on a new connection",
-            metadata: [
-                "broker.url": "\(session.publisherEndpoint.redacted)", "broker.previous_url": "\(oldEndpoint.redacted)",
-                "replies.unconfirmed": "\(unconfirmed.count)",
-            ])
+            metadata: ["broker.url": "\(session.endpoint.redacted)"])
+        // What the new connection took over goes out now, not after the next wait.
+        try session.replies.flush()
+        try poller.watch(
+            sockets.publisher, as: .publisher, readable: !session.publisher.isWaitingForRoom,
+            writable: session.replies.waitsForWritable)
+    }
+
+    /// Reads the retiring publisher: confirms and returns of what it carried,
+    /// until the broker's close-ok (or the connection fails).
+    func drainRetiring(_ session: BrokerSession, _ sockets: BrokerSockets) throws {
+        guard let retiring = session.retiring else { return }
+        while true {
+            // Its own failures end it (what it did not confirm is published
+            // again); those of the current publisher, while settling, end the session.
+            let output: ContentAssembler.Output
+            do {
+                guard let frame = try retiring.replies.connection.readFrame() else { return }
+                guard let assembled = try retiring.assembler.handle(frame) else { continue }
+                output = assembled
+            } catch {
+                logger.notice("a replaced publisher closed", metadata: ["error": "\(error)"])
+                try finishRetiring(session, sockets)
+                return
+            }
+            switch output {
+            case .message(let returned):
+                try handleReturnedReply(returned)
+            case .method(.ack(let tag, let multiple), _):
+                try settle(
+                    retiring.replies.handleConfirm(deliveryTag: tag, multiple: multiple, confirmed: true), session,
+                    onRetiring: true)
+            case .method(.nack(let tag, let multiple, _), _):
+                try settle(
+                    retiring.replies.handleConfirm(deliveryTag: tag, multiple: multiple, confirmed: false), session,
+                    onRetiring: true)
+            case .method(.connectionCloseOK, _), .method(.connectionClose, _), .method(.channelClose, _):
+                try finishRetiring(session, sockets)
+                return
+            case .method:
+                break
+            }
+        }
+    }
+
+    /// Drops the retiring publisher. Finals it wrote without a confirm or a
+    /// refusal are published again on the current publisher (a duplicate is
+    /// possible: at-least-once, docs/protocol.md).
+    func finishRetiring(_ session: BrokerSession, _ sockets: BrokerSockets) throws {
+        guard let retiring = session.retiring else { return }
+        poller.forget(retiring.replies.connection.socketDescriptor)  // before the socket closes
+        session.retiring = nil
+        let unconfirmed = retiring.replies.unconfirmedDeliveryTags
         for deliveryTag in unconfirmed {
             guard let request = inFlight[deliveryTag] else { continue }
             if case .publishFinal(let reply, _) = request.machine.finalUnconfirmed() {
@@ -99,11 +157,15 @@ extension Worker {
                     kind, body: reply.body, to: request.address, seq: reply.seq, settling: request.deliveryTag)
             }
         }
-        // What the new connection took over goes out now, not after the next wait.
-        try session.replies.flush()
-        try poller.watch(
-            sockets.publisher, as: .publisher, readable: !session.publisher.isWaitingForRoom,
-            writable: session.replies.waitsForWritable)
+        if !unconfirmed.isEmpty {
+            logger.notice(
+                "finals left unconfirmed by a replaced publisher published again",
+                metadata: ["replies.count": "\(unconfirmed.count)"])
+            try session.replies.flush()
+            try poller.update(
+                sockets.publisher, as: .publisher, readable: !session.publisher.isWaitingForRoom,
+                writable: session.replies.waitsForWritable)
+        }
     }
 
     func routingKey(of method: AMQPMethod) -> String {

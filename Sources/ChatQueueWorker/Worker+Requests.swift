@@ -449,14 +449,15 @@ extension Worker {
     // MARK: - The broker's answers
 
     /// Confirms and nacks of final replies: the machine settles the delivery or publishes the final again.
-    func settle(_ settlements: [PendingConfirms.Settlement], _ session: BrokerSession) throws {
+    /// `onRetiring`: they came from a replaced publisher, whose refusals call for no new replacement.
+    func settle(_ settlements: [PendingConfirms.Settlement], _ session: BrokerSession, onRetiring: Bool = false) throws {
         let now = Deadline.now()
         for settlement in settlements {
             guard let request = inFlight[settlement.deliveryTag] else { continue }
             let action = settlement.confirmed ? request.machine.finalConfirmed() : request.machine.finalRefused(now: now)
             if !settlement.confirmed {
                 request.logger.warning("the broker refused the final reply (negative confirm)")
-                publisherReplacementWanted = true
+                if !onRetiring { publisherReplacementWanted = true }
             }
             try perform(action, for: request)
         }

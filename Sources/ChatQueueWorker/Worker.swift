@@ -174,6 +174,8 @@ public final class Worker: ChunkSink {
             do {
                 session = try BrokerSession(endpoint: endpoint, settings: settings, instanceName: options.instanceName)
                 if connectedBefore { counters.reconnects += 1 }
+                // A refusal on the lost session's publisher says nothing about this one.
+                publisherReplacementWanted = false
                 connectedBefore = true
                 backoff = 0.5
                 if someRouteIsUp {
@@ -234,14 +236,18 @@ public final class Worker: ChunkSink {
     func serve() throws {
         guard let session else { return }
         var sockets = BrokerSockets(session)
-        defer { forget(sockets) }  // before the session's sockets close (see EventPoll.forget)
+        defer {
+            // Before the session's sockets close (see EventPoll.forget).
+            forget(sockets)
+            if let retiring = session.retiring { poller.forget(retiring.replies.connection.socketDescriptor) }
+        }
         try watch(sockets)
         var now = Deadline.now()
         timers.startHeartbeats(every: settings.broker.heartbeat, now: now)
         while true {
             try writeTurnOutput(session, sockets)
             // Right after the write: the old publisher's bytes are out, if they ever are.
-            try replacePublisherIfWanted(session, &sockets, now: now)
+            try replacePublisherIfWanted(session, &sockets)
             try poller.wait(timeoutMilliseconds: waitTimeout(session, now: now)) { try handle($0, session) }
             try readBufferedInput(session)
             try runUpstreamTimer()

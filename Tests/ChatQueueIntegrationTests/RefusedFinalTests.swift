@@ -3,6 +3,14 @@ import ChatQueueCore
 import Foundation
 import Testing
 
+/// Set once from any thread, read from another.
+final class ConditionFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
+
 /// A reply queue that refuses messages (`x-max-length` 0 with
 /// `x-overflow: reject-publish`): the broker nacks the final reply. The worker
 /// publishes it again a bounded number of times, each time from a new
@@ -43,29 +51,41 @@ struct RefusedFinalTests {
     @Test("a refused final has the worker publish on a new connection; once the reply queue takes messages, the final arrives, once, without a new upstream call")
     func refusedThenAccepted() async throws {
         let harness = try await IntegrationHarness.start("refusedrecover", settings: ["replies.allowed_queues": "test.refusing.*"])
+        // A reply queue of one message that refuses more (reject-publish), filled
+        // with one: it refuses the final until the test purges the filler.
         let replyQueue = IntegrationEnvironment.uniqueQueueName("refusing")
-        try harness.requester.connection.declareQueue(replyQueue, durable: false, autoDelete: false)
-        // A policy refuses publishes to the queue until it is cleared (the
-        // same refusal as x-max-length 0, but one that can be lifted).
-        let policy = "chatqueue-\(replyQueue)"
-        _ = try IntegrationEnvironment.rabbitmqctl([
-            "set_policy", "--apply-to", "queues", "--priority", "100", policy,
-            "^\(NSRegularExpression.escapedPattern(for: replyQueue))$", #"{"max-length":0,"overflow":"reject-publish"}"#,
-        ])
-        defer { _ = try? IntegrationEnvironment.rabbitmqctl(["clear_policy", policy]) }
-        for _ in 0..<30 where !(try IntegrationEnvironment.rabbitmqctl(["list_queues", "name", "policy"])
-            .contains("\(replyQueue)\t\(policy)"))
-        {
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        let key = "recover-\(UUID().uuidString)"
-        try harness.publish(Array(chatRequest(mock: #"{"key":"\#(key)"}"#).utf8), replyTo: replyQueue, correlationID: "recover")
-        // Refused at least once, and the publisher replaced; then the queue takes messages again.
-        #expect(try await harness.worker.waitForMetric("chatqueue_publisher_replacements_total", atLeast: 1, timeout: 20) ?? 0 >= 1)
-        _ = try IntegrationEnvironment.rabbitmqctl(["clear_policy", policy])
+        try harness.requester.connection.declareQueue(
+            replyQueue, durable: false, autoDelete: false,
+            arguments: [("x-max-length", .int(1)), ("x-overflow", .string("reject-publish"))])
+        try harness.requester.connection.publish(
+            routingKey: replyQueue, mandatory: true, properties: AMQPOutgoingProperties(type: "filler"), body: [0x2E])
+        #expect(try harness.waitForMessageCount(replyQueue, toBe: 1, timeout: 10) == 1)
 
+        let key = "recover-\(UUID().uuidString)"
+        // The filler is purged, from a thread of its own, as soon as the worker
+        // has replaced its publisher. (Not from this task: other tests may hold
+        // the few threads async tests run on for longer than the 15 s the
+        // worker keeps trying.)
+        let worker = harness.worker
+        let purged = ConditionFlag()
+        Thread {
+            let deadline = Date().addingTimeInterval(20)
+            while (worker.metric("chatqueue_publisher_replacements_total") ?? 0) < 1 && Date() < deadline {
+                usleep(10_000)
+            }
+            if let connection = try? AMQPConnection(options: IntegrationEnvironment.brokerOptions(name: "test purger")) {
+                if (try? connection.purgeQueue(replyQueue)) != nil { purged.set() }
+                connection.close()
+            }
+        }.start()
+        try harness.publish(Array(chatRequest(mock: #"{"key":"\#(key)"}"#).utf8), replyTo: replyQueue, correlationID: "recover")
+        // Read the reply queue only after the purge (a consumer would take the filler and make room).
+        let purgeDeadline = Date().addingTimeInterval(25)
+        while !purged.isSet && Date() < purgeDeadline { usleep(10_000) }
+        #expect(purged.isSet, "the filler was not purged")
         var reader = try ReplyReader(connection: AMQPConnection(options: IntegrationEnvironment.brokerOptions()), queue: replyQueue)
         let final = try reader.next(timeout: 30)
+        #expect(try await harness.worker.waitForMetric("chatqueue_publisher_replacements_total", atLeast: 1, timeout: 5) ?? 0 >= 1)
         #expect(final?.type == "chat.completion")
         #expect(final?.correlationID == "recover")
         #expect(try reader.next(timeout: 1) == nil, "a second final")

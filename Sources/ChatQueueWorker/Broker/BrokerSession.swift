@@ -1,5 +1,6 @@
 import ChatQueueAMQP
 import ChatQueueConfig
+import ChatQueueCore
 
 /// The worker's two connections to one broker: one consumes (deliveries,
 /// acks), the other publishes replies and receives their confirms. Kept apart
@@ -9,8 +10,6 @@ final class BrokerSession {
     let endpoint: BrokerEndpoint
     let consumer: AMQPConnection
     private(set) var replies: ReplyPublisher
-    /// Where the publisher is connected: `endpoint` until a refused final has it replaced.
-    private(set) var publisherEndpoint: BrokerEndpoint
     private let settings: Settings
     private let instanceName: String
     private(set) var consumerTag: String
@@ -26,7 +25,6 @@ final class BrokerSession {
         self.endpoint = endpoint
         self.settings = settings
         self.instanceName = instanceName
-        publisherEndpoint = endpoint
         consumer = try AMQPConnection(
             options: settings.amqpOptions(for: endpoint, connectionName: "chatqueue \(instanceName) consumer"))
         replies = try Self.connectPublisher(to: endpoint, settings: settings, instanceName: instanceName)
@@ -57,36 +55,45 @@ final class BrokerSession {
                 options: settings.amqpOptions(for: endpoint, connectionName: "chatqueue \(instanceName) publisher")))
     }
 
-    /// Replaces the publishing connection with a new one, to the next broker
-    /// URL after the current publisher's (the same one when there is one): a
-    /// channel opened while a quorum reply queue elected a leader can refuse
-    /// every publish to that queue for good (docs/operations.md "Scaling
-    /// out"), and only a new channel gets through. The new publisher takes
-    /// over the replies not yet written; the old connection is dropped
-    /// without waiting for it. Returns the delivery tags of the finals the old
-    /// one had written but the broker had not confirmed or refused yet: their
-    /// fate is unknown and the worker publishes them again. Call only when the
-    /// old publisher has no encoded bytes left to write.
-    func replacePublisher() throws(AMQPError) -> [UInt64] {
-        let endpoints = settings.broker.endpoints
-        let current = endpoints.firstIndex(of: publisherEndpoint) ?? 0
-        var lastError: AMQPError?
-        for step in 1...endpoints.count {
-            let candidate = endpoints[(current + step) % endpoints.count]
-            do {
-                let fresh = try Self.connectPublisher(to: candidate, settings: settings, instanceName: instanceName)
-                let old = replies
-                try fresh.adoptBacklog(of: old)
-                let unconfirmed = old.unconfirmedDeliveryTags
-                old.connection.abandon()
-                replies = fresh
-                publisherEndpoint = candidate
-                return unconfirmed
-            } catch {
-                lastError = error
-            }
+    /// A publisher being closed after a replacement: still read until the
+    /// broker's close-ok, so the confirms of the finals it carried settle
+    /// them and nothing it wrote is cut off by a reset.
+    final class RetiringPublisher {
+        let replies: ReplyPublisher
+        /// Its own assembler: a returned reply may be half read.
+        var assembler: ContentAssembler
+        /// It is given up at this time if the broker has not closed it.
+        let until: Deadline
+
+        init(replies: ReplyPublisher, assembler: ContentAssembler, until: Deadline) {
+            self.replies = replies
+            self.assembler = assembler
+            self.until = until
         }
-        throw lastError ?? AMQPError(code: .connect, message: "no broker URL", context: "publisher")
+    }
+
+    /// The publisher being closed, at most one.
+    var retiring: RetiringPublisher?
+
+    /// Replaces the publishing connection with a new one to the node the
+    /// worker consumes from (known to be up): a channel opened while a
+    /// quorum reply queue elected a leader can refuse every publish to that
+    /// queue for good (docs/operations.md "Scaling out"), and only a new
+    /// channel gets through. The old connection is closed cleanly but not
+    /// waited for: it becomes `retiring` (read until the broker's close-ok
+    /// or `retireBy`), so the finals it carried are still confirmed or
+    /// refused there. The new one takes over the replies not yet written.
+    /// Call only when no publisher is retiring and the old one has no encoded
+    /// bytes left to write.
+    func replacePublisher(retireBy: Deadline) throws(AMQPError) {
+        precondition(retiring == nil, "one publisher retires at a time")
+        let fresh = try Self.connectPublisher(to: endpoint, settings: settings, instanceName: instanceName)
+        let old = replies
+        try fresh.adoptBacklog(of: old)
+        old.connection.beginClose()
+        retiring = RetiringPublisher(replies: old, assembler: publisherAssembler, until: retireBy)
+        replies = fresh
+        publisherAssembler = ContentAssembler(maxBodyBytes: 0)
     }
 
     /// Writes this loop turn's acks and replies (one non-blocking write each).

@@ -196,16 +196,17 @@ final class ReplyPublisher {
     /// Takes over what an older publisher still held when it was replaced
     /// (after a refused final, `Worker.replacePublisher`): its replies not yet
     /// written, in order, ahead of any new one. Its written finals awaiting a
-    /// confirm are not carried over: the worker publishes them again.
+    /// confirm are not carried over: they are settled by the old connection's
+    /// confirms while it closes, or published again if it closes without them.
     func adoptBacklog(of old: ReplyPublisher) throws(AMQPError) {
         precondition(!old.connection.hasUnsentFrames, "a publisher is replaced only once its encoded bytes are written")
-        let carried = old.outbox[old.outboxHead...]
+        // Published here first, taken from the old one only then: a failure leaves the old one whole.
+        for reply in old.outbox[old.outboxHead...] {
+            try publish(reply.kind, body: reply.body, to: reply.address, seq: reply.seq, settling: reply.deliveryTag)
+        }
         old.outbox.removeAll()
         old.outboxHead = 0
         old.outboxBytes = 0
-        for reply in carried {
-            try publish(reply.kind, body: reply.body, to: reply.address, seq: reply.seq, settling: reply.deliveryTag)
-        }
     }
 
     /// The delivery tags of the finals written but not yet confirmed or refused.

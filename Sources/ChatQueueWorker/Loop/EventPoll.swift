@@ -19,6 +19,8 @@ final class EventPoll {
         case consumer
         /// The broker connection that publishes replies and receives their confirms.
         case publisher
+        /// A replaced publisher, read until the broker closes it.
+        case retiringPublisher
         /// The self-pipe of SIGTERM and SIGINT (`SignalDescriptor`).
         case signals
         /// One of libcurl's sockets.

@@ -49,8 +49,16 @@ extension Worker {
     /// Until the nearest timer; not at all while rabbitmq-c holds input
     /// (no wait would report it).
     func waitTimeout(_ session: BrokerSession, now: Deadline) -> Int32 {
-        if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput { return 0 }
-        return timers.waitTimeout(now: now, others: min(supervisor.nextDeadline(), spanExporter?.nextDeadline ?? .never))
+        if session.consumer.hasBufferedInput || session.publisher.hasBufferedInput
+            || session.retiring?.replies.connection.hasBufferedInput == true
+        {
+            return 0
+        }
+        // A replacement waiting for its time, and a retiring publisher's deadline, wake the loop too.
+        var publisherDeadline = session.retiring?.until ?? .never
+        if publisherReplacementWanted { publisherDeadline = min(publisherDeadline, nextPublisherReplacement) }
+        let others = min(supervisor.nextDeadline(), spanExporter?.nextDeadline ?? .never, publisherDeadline)
+        return timers.waitTimeout(now: now, others: others)
     }
 
     /// The one handler of each watched descriptor. A failed or hung-up socket
@@ -63,6 +71,8 @@ extension Worker {
         case .publisher:
             if event.writable { try session.replies.flush() }
             if event.readable { try drainPublisher(session) }
+        case .retiringPublisher:
+            try drainRetiring(session, BrokerSockets(session))
         case .signals:
             handleSignals()
             try throwPendingBrokerFailure()
@@ -83,6 +93,7 @@ extension Worker {
         let heartbeatsDue = timers.heartbeatsDue(now: .now())
         if heartbeatsDue || session.publisher.hasBufferedInput { try drainPublisher(session) }
         if heartbeatsDue || session.consumer.hasBufferedInput { try drainConsumer(session) }
+        if session.retiring?.replies.connection.hasBufferedInput == true { try drainRetiring(session, BrokerSockets(session)) }
     }
 
     /// libcurl's timer, when due: libcurl starts new transfers and handles its own timeouts.
