@@ -15,7 +15,7 @@ extension Worker {
     // MARK: - Arrival
 
     func handleDelivery(_ message: AMQPMessage, session: BrokerSession) throws {
-        guard case .deliver(_, let deliveryTag, let redelivered, _, _) = message.method else { return }
+        guard case .deliver(_, let deliveryTag, let redelivered, _, let routingKey) = message.method else { return }
         counters.received += 1
         let metadata = RequestMetadata(
             properties: message.properties, redelivered: redelivered,
@@ -33,6 +33,7 @@ extension Worker {
             upstream: upstreams[0], logger: logger, receivedAt: now.nanoseconds)
         request.sink = self
         beginTrace(of: request, headers: message.properties.headers, now: now)
+        if exportsSpans { request.trace?.routingKey = routingKey }
         if let timestamp = message.properties.timestamp,
             let wait = QueueWait.seconds(timestamp: timestamp, nowUnixMilliseconds: WallClock.unixMilliseconds())
         {

@@ -61,6 +61,7 @@ struct TraceContextTests {
         "a valid tracestate is kept as it came",
         arguments: [
             "rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", "tenant@system=v", " a=b ,, c=d",
+            "1tenant@sys=v", "a_-*/9=v",
             "k=" + String(repeating: "v", count: 256),
         ])
     func tracestateKept(state: String) {
@@ -71,6 +72,8 @@ struct TraceContextTests {
         "an invalid tracestate is dropped while the traceparent is kept",
         arguments: [
             "", "=v", "k=", "K=v", "k=v=w", "k=a\u{7F}", "k=a\nb", "k\t=v", String(repeating: "a=b,", count: 33),
+            "_k=v", "1k=v", "a@b@c=v", "@sys=v", "tenant@=v", "tenant@1sys=v", "t@" + String(repeating: "s", count: 15) + "=v",
+            "a=1,a=2",
             "k=" + String(repeating: "v", count: 600),
         ])
     func tracestateDropped(state: String) throws {

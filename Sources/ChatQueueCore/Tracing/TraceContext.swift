@@ -114,6 +114,7 @@ public struct TraceContext: Hashable, Sendable {
     static func validTracestate(_ bytes: [UInt8]) -> String? {
         guard !bytes.isEmpty, bytes.count <= maxTracestateBytes else { return nil }
         var members = 0
+        var keys: Set<ArraySlice<UInt8>> = []
         for member in bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
             let trimmed = member.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }
             if trimmed.isEmpty { continue }
@@ -121,7 +122,7 @@ public struct TraceContext: Hashable, Sendable {
             guard let equals = text.firstIndex(of: UInt8(ascii: "=")), equals > 0 else { return nil }
             let key = text[..<equals]
             let value = text[(equals + 1)...]
-            guard key.count <= 256, key.allSatisfy(isKeyByte), !value.isEmpty, value.count <= 256,
+            guard isValidKey(key), keys.insert(key).inserted, !value.isEmpty, value.count <= 256,
                 value.allSatisfy(isValueByte), value.last != 0x20
             else { return nil }
             members += 1
@@ -130,11 +131,31 @@ public struct TraceContext: Hashable, Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// lcalpha, digits, `_ - * / @` (the `@` separates tenant and system ids).
-    private static func isKeyByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x5F || byte == 0x2D
-            || byte == 0x2A || byte == 0x2F || byte == 0x40
+    /// A list member's key: `simple-key` (lcalpha, then up to 255 of lcalpha,
+    /// digits, `_ - * /`), or `tenant@system` (a tenant of 1 to 241 starting
+    /// with lcalpha or a digit, a system of 1 to 14 starting with lcalpha).
+    private static func isValidKey(_ key: ArraySlice<UInt8>) -> Bool {
+        let parts = key.split(separator: UInt8(ascii: "@"), omittingEmptySubsequences: false)
+        switch parts.count {
+        case 1:
+            return isKeyPart(key, maxCount: 256, digitFirst: false)
+        case 2:
+            return isKeyPart(parts[0], maxCount: 241, digitFirst: true)
+                && isKeyPart(parts[1], maxCount: 14, digitFirst: false)
+        default:
+            return false
+        }
     }
+
+    private static func isKeyPart(_ part: ArraySlice<UInt8>, maxCount: Int, digitFirst: Bool) -> Bool {
+        guard let first = part.first, part.count <= maxCount,
+            isLowercase(first) || (digitFirst && isDigit(first))
+        else { return false }
+        return part.allSatisfy { isLowercase($0) || isDigit($0) || $0 == 0x5F || $0 == 0x2D || $0 == 0x2A || $0 == 0x2F }
+    }
+
+    private static func isLowercase(_ byte: UInt8) -> Bool { byte >= 0x61 && byte <= 0x7A }
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
 
     /// Printable ASCII but `,` and `=`; spaces only inside.
     private static func isValueByte(_ byte: UInt8) -> Bool {

@@ -17,6 +17,8 @@ struct RequestTrace {
     let startMonotonic: UInt64
     /// `traceparent` on replies: this trace, the worker's span as the parent.
     let replyTraceparent: String
+    /// The routing key the request was published with (recorded only when spans are exported).
+    var routingKey = ""
     /// The upstream tries, each a child span (recorded only when spans are exported).
     var tries: [Try] = []
     /// Things that happened to the request (retries, first chunk, final), when spans are exported.
@@ -86,6 +88,8 @@ extension RequestTrace {
         var finalType: String
         /// The error reply's code, if it was one.
         var errorCode: String?
+        /// The final was confirmed (else the request was handed back, dead-lettered or lost).
+        var answered = true
         var usage: TokenUsage?
         var endMonotonic: UInt64
     }
@@ -114,7 +118,7 @@ extension RequestTrace {
         }
         if let code = ending.errorCode { attributes.append(Attribute("error.type", .string(code))) }
         let status: FinishedSpan.Status =
-            ending.finalType == "chat.completion" ? .ok : ending.errorCode.map { .error($0) } ?? .unset
+            !ending.answered ? .unset : ending.finalType == "chat.completion" ? .ok : ending.errorCode.map { .error($0) } ?? .unset
         var spans = [
             FinishedSpan(
                 name: "process " + ending.queue, kind: .consumer, traceID: incoming.traceID, spanID: spanID,

@@ -123,6 +123,7 @@ public final class SpanExporter {
     /// Loop thread, O(1): keeps `span` for the next hand-over, or drops and
     /// counts it when `max_queued_spans` are held already.
     public func record(_ span: FinishedSpan) {
+        // After the exit flush nothing is sent any more: such a span counts as not taken (queue_full).
         guard !isShutDown, batch.count + heldByExportThread < options.maxQueuedSpans else {
             droppedQueueFull += 1
             return
@@ -191,6 +192,8 @@ public final class SpanExporter {
         exportSide = channel.figures
         heldByExportThread = channel.held
         channel.lock.unlock()
+        // What the thread did not send in time is dropped, as the figures say.
+        if !finished { exportSide.droppedExportFailed += heldByExportThread }
         return finished
     }
 }

@@ -116,10 +116,10 @@ extension Worker {
         }
         if let exporter = spanExporter, let trace = request.trace, trace.incoming.isSampled {
             let ending = RequestTrace.Ending(
-                queue: settings.queue.name, routingKey: settings.queue.name, requestID: request.metadata.requestID,
+                queue: settings.queue.name, routingKey: trace.routingKey, requestID: request.metadata.requestID,
                 correlationID: request.metadata.correlationID, attempt: request.metadata.attempt,
-                model: TextExcerpt.make(request.model.utf8, limit: 128), finalType: answered ? request.finalType : "none",
-                errorCode: answered ? request.finalError.map { $0.code ?? $0.type } : nil, usage: request.usage,
+                model: TextExcerpt.make(request.model.utf8, limit: 128), finalType: request.finalType,
+                errorCode: request.finalError.map { $0.code ?? $0.type }, answered: answered, usage: request.usage,
                 endMonotonic: now)
             for span in trace.finishedSpans(ending) { exporter.record(span) }
         }
