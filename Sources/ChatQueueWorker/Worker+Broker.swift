@@ -71,6 +71,7 @@ extension Worker {
     /// before their own republish time. When no new connection can be made
     /// the old one stays and the refused finals are tried there.
     func replacePublisherIfWanted(_ session: BrokerSession, _ sockets: inout BrokerSockets) throws {
+        guard publisherReplacementWanted || session.retiring != nil else { return }  // nearly every turn
         let now = Deadline.now()
         if let retiring = session.retiring, now >= retiring.until {
             logger.warning("a replaced publisher did not close in time; giving it up")
