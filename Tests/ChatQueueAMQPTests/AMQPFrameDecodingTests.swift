@@ -27,10 +27,12 @@ struct AMQPFrameDecodingTests {
         #expect(error?.code == .unexpectedFrame)
     }
 
-    @Test("a method without arguments the worker needs none of still decodes (connection.unblocked, others)")
+    @Test("a method without arguments the worker needs none of still decodes (connection.unblocked, connection.close-ok, others)")
     func argumentFreeMethods() throws {
         #expect(try AMQPFrame.decoded(from: methodFrame(CQ_CONNECTION_UNBLOCKED, decoded: nil)) == .method(.connectionUnblocked, channel: 1))
-        #expect(try AMQPFrame.decoded(from: methodFrame(0x000A_0033, decoded: nil)) == .method(.other(id: 0x000A_0033), channel: 1))
+        #expect(try AMQPFrame.decoded(from: methodFrame(0x000A_0033, decoded: nil)) == .method(.connectionCloseOK, channel: 1))
+        // channel.close-ok: nothing the worker acts on.
+        #expect(try AMQPFrame.decoded(from: methodFrame(0x0014_0029, decoded: nil)) == .method(.other(id: 0x0014_0029), channel: 1))
     }
 
     @Test("a content header without decoded properties, or of a class other than basic, is an unexpected frame")
