@@ -105,14 +105,22 @@ extension Worker {
         let lostFinal = returned.properties.type != ReplyKind.chunk.rawValue
         let level: Logger.Level = abandoned || lostFinal ? .warning : .debug
         guard logger.logLevel <= level else { return }
+        var metadata: Logger.Metadata = [
+            "request.id": "\(requestID ?? "?")",
+            "correlation.id": "\(returned.properties.correlationID ?? "")",
+            "reply.type": "\(returned.properties.type ?? "")",
+            "reply.routing_key": "\(replyQueue)",
+        ]
+        // A traced request's reply carries its trace (the worker's span), like its other log lines.
+        if case .string(let traceparent) = headers["traceparent"],
+            let trace = TraceContext.parse(traceparent: traceparent.utf8, tracestate: nil as [UInt8]?)
+        {
+            metadata["trace.id"] = "\(trace.traceID.hex)"
+            metadata["span.id"] = "\(trace.spanID.hex)"
+        }
         logger.log(
             level: level,
             abandoned ? "reply unroutable: the requester's queue is gone; request abandoned" : "reply unroutable",
-            metadata: [
-                "request.id": "\(requestID ?? "?")",
-                "correlation.id": "\(returned.properties.correlationID ?? "")",
-                "reply.type": "\(returned.properties.type ?? "")",
-                "reply.routing_key": "\(replyQueue)",
-            ])
+            metadata: metadata)
     }
 }
