@@ -43,6 +43,9 @@ extension Worker {
             case .method(.ack(let tag, let multiple), _):
                 try settle(session.replies.handleConfirm(deliveryTag: tag, multiple: multiple, confirmed: true), session)
             case .method(.nack(let tag, let multiple, _), _):
+                // A refused chunk too (chunks are not published again): the
+                // channel may be refusing everything, so move before a final is refused.
+                publisherReplacementWanted = true
                 try settle(session.replies.handleConfirm(deliveryTag: tag, multiple: multiple, confirmed: false), session)
             case .method(.connectionBlocked(let reason), _):
                 // A resource alarm: replies wait in the outbox; acks (other connection) go on.
