@@ -102,10 +102,20 @@ extension Worker {
             "the broker refused a final reply; publishing on a new connection",
             metadata: ["broker.url": "\(session.endpoint.redacted)"])
         // What the new connection took over goes out now, not after the next wait.
+        try flushReplies(session, sockets, newlyWatched: true)
+    }
+
+    /// Writes the publisher's replies now and (re)registers its socket for
+    /// what is left, instead of waiting for the next turn's writes.
+    private func flushReplies(_ session: BrokerSession, _ sockets: BrokerSockets, newlyWatched: Bool) throws {
         try session.replies.flush()
-        try poller.watch(
-            sockets.publisher, as: .publisher, readable: !session.publisher.isWaitingForRoom,
-            writable: session.replies.waitsForWritable)
+        let readable = !session.publisher.isWaitingForRoom
+        let writable = session.replies.waitsForWritable
+        if newlyWatched {
+            try poller.watch(sockets.publisher, as: .publisher, readable: readable, writable: writable)
+        } else {
+            try poller.update(sockets.publisher, as: .publisher, readable: readable, writable: writable)
+        }
     }
 
     /// Reads the retiring publisher: confirms and returns of what it carried,
@@ -156,19 +166,15 @@ extension Worker {
         for deliveryTag in unconfirmed {
             guard let request = inFlight[deliveryTag] else { continue }
             if case .publishFinal(let reply, _) = request.machine.finalUnconfirmed() {
-                let kind: ReplyKind = reply.kind == .completion ? .completion : .error
                 try session.replies.publish(
-                    kind, body: reply.body, to: request.address, seq: reply.seq, settling: request.deliveryTag)
+                    ReplyKind(reply.kind), body: reply.body, to: request.address, seq: reply.seq, settling: request.deliveryTag)
             }
         }
         if !unconfirmed.isEmpty {
             logger.notice(
                 "finals left unconfirmed by a replaced publisher published again",
                 metadata: ["replies.count": "\(unconfirmed.count)"])
-            try session.replies.flush()
-            try poller.update(
-                sockets.publisher, as: .publisher, readable: !session.publisher.isWaitingForRoom,
-                writable: session.replies.waitsForWritable)
+            try flushReplies(session, sockets, newlyWatched: false)
         }
     }
 

@@ -217,7 +217,7 @@ extension Worker {
     private func publishFinal(_ reply: RequestStateMachine.FinalReply, of request: InFlightRequest) throws {
         guard let session else { return }
         request.response = nil
-        let kind: ReplyKind = reply.kind == .completion ? .completion : .error
+        let kind = ReplyKind(reply.kind)
         try session.replies.publish(kind, body: reply.body, to: request.address, seq: reply.seq, settling: request.deliveryTag)
         guard reply.publishes == 1 else {
             counters.finalsRepublished += 1

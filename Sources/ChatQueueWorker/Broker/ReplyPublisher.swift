@@ -1,4 +1,5 @@
 import ChatQueueAMQP
+import ChatQueueCore
 
 /// The kinds of reply, sent as the AMQP `type` property.
 enum ReplyKind: String, Sendable {
@@ -7,6 +8,11 @@ enum ReplyKind: String, Sendable {
     case error = "error"
 
     var isFinal: Bool { self != .chunk }
+
+    /// The type of a final reply of the request state machine.
+    init(_ final: RequestStateMachine.FinalKind) {
+        self = final == .completion ? .completion : .error
+    }
 }
 
 /// Where one reply goes and what identifies it on the wire.
